@@ -1,0 +1,5 @@
+import sys
+
+from promptkit.cli import main
+
+sys.exit(main())

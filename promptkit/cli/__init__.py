@@ -1,0 +1,64 @@
+"""The ``promptkit`` command and its ``prompt-lint`` alias.
+
+Each subcommand lives in its own module in this package and exposes
+``register(subparsers)``, which adds an ``argparse`` sub-parser whose
+``func(args) -> int`` runs it.  Exit codes follow ruff: 0 fine, 1 problems
+found, 2 usage or data error.  Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand modules, in the order they appear in --help
+_SUBCOMMANDS = ("parse", "chunks", "normalize", "complete", "tags", "lint", "rule")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from promptkit import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="promptkit",
+        description="A1111-exact prompt tools for SDXL anime models: parse, chunk, normalize, complete, lint.",
+    )
+    parser.add_argument("--version", action="version", version=f"promptkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    seen = set()
+    for name in _SUBCOMMANDS:
+        try:
+            mod = importlib.import_module(f"promptkit.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"promptkit.cli.{name}":
+                continue
+            raise
+        if id(mod) in seen:
+            continue
+        seen.add(id(mod))
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def lint_main(argv: list[str] | None = None) -> int:
+    """``prompt-lint ARGS`` is ``promptkit lint ARGS``."""
+    argv = sys.argv[1:] if argv is None else argv
+    return main(["lint", *argv])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Diagnostics shared by every stage: a code, a message and a source span.
+
+The parser (``promptkit.syntax``) and the linter (``promptkit.lint``) both
+report problems as :class:`Diagnostic`.  Spans are character offsets into the
+prompt text the diagnostic is about (``field`` says which: positive or
+negative).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field as _field
+from typing import Any, NamedTuple
+
+
+class Span(NamedTuple):
+    """Half-open character range ``[start, end)`` in a prompt."""
+
+    start: int
+    end: int
+
+    def __len__(self) -> int:  # type: ignore[override]
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A text edit: replace ``span`` with ``replacement``.  ``safe`` fixes keep meaning."""
+
+    span: Span
+    replacement: str
+    safe: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: str
+    message: str
+    span: Span
+    name: str = ""
+    severity: str = "error"  # error | warning | info
+    field: str = "positive"  # positive | negative | settings
+    fix: Fix | None = None
+    extra: dict[str, Any] = _field(default_factory=dict, compare=False, hash=False)
+
+    def location(self, text: str) -> tuple[int, int]:
+        """1-based (line, column) of the span start in ``text``."""
+        return line_col(text, self.span.start)
+
+
+def line_col(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of character ``offset`` in ``text``."""
+    offset = max(0, min(offset, len(text)))
+    line = text.count("\n", 0, offset) + 1
+    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return line, col
+
+
+def caret_excerpt(text: str, span: Span) -> str:
+    """The source line holding ``span.start`` and a ``^^^`` marker under the span."""
+    start = max(0, min(span.start, len(text)))
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", start)
+    if line_end == -1:
+        line_end = len(text)
+    line = text[line_start:line_end]
+    width = max(1, min(span.end, line_end) - start)
+    return f"{line}\n{' ' * (start - line_start)}{'^' * width}"
+
+
+class PromptSyntaxError(ValueError):
+    """Raised by ``parse(text, strict=True)`` for the first error diagnostic."""
+
+    def __init__(self, diagnostic: Diagnostic, text: str):
+        self.diagnostic = diagnostic
+        self.text = text
+        self.line, self.column = line_col(text, diagnostic.span.start)
+        self.offset = diagnostic.span.start
+        super().__init__(
+            f"{diagnostic.code} {diagnostic.message} at line {self.line}, column {self.column}"
+            f" (offset {self.offset})\n{caret_excerpt(text, diagnostic.span)}"
+        )

@@ -1,0 +1,41 @@
+"""Shared test fixtures: the ../shared folder (third-party data and golden cases)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("PROMPTKIT_SHARED", REPO.parent / "shared"))
+GOLDEN = SHARED / "golden-sample"
+DANBOORU_CSV = SHARED / "tag_data" / "danbooru.csv"
+E621_CSV = SHARED / "tag_data" / "e621.csv"
+
+needs_shared = pytest.mark.skipif(
+    not GOLDEN.is_dir(),
+    reason=f"../shared/golden-sample not found at {GOLDEN} (set PROMPTKIT_SHARED to the shared folder)",
+)
+needs_tags = pytest.mark.skipif(
+    not DANBOORU_CSV.is_file(),
+    reason=f"../shared/tag_data/danbooru.csv not found at {DANBOORU_CSV} (third-party data; set PROMPTKIT_SHARED)",
+)
+
+
+def load_golden(name: str) -> list[dict]:
+    """Rows of ``golden-sample/<name>.jsonl`` (empty when ../shared is absent)."""
+    path = GOLDEN / f"{name}.jsonl"
+    if not path.is_file():
+        return []
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def golden_params(name: str):
+    """pytest parameters, one per golden row, with readable ids; skips when absent."""
+    rows = load_golden(name)
+    if not rows:
+        return [pytest.param(None, marks=pytest.mark.skip(reason=f"golden-sample/{name}.jsonl not found under {SHARED}"))]
+    return [pytest.param(r, id=f"{r['id']}-{r.get('steps', '')}-{r['category']}") for r in rows]
