@@ -1,0 +1,497 @@
+"""CLIP BPE tokenization on the ``tokenizers`` library, offline.
+
+:class:`ClipTokenizer` turns prompt text into CLIP token ids (no BOS/EOS) and
+the character offsets each id came from.  Three text clean-ups decide what
+unusual text becomes:
+
+``"a1111"`` (default)
+    What A1111 feeds SDXL's CLIP-L (transformers 4.x slow ``CLIPTokenizer`` with
+    ftfy): the exact strings ``<|startoftext|>`` / ``<|endoftext|>`` are split
+    out as special tokens first, every other piece goes through
+    ``ftfy.fix_text``, whitespace collapsing, ``str.lower()`` and CLIP's
+    pre-tokenization regex (in which a lower-cased special string is special
+    again).
+``"open_clip"``
+    What A1111 feeds SDXL's OpenCLIP bigG (open_clip ``SimpleTokenizer``):
+    ftfy, ``html.unescape`` twice, strip, whitespace collapsing, lower-case;
+    ``<start_of_text>`` / ``<end_of_text>`` are its special strings (found by
+    the regex only, ``<|endoftext|>`` is plain text there).
+``"hf"``
+    transformers >= 5 ``CLIPTokenizer`` (= ``CLIPTokenizerFast``): NFC,
+    whitespace collapsing, lower-case, no ftfy and no HTML unescaping.
+
+The byte-pair merges themselves always run in Rust (``tokenizers`` BPE
+model).  In the ``a1111``/``open_clip`` modes the clean-up and the
+pre-tokenization regex run in Python exactly as the reference does, and a
+per-word cache sits in front of the BPE model: prompts are made of a few
+thousand distinct Danbooru words, so after warm-up tokenizing a prompt is a
+regex scan plus dictionary look-ups.  The ``hf`` mode runs the whole
+transformers pipeline (normalizer, pre-tokenizer, model) inside ``tokenizers``.
+
+The vocabulary is derived from the bundled ``bpe_simple_vocab_16e6.txt.gz``
+(open_clip, MIT licence in ``promptkit/data/LICENSE-open_clip.txt``): the 256
+byte-level characters, the same with ``</w>``, one token per merge, then the
+two specials — 49,408 ids, ``<|startoftext|>`` = 49406, ``<|endoftext|>`` =
+49407.
+"""
+
+from __future__ import annotations
+
+import difflib
+import gzip
+import html
+import json
+import re
+import threading
+from functools import lru_cache
+from typing import Iterable, Mapping, Sequence
+
+import regex
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
+
+__all__ = ["ClipTokenizer", "CLEAN_MODES", "bytes_to_unicode", "clip_vocab_and_merges"]
+
+CLEAN_MODES = ("a1111", "open_clip", "hf")
+
+BOS_TOKEN = "<|startoftext|>"
+EOS_TOKEN = "<|endoftext|>"
+OPEN_CLIP_BOS = "<start_of_text>"
+OPEN_CLIP_EOS = "<end_of_text>"
+_EOW = "</w>"
+_N_MERGES = 49152 - 256 - 2  # merges CLIP keeps from the file
+
+_WORD_RE = r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
+# CLIP's pre-tokenization (A1111 CLIP-L side; transformers 4.x slow tokenizer).
+_A1111_PAT = regex.compile(r"<\|startoftext\|>|<\|endoftext\|>|" + _WORD_RE, regex.IGNORECASE)
+# open_clip SimpleTokenizer (bigG side): its own specials, found only by this regex.
+_OPEN_CLIP_PAT = regex.compile(r"<start_of_text>|<end_of_text>|" + _WORD_RE, regex.IGNORECASE)
+_WS = re.compile(r"\s+")
+# Text for which ftfy.fix_text is the identity and lower() keeps every offset:
+# printable ASCII and ordinary whitespace, no HTML entity start.
+_SIMPLE = re.compile(r"[\t\n\r\x20-\x25\x27-\x7e]*")
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """CLIP/GPT-2 byte-level alphabet: every byte as a printable character.
+
+    Printable Latin-1 bytes map to themselves, the other 68 bytes to U+0100
+    onwards, in byte order.  The dict's order is the vocabulary order.
+    """
+    keep = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    order = keep[:]
+    chars = keep[:]
+    extra = 0
+    for b in range(256):
+        if b not in keep:
+            order.append(b)
+            chars.append(256 + extra)
+            extra += 1
+    return {b: chr(c) for b, c in zip(order, chars)}
+
+
+_BYTE_ENCODER = bytes_to_unicode()
+_BYTE_TABLE = [_BYTE_ENCODER[b] for b in range(256)]
+
+
+@lru_cache(maxsize=1)
+def clip_vocab_and_merges() -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The CLIP vocabulary (index = id) and merges, derived from the bundled file."""
+    from ._resources import package_data
+
+    path = package_data("bpe_simple_vocab_16e6.txt.gz")
+    with gzip.open(path) as fh:
+        lines = fh.read().decode("utf-8").split("\n")
+    merges = tuple(tuple(line.split()) for line in lines[1 : _N_MERGES + 1])
+    for i, m in enumerate(merges):
+        if len(m) != 2:
+            raise ValueError(f"{path}: malformed merge on line {i + 2}: {lines[i + 1]!r}")
+    base = list(_BYTE_ENCODER.values())
+    vocab = base + [c + _EOW for c in base] + ["".join(m) for m in merges] + [BOS_TOKEN, EOS_TOKEN]
+    return tuple(vocab), merges  # type: ignore[return-value]
+
+
+def _map_bytes(word: str) -> tuple[str, list[int] | None]:
+    """Byte-level form of ``word`` and, for non-ASCII words, byte→char offsets."""
+    if word.isascii():
+        return word, None
+    data = word.encode("utf-8")
+    mapped = "".join([_BYTE_TABLE[b] for b in data])
+    char_of_byte = []
+    for ci, ch in enumerate(word):
+        char_of_byte.extend([ci] * len(ch.encode("utf-8")))
+    char_of_byte.append(len(word))
+    return mapped, char_of_byte
+
+
+def _ftfy(text: str) -> str:
+    import ftfy
+
+    return ftfy.fix_text(text)
+
+
+def _clean_a1111(text: str) -> str:
+    return _WS.sub(" ", _ftfy(text)).strip().lower()
+
+
+def _clean_open_clip(text: str) -> str:
+    text = html.unescape(html.unescape(_ftfy(text))).strip()
+    return _WS.sub(" ", text).strip().lower()
+
+
+def _align(orig: str, cleaned: str) -> list[tuple[int, int]]:
+    """For each char of ``cleaned``, the span of ``orig`` it came from.
+
+    Used only for text the clean-up rewrites (non-ASCII, HTML entities):
+    unchanged stretches map one to one, rewritten stretches map to the whole
+    original stretch they replace.
+    """
+    out: list[tuple[int, int]] = [(0, 0)] * len(cleaned)
+    sm = difflib.SequenceMatcher(None, orig.lower(), cleaned, autojunk=False)
+    for tag, i1, i2, j1, j2 in sm.get_opcodes():
+        if tag == "equal":
+            for k in range(j2 - j1):
+                out[j1 + k] = (i1 + k, i1 + k + 1)
+        elif j2 > j1:
+            for k in range(j1, j2):
+                out[k] = (i1, max(i2, i1))
+    return out
+
+
+class ClipTokenizer:
+    """CLIP BPE tokenizer (ids without BOS/EOS) with character offsets.
+
+    Build one with :meth:`bundled` (the CLIP vocabulary shipped with promptkit)
+    or :meth:`from_hf` (a pipeline's own transformers tokenizer, keeping added
+    textual-inversion tokens).  Instances are thread-safe for reading; the
+    word cache is filled under a lock.
+    """
+
+    def __init__(
+        self,
+        vocab: Sequence[str] | Mapping[str, int],
+        merges: Sequence[tuple[str, str]],
+        *,
+        clean: str = "a1111",
+        added_tokens: Mapping[str, int] | None = None,
+        added_normalized: Iterable[str] = (),
+    ):
+        if clean not in CLEAN_MODES:
+            raise ValueError(f"unknown clean mode {clean!r}; expected one of {', '.join(CLEAN_MODES)}")
+        if isinstance(vocab, Mapping):
+            vocab_map = dict(vocab)
+        else:
+            vocab_map = {tok: i for i, tok in enumerate(vocab)}
+        for special in (BOS_TOKEN, EOS_TOKEN):
+            if special not in vocab_map:
+                raise ValueError(f"CLIP vocabulary lacks the special token {special!r}")
+        self.clean = clean
+        self._vocab = vocab_map
+        self._merges = [tuple(m) for m in merges]
+        self.bos_id = vocab_map[BOS_TOKEN]
+        self.eos_id = vocab_map[EOS_TOKEN]
+        comma = vocab_map.get("," + _EOW)
+        if comma is None:
+            raise ValueError("CLIP vocabulary lacks the comma token ',</w>'")
+        self.comma_id = comma
+        self.added_tokens: dict[str, int] = dict(added_tokens or {})
+        self._added_normalized = frozenset(added_normalized)
+        self._id_to_token: dict[int, str] = {i: t for t, i in vocab_map.items()}
+        for t, i in self.added_tokens.items():
+            self._id_to_token[i] = t
+        self.vocab_size = max(self._id_to_token) + 1
+        # multi-vector textual inversion as loaded by diffusers: NAME, NAME_1, NAME_2, ...
+        self.added_groups: dict[int, tuple[int, ...]] = {}
+        self._expand: dict[str, tuple[int, ...]] = {}
+        for t, i in self.added_tokens.items():
+            group = [i]
+            k = 1
+            while f"{t}_{k}" in self.added_tokens:
+                group.append(self.added_tokens[f"{t}_{k}"])
+                k += 1
+            if len(group) > 1:
+                self.added_groups[i] = tuple(group)
+                self._expand[t] = tuple(group)
+
+        model = models.BPE(
+            vocab=dict(vocab_map),
+            merges=self._merges,
+            continuing_subword_prefix="",
+            end_of_word_suffix=_EOW,
+            fuse_unk=False,
+            unk_token=EOS_TOKEN,
+        )
+        # Bare model: one pre-tokenized word in, its BPE pieces out.
+        self._bpe = Tokenizer(model)
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[tuple[int, ...], tuple[tuple[int, int], ...]]] = {}
+        if clean == "a1111":
+            self._pat = _A1111_PAT
+            self._clean_fn = _clean_a1111
+            for s, i in ((BOS_TOKEN, self.bos_id), (EOS_TOKEN, self.eos_id)):
+                self._cache[s] = ((i,), ((0, len(s)),))
+        elif clean == "open_clip":
+            self._pat = _OPEN_CLIP_PAT
+            self._clean_fn = _clean_open_clip
+            for s, i in ((OPEN_CLIP_BOS, self.bos_id), (OPEN_CLIP_EOS, self.eos_id)):
+                self._cache[s] = ((i,), ((0, len(s)),))
+        else:
+            self._pat = None
+            self._clean_fn = None
+        self._hf: Tokenizer | None = self._build_hf_pipeline(model) if clean == "hf" else None
+        self._split_re = self._build_split_re()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def bundled(cls, clean: str = "a1111") -> "ClipTokenizer":
+        """The CLIP tokenizer from the vocabulary shipped with promptkit (cached per mode)."""
+        if clean not in CLEAN_MODES:
+            raise ValueError(f"unknown clean mode {clean!r}; expected one of {', '.join(CLEAN_MODES)}")
+        return _bundled(clean)
+
+    @classmethod
+    def from_hf(cls, tok, clean: str = "a1111") -> "ClipTokenizer":
+        """Wrap a transformers CLIP tokenizer (slow or fast, e.g. ``pipe.tokenizer_2``).
+
+        Takes its vocabulary and merges and the tokens added to it (textual
+        inversion loaded with ``pipe.load_textual_inversion``; a multi-vector
+        embedding ``NAME``, ``NAME_1``, … expands to all its ids when ``NAME``
+        is written, as diffusers' ``maybe_convert_prompt`` does).  Added tokens
+        that are already part of the CLIP vocabulary — such as the ``!`` pad
+        token of SDXL's ``tokenizer_2`` — are ignored: promptkit follows A1111,
+        where ``!`` is the ordinary token 0.  ``clean`` picks the text
+        clean-up (default A1111's; ``"open_clip"`` for the bigG side).
+        """
+        vocab, merges = _hf_vocab_and_merges(tok)
+        added: dict[str, int] = {}
+        normalized: set[str] = set()
+        decoder = getattr(tok, "added_tokens_decoder", None) or {}
+        for i, at in dict(decoder).items():
+            content = str(getattr(at, "content", at))
+            if content in vocab:
+                continue
+            added[content] = int(i)
+            if getattr(at, "normalized", not getattr(at, "special", False)):
+                normalized.add(content)
+        if not decoder:
+            for content, i in dict(tok.get_added_vocab()).items():
+                if content not in vocab:
+                    added[content] = int(i)
+        return cls(vocab, merges, clean=clean, added_tokens=added, added_normalized=normalized)
+
+    def _build_hf_pipeline(self, model) -> Tokenizer:
+        # The same pipeline transformers >= 5 CLIPTokenizer builds.
+        tk = Tokenizer(model)
+        tk.normalizer = normalizers.Sequence(
+            [normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Lowercase()]
+        )
+        tk.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(
+                    Regex(r"<\|startoftext\|>|<\|endoftext\|>|" + _WORD_RE), behavior="removed", invert=True
+                ),
+                pre_tokenizers.ByteLevel(add_prefix_space=False),
+            ]
+        )
+        tk.decoder = decoders.ByteLevel()
+        specials = [AddedToken(BOS_TOKEN, special=True, normalized=False), AddedToken(EOS_TOKEN, special=True, normalized=False)]
+        tk.add_special_tokens(specials)
+        extra = [
+            AddedToken(t, special=False, normalized=t in self._added_normalized)
+            for t, _ in sorted(self.added_tokens.items(), key=lambda kv: kv[1])
+        ]
+        if extra:
+            tk.add_tokens(extra)
+        return tk
+
+    def _build_split_re(self):
+        """Exact strings split out before clean-up (HF's added-token trie)."""
+        pieces: list[tuple[str, bool]] = []
+        if self.clean == "a1111":
+            pieces += [(BOS_TOKEN, False), (EOS_TOKEN, False)]
+        for t in self.added_tokens:
+            pieces.append((t, t in self._added_normalized))
+        if not pieces:
+            return None
+        pieces.sort(key=lambda p: -len(p[0]))
+        alts = [("(?i:%s)" % re.escape(t)) if norm else re.escape(t) for t, norm in pieces]
+        return re.compile("|".join(alts))
+
+    # ------------------------------------------------------------------ vocabulary
+    def token_to_id(self, token: str) -> int | None:
+        i = self._vocab.get(token)
+        return i if i is not None else self.added_tokens.get(token)
+
+    def id_to_token(self, id: int) -> str | None:
+        return self._id_to_token.get(id)
+
+    def __repr__(self) -> str:
+        extra = f", {len(self.added_tokens)} added" if self.added_tokens else ""
+        return f"ClipTokenizer(clean={self.clean!r}, vocab_size={self.vocab_size}{extra})"
+
+    # ------------------------------------------------------------------ encoding
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` (no BOS/EOS)."""
+        return self.encode_with_offsets(text)[0]
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids for each text (no BOS/EOS); the BPE misses of all texts go to Rust in one batch."""
+        if self._hf is not None:
+            return [e.ids for e in self._hf.encode_batch(list(texts), add_special_tokens=False)]
+        plans = [self._plan(t) for t in texts]
+        self._fill([w for plan in plans for w, _ in plan if w is not None])
+        cache = self._cache
+        out = []
+        for plan in plans:
+            ids: list[int] = []
+            for word, fixed in plan:
+                ids.extend(fixed if word is None else cache[word][0])
+            out.append(ids)
+        return out
+
+    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Token ids and, for each, the ``(start, end)`` character offsets in ``text``."""
+        return self.encode_batch_with_offsets([text])[0]
+
+    def encode_batch_with_offsets(self, texts: Sequence[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        if not isinstance(texts, (list, tuple)):
+            texts = list(texts)
+        for t in texts:
+            if not isinstance(t, str):
+                raise TypeError(f"ClipTokenizer can only encode str, got {type(t).__name__}")
+        if self._hf is not None:
+            encs = self._hf.encode_batch(list(texts), add_special_tokens=False)
+            return [(e.ids, [tuple(o) for o in e.offsets]) for e in encs]
+        plans = [self._plan(t, with_offsets=True) for t in texts]
+        self._fill([w for plan in plans for w, *_ in plan if w is not None])
+        cache = self._cache
+        out = []
+        for plan in plans:
+            ids: list[int] = []
+            offs: list[tuple[int, int]] = []
+            for word, fixed, start, span_map in plan:
+                if word is None:
+                    ids.extend(fixed)
+                    offs.extend([span_map] * len(fixed))
+                    continue
+                wids, woffs = cache[word]
+                ids.extend(wids)
+                if span_map is None:
+                    offs.extend([(start + a, start + b) for a, b in woffs])
+                else:
+                    for a, b in woffs:
+                        lo = span_map[a][0] if a < len(span_map) else span_map[-1][1]
+                        hi = span_map[b - 1][1] if b > a else lo
+                        offs.append((lo, max(lo, hi)))
+            out.append((ids, offs))
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _plan(self, text: str, with_offsets: bool = False) -> list:
+        """Pre-tokenize ``text``: a list of (word, None, ...) to look up in the
+        cache, or (None, ids, ...) for added/special tokens.
+
+        With offsets each entry is ``(word, ids, start, span_map)`` where
+        either ``start`` is the word's offset in ``text`` (clean-up kept it in
+        place) or ``span_map`` gives each char of the word its span in ``text``.
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"ClipTokenizer can only encode str, got {type(text).__name__}")
+        plan: list = []
+        split = self._split_re
+        if split is None or not (m := split.search(text)):
+            self._plan_piece(text, 0, plan, with_offsets)
+            return plan
+        pos = 0
+        while m:
+            if m.start() > pos:
+                self._plan_piece(text[pos : m.start()], pos, plan, with_offsets)
+            ids = self._special_ids(m.group(0))
+            span = (m.start(), m.end())
+            plan.append((None, ids, 0, span) if with_offsets else (None, ids))
+            pos = m.end()
+            m = split.search(text, pos)
+        if pos < len(text):
+            self._plan_piece(text[pos:], pos, plan, with_offsets)
+        return plan
+
+    def _special_ids(self, s: str) -> tuple[int, ...]:
+        if s == BOS_TOKEN:
+            return (self.bos_id,)
+        if s == EOS_TOKEN:
+            return (self.eos_id,)
+        if s in self.added_tokens:
+            return self._expand.get(s, (self.added_tokens[s],))
+        low = s.lower()
+        for t, i in self.added_tokens.items():
+            if t.lower() == low and t in self._added_normalized:
+                return self._expand.get(t, (i,))
+        raise AssertionError(f"unexpected split token {s!r}")  # pragma: no cover
+
+    def _plan_piece(self, piece: str, base: int, plan: list, with_offsets: bool) -> None:
+        pat = self._pat
+        if _SIMPLE.fullmatch(piece):
+            # ftfy and html.unescape are the identity here and lower() keeps
+            # offsets; whitespace collapsing never changes regex matches.
+            low = piece.lower()
+            if with_offsets:
+                for m in pat.finditer(low):
+                    plan.append((m.group(0), None, base + m.start(), None))
+            else:
+                for w in pat.findall(low):
+                    plan.append((w, None))
+            return
+        cleaned = self._clean_fn(piece)
+        if not with_offsets:
+            for w in pat.findall(cleaned):
+                plan.append((w, None))
+            return
+        align = _align(piece, cleaned)
+        for m in pat.finditer(cleaned):
+            span_map = [(base + a, base + b) for a, b in align[m.start() : m.end()]]
+            plan.append((m.group(0), None, 0, span_map))
+
+    def _fill(self, words: list[str]) -> None:
+        cache = self._cache
+        missing = list(dict.fromkeys(w for w in words if w not in cache))
+        if not missing:
+            return
+        mapped = [_map_bytes(w) for w in missing]
+        encs = self._bpe.encode_batch([[m] for m, _ in mapped], is_pretokenized=True, add_special_tokens=False)
+        with self._lock:
+            for w, (_, char_of_byte), e in zip(missing, mapped, encs):
+                if char_of_byte is None:
+                    offs = tuple((a, b) for a, b in e.offsets)
+                else:
+                    offs = tuple((char_of_byte[a], char_of_byte[b] if b < len(char_of_byte) else len(w)) for a, b in e.offsets)
+                    offs = tuple((a, b if b > a else a + 1) for a, b in offs)
+                cache[w] = (tuple(e.ids), offs)
+
+
+@lru_cache(maxsize=None)
+def _bundled(clean: str) -> ClipTokenizer:
+    vocab, merges = clip_vocab_and_merges()
+    return ClipTokenizer(vocab, merges, clean=clean)
+
+
+def _hf_vocab_and_merges(tok) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Base vocabulary (without added tokens) and merges of a transformers CLIP tokenizer."""
+    encoder = getattr(tok, "encoder", None)
+    ranks = getattr(tok, "bpe_ranks", None)
+    if isinstance(encoder, dict) and isinstance(ranks, dict):  # transformers 4.x slow CLIPTokenizer
+        merges = [pair for pair, _ in sorted(ranks.items(), key=lambda kv: kv[1])]
+        return dict(encoder), [tuple(p) for p in merges]
+    backend = getattr(tok, "backend_tokenizer", None) or getattr(tok, "_tokenizer", None)
+    if not isinstance(backend, Tokenizer):
+        raise TypeError(
+            f"ClipTokenizer.from_hf needs a transformers CLIP tokenizer, got {type(tok).__name__}"
+        )
+    data = json.loads(backend.to_str())
+    model = data.get("model") or {}
+    if model.get("type") != "BPE":
+        raise TypeError(f"ClipTokenizer.from_hf needs a BPE (CLIP) tokenizer, got model type {model.get('type')!r}")
+    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model.get("merges", [])]
+    return dict(model["vocab"]), merges  # type: ignore[return-value]
