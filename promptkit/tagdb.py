@@ -1,0 +1,800 @@
+"""The Danbooru/e621 tag database: loading, look-ups and autocomplete.
+
+Data format (the CSV the autocomplete extensions use, no header)::
+
+    name,category,post_count,"alias1,alias2"
+
+Names and aliases are in underscore form.  Danbooru categories are 0 general,
+1 artist, 3 copyright, 4 character, 5 meta; e621 numbers its own (0 general,
+1 artist, 2 contributor, 3 copyright, 4 character, 5 species, 6 invalid,
+7 meta, 8 lore) and the merged list shifts e621's by 7.  Several files can be
+loaded together; every tag keeps its source and the first file wins when a
+name appears twice.
+
+Look-up keys are lowercase with underscores as spaces (``long hair``); the
+completion index additionally treats ``-`` as a space.  Parsed files are
+cached in the user cache directory, keyed by the files' content hash, so a
+warm start only unpickles compact arrays.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import hashlib
+import heapq
+import io
+import os
+import pickle
+import sys
+import tempfile
+from array import array
+from itertools import repeat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, NamedTuple, Sequence, Union
+
+from ._resources import tag_data_dir
+
+__all__ = [
+    "Tag",
+    "TagDB",
+    "TagDataError",
+    "Suggestion",
+    "SourceInfo",
+    "CATEGORIES",
+    "tag_key",
+    "fold_key",
+    "format_tag",
+    "kaomoji",
+    "cache_dir",
+    "downloaded_path",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: category names in code order (the index is the internal code)
+CATEGORIES = (
+    "general", "artist", "copyright", "character", "meta",
+    "contributor", "species", "invalid", "lore", "unknown",
+)
+_CAT = {name: i for i, name in enumerate(CATEGORIES)}
+_DANBOORU_CATS = {0: "general", 1: "artist", 3: "copyright", 4: "character", 5: "meta"}
+_E621_CATS = {
+    0: "general", 1: "artist", 2: "contributor", 3: "copyright", 4: "character",
+    5: "species", 6: "invalid", 7: "meta", 8: "lore",
+}
+_INDEX_VERSION = 3
+
+
+class TagDataError(ValueError):
+    """A tag file that cannot be read, or a malformed row (``path:line: problem``)."""
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None):
+        where = f"{path}:{line}: " if path and line else (f"{path}: " if path else "")
+        super().__init__(f"{where}{message}")
+        self.path = path
+        self.line = line
+        self.problem = message
+
+
+class Tag(NamedTuple):
+    """One tag: canonical underscore ``name``, ``category`` name, ``post_count``, ``aliases``, ``source``."""
+
+    name: str
+    category: str
+    post_count: int
+    aliases: tuple[str, ...]
+    source: str
+
+    @property
+    def key(self) -> str:
+        return tag_key(self.name)
+
+
+class Suggestion(NamedTuple):
+    """One autocomplete hit.
+
+    ``tag`` is the canonical underscore name, ``insert_text`` the text to put
+    in the prompt for the profile/backend, ``alias`` the alias that matched
+    (``None`` unless the hit came through an alias), ``kind`` one of
+    ``exact``, ``prefix``, ``word``, ``alias``, ``fuzzy``.
+    """
+
+    tag: str
+    insert_text: str
+    category: str
+    post_count: int
+    alias: str | None
+    source: str
+    kind: str
+    score: float = 100.0
+
+    def display(self) -> str:
+        head = f"{self.alias} → {self.tag}" if self.alias else self.tag
+        return f"{head} ({self.category}, {self.post_count})"
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Which tag list is in use: ``origin`` is path|env|config|downloaded|builtin."""
+
+    origin: str
+    paths: tuple[str, ...]
+    sources: tuple[str, ...]
+    tag_count: int
+    skipped_rows: int = 0
+    from_cache: bool = False
+    per_source: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        what = {
+            "path": "explicit path",
+            "env": "PROMPTKIT_TAGS",
+            "config": "promptkit config file",
+            "downloaded": "downloaded list (promptkit tags download)",
+            "builtin": "built-in starter list",
+        }.get(self.origin, self.origin)
+        return f"{what}: {', '.join(self.paths)} ({self.tag_count} tags)"
+
+
+# ---------------------------------------------------------------------------
+# keys and prompt spellings
+
+
+def tag_key(text: str) -> str:
+    """Look-up key: lowercase, ``_`` → space, whitespace collapsed (no unescaping)."""
+    key = text.lower().replace("_", " ")
+    if "  " in key or key[:1] == " " or key[-1:] == " " or "\t" in key or "\n" in key:
+        key = " ".join(key.split())
+    return key
+
+
+def unescape(text: str) -> str:
+    """Resolve A1111 backslash escapes (``\\(`` → ``(``; a lone backslash is dropped)."""
+    if "\\" not in text:
+        return text
+    out = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\\":
+            if i + 1 < n:
+                out.append(text[i + 1])
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def fold_key(text: str) -> str:
+    """Completion key: :func:`tag_key` that also treats ``-`` as a space."""
+    return tag_key(text.replace("-", " "))
+
+
+def _fold_query(query: str) -> str:
+    q = unescape(query).lower().replace("_", " ").replace("-", " ")
+    trailing = q[-1:] == " " and q.strip() != ""
+    q = " ".join(q.split())
+    return q + " " if trailing else q
+
+
+_KAOMOJI: frozenset[str] | None = None
+
+
+def kaomoji() -> frozenset[str]:
+    """The emoticon tags that keep their underscores (``^_^``, ``o_o``…), from ``tag_data/kaomoji.txt``."""
+    global _KAOMOJI
+    if _KAOMOJI is None:
+        path = tag_data_dir() / "kaomoji.txt"
+        words = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                words.append(line)
+        _KAOMOJI = frozenset(words)
+    return _KAOMOJI
+
+
+_A1111_SPECIAL = {"(": "\\(", ")": "\\)", "[": "\\[", "]": "\\]", "\\": "\\\\"}
+_COMFY_SPECIAL = {"(": "\\(", ")": "\\)"}
+
+
+def escape(text: str, backend: str = "a1111") -> str:
+    """Escape literal text for a backend (A1111: ``( ) [ ] \\``; ComfyUI: ``( )``; diffusers as A1111)."""
+    table = _COMFY_SPECIAL if backend == "comfy" else _A1111_SPECIAL
+    if not any(ch in text for ch in table):
+        return text
+    return "".join(table.get(ch, ch) for ch in text)
+
+
+def format_tag(name: str, profile=None, backend: str = "a1111", *, category: str | None = None) -> str:
+    """Prompt text for a canonical tag: spaces (except kaomoji and the profile's
+    underscore tokens), escaped for the backend, artist prefix when the profile wants one."""
+    from .profiles import load_profile
+
+    prof = load_profile(profile) if profile is not None else None
+    low = name.lower()
+    keep = low in kaomoji() or (prof is not None and tag_key(low) in prof.keep_underscore_keys)
+    if prof is not None and prof.tag_format == "underscores":
+        text = low.replace(" ", "_")
+    elif keep:
+        text = low
+    elif prof is not None and prof.tag_format == "dashes":
+        text = low.replace("_", "-")
+    else:
+        text = low.replace("_", " ")
+    text = escape(text, backend)
+    if category == "artist" and prof is not None and prof.artist_prefix:
+        text = prof.artist_prefix + text
+    return text
+
+
+# ---------------------------------------------------------------------------
+# locations
+
+
+def cache_dir() -> Path:
+    """promptkit's cache folder (``PROMPTKIT_CACHE_DIR`` or the platform user cache dir)."""
+    env = os.environ.get("PROMPTKIT_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("promptkit", appauthor=False))
+
+
+def config_path() -> Path:
+    env = os.environ.get("PROMPTKIT_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("promptkit", appauthor=False)) / "config.toml"
+
+
+def downloaded_path(source: str = "danbooru") -> Path:
+    """Where ``promptkit tags download --source SOURCE`` stores its list."""
+    return cache_dir() / "tags" / f"{source}.csv"
+
+
+def builtin_path() -> Path:
+    return tag_data_dir() / "starter.csv"
+
+
+def _config_tags() -> list[str] | None:
+    path = config_path()
+    if not path.is_file():
+        return None
+    if sys.version_info >= (3, 11):
+        import tomllib as toml
+    else:  # pragma: no cover
+        import tomli as toml
+    try:
+        data = toml.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, toml.TOMLDecodeError) as exc:
+        raise TagDataError(f"cannot read config: {exc}", str(path)) from None
+    value = data.get("tags", {})
+    if isinstance(value, dict):
+        value = value.get("path")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise TagDataError("'tags.path' must be a path or a list of paths", str(path))
+
+
+# ---------------------------------------------------------------------------
+# parsing
+
+
+def _source_name(path: Path) -> str:
+    stem = path.stem.lower()
+    if "merged" in stem:
+        return "merged"
+    if "e621" in stem:
+        return "e621"
+    if "danbooru" in stem:
+        return "danbooru"
+    if path.parent == tag_data_dir() and stem == "starter":
+        return "builtin"
+    return stem
+
+
+class _Table(NamedTuple):
+    names: list
+    cats: bytes
+    counts: array
+    aliases: list
+    srcs: bytes          # index into source names of the table
+    source_names: list
+    skipped: int
+    first_error: tuple | None   # (line, message) of the first malformed row
+
+
+def _decode(data: bytes, path: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise TagDataError(f"not UTF-8 text ({exc.reason})", path, line) from None
+
+
+def _parse_csv(data: bytes, path: str, source: str, strict: bool) -> _Table:
+    """Parse one tag file.  A column-wise fast path handles well-formed files;
+    anything unusual goes through the row-by-row parser that reports lines."""
+    text = _decode(data, path)
+    fast = _parse_fast(text, source)
+    if fast is not None:
+        return fast
+    return _parse_rows(text, path, source, strict)
+
+
+def _catmaps(source: str):
+    catmap = _E621_CATS if source == "e621" else _DANBOORU_CATS
+    return {k: _CAT[v] for k, v in catmap.items()}, {k + 7: _CAT[v] for k, v in _E621_CATS.items()}
+
+
+def _parse_fast(text: str, source: str) -> _Table | None:
+    if source == "merged":
+        return None
+    lines = text.splitlines()
+    plain = [ln for ln in lines if '"' not in ln]
+    quoted = [ln for ln in lines if '"' in ln] if len(plain) != len(lines) else []
+    if not plain or set(map(str.count, plain, repeat(","))) != {3}:
+        return None
+    flat = ",".join(plain).split(",")
+    names, cat_col, count_col, aliases = flat[0::4], flat[1::4], flat[2::4], flat[3::4]
+    for ln in quoted:
+        try:
+            parts = next(csv.reader([ln], strict=True))
+        except csv.Error:
+            return None
+        if len(parts) != 4:
+            return None
+        names.append(parts[0])
+        cat_col.append(parts[1])
+        count_col.append(parts[2])
+        aliases.append(parts[3])
+    code, _ = _catmaps(source)
+    by_text = {str(k): v for k, v in code.items()}
+    try:
+        cats = bytes(map(by_text.__getitem__, cat_col))
+        counts = array("q", map(int, count_col))
+    except (KeyError, ValueError, OverflowError):
+        return None
+    if (counts and min(counts) < 0) or min(map(len, names)) == 0:
+        return None
+    joined = "\n".join(names)
+    if joined != joined.lower() or joined != joined.strip() or " \n" in joined or "\n " in joined:
+        return None
+    return _Table(names, cats, counts, aliases, bytes(len(names)), [source], 0, None)
+
+
+def _parse_rows(text: str, path: str, source: str, strict: bool) -> _Table:
+    merged = source == "merged"
+    source_names = ["danbooru", "e621"] if merged else [source]
+    names: list[str] = []
+    cats = bytearray()
+    counts = array("q")
+    aliases: list[str] = []
+    srcs = bytearray()
+    skipped = 0
+    first_error = None
+    cat_code, e621_code = _catmaps(source)
+    unknown = _CAT["unknown"]
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        problem = None
+        if '"' in line:
+            try:
+                parts = next(csv.reader([line], strict=True))
+            except csv.Error as exc:
+                parts = None
+                problem = f"malformed CSV row ({exc})"
+        else:
+            parts = line.split(",", 3)
+        if parts is not None:
+            if len(parts) < 3:
+                problem = f"expected name,category,post_count[,aliases] — got {len(parts)} column(s)"
+            elif len(parts) > 4:
+                problem = f"expected at most 4 columns, got {len(parts)}"
+            elif not parts[0].strip():
+                problem = "empty tag name"
+            else:
+                try:
+                    cat = int(parts[1])
+                    count = int(parts[2]) if parts[2] != "" else 0
+                except ValueError:
+                    problem = f"category and post count must be integers, got {parts[1]!r}, {parts[2]!r}"
+                else:
+                    if count < 0:
+                        problem = f"negative post count {count}"
+        if problem is not None:
+            if strict:
+                raise TagDataError(problem, path, lineno)
+            skipped += 1
+            if first_error is None:
+                first_error = (lineno, problem)
+            continue
+        src = 0
+        if merged and cat >= 7:
+            code = e621_code.get(cat, unknown)
+            src = 1
+        else:
+            code = cat_code.get(cat, unknown)
+        names.append(parts[0].strip().lower())
+        cats.append(code)
+        counts.append(count)
+        aliases.append(parts[3] if len(parts) > 3 else "")
+        srcs.append(src)
+    return _Table(names, bytes(cats), counts, aliases, bytes(srcs), source_names, skipped, first_error)
+
+
+# ---------------------------------------------------------------------------
+# the database
+
+
+class TagDB:
+    """A tag database (see module docs).  Build with :meth:`load`."""
+
+    def __init__(self):
+        self._names: list[str] = []
+        self._cats = bytearray()
+        self._counts: list[int] = []
+        self._aliases: list[str] = []
+        self._srcs = bytearray()
+        self._source_names: list[str] = []
+        self._key: dict[str, int] = {}
+        self._dups: dict[str, list[int]] = {}
+        self._alias: dict[str, object] = {}      # alias key -> idx, or tuple of idx when ambiguous
+        self._fold: dict[str, int] | None = None
+        self._complete = None
+        self._hash = ""
+        self.source_info = SourceInfo("empty", (), (), 0)
+
+    # -- loading ----------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        path: PathLike | Sequence[PathLike] | None = None,
+        strict: bool = True,
+        *,
+        cache: bool = True,
+    ) -> "TagDB":
+        """Load tag lists.
+
+        ``path``: a CSV file or a list of files.  Without it, the first of:
+        ``PROMPTKIT_TAGS`` (paths separated by ``os.pathsep``), ``tags.path``
+        in the user config file, the lists fetched by ``promptkit tags
+        download``, the built-in starter list.  ``strict=False`` skips
+        malformed rows (counted in ``source_info.skipped_rows``); strict
+        raises :class:`TagDataError` naming file and line.
+        """
+        origin = "path"
+        if path is None:
+            env = os.environ.get("PROMPTKIT_TAGS", "").strip()
+            if env:
+                paths = [p for p in env.split(os.pathsep) if p]
+                origin = "env"
+            else:
+                paths = _config_tags()
+                if paths:
+                    origin = "config"
+                else:
+                    found = [downloaded_path(s) for s in ("danbooru", "e621") if downloaded_path(s).is_file()]
+                    if found:
+                        paths, origin = [str(p) for p in found], "downloaded"
+                    else:
+                        paths, origin = [str(builtin_path())], "builtin"
+        elif isinstance(path, (str, os.PathLike)):
+            paths = [path]
+        else:
+            paths = list(path)
+            if not paths:
+                raise TagDataError("no tag files given")
+        files = [Path(os.fspath(p)).expanduser() for p in paths]
+        blobs = []
+        for f in files:
+            try:
+                blobs.append(f.read_bytes())
+            except FileNotFoundError:
+                hint = " (from PROMPTKIT_TAGS)" if origin == "env" else ""
+                raise TagDataError(f"tag file not found{hint}", str(f)) from None
+            except OSError as exc:
+                raise TagDataError(f"cannot read tag file: {exc.strerror or exc}", str(f)) from None
+        db = cls._from_blobs(files, blobs, strict, cache)
+        per = {}
+        for f, n in zip(files, db._per_file_counts):
+            per[str(f)] = n
+        db.source_info = SourceInfo(
+            origin=origin,
+            paths=tuple(str(f) for f in files),
+            sources=tuple(db._source_names),
+            tag_count=len(db._names),
+            skipped_rows=db._skipped,
+            from_cache=db._from_cache,
+            per_source=per,
+        )
+        return db
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Sequence], source: str = "custom") -> "TagDB":
+        """Build a database from ``(name, category_code, post_count[, aliases])`` rows (tests, scripts)."""
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        for r in rows:
+            w.writerow(list(r))
+        table = _parse_csv(buf.getvalue().encode(), f"<{source}>", source, True)
+        db = cls()
+        db._assemble([table])
+        db._per_file_counts = [len(table.names)]
+        db._skipped, db._from_cache = 0, False
+        db.source_info = SourceInfo("rows", (f"<{source}>",), (source,), len(db._names))
+        return db
+
+    @classmethod
+    def _from_blobs(cls, files: list[Path], blobs: list[bytes], strict: bool, use_cache: bool) -> "TagDB":
+        h = hashlib.blake2b(digest_size=16)
+        h.update(f"v{_INDEX_VERSION}".encode())
+        sources = []
+        for f, b in zip(files, blobs):
+            src = _source_name(f)
+            sources.append(src)
+            h.update(src.encode() + b"\0" + hashlib.blake2b(b, digest_size=16).digest())
+        digest = h.hexdigest()
+        idx_path = cache_dir() / "index" / f"{digest}.pkl"
+        db = cls()
+        db._hash = digest
+        if use_cache:
+            state = _read_cache(idx_path)
+            if state is not None:
+                db.__dict__.update(state)
+                db._fold = None
+                db._complete = None
+                db._from_cache = True
+                if strict and db._first_error is not None:
+                    path_i, line, msg = db._first_error
+                    raise TagDataError(msg, str(files[path_i]), line)
+                return db
+        tables = []
+        first_error = None
+        for i, (f, b, src) in enumerate(zip(files, blobs, sources)):
+            t = _parse_csv(b, str(f), src, strict)
+            if t.first_error and first_error is None:
+                first_error = (i, *t.first_error)
+            if not t.names and b.strip():
+                raise TagDataError("no valid rows", str(f))
+            tables.append(t)
+        db._assemble(tables)
+        db._per_file_counts = [len(t.names) for t in tables]
+        db._skipped = sum(t.skipped for t in tables)
+        db._first_error = first_error
+        db._from_cache = False
+        if use_cache:
+            _write_cache(idx_path, db._state())
+        return db
+
+    _STATE_FIELDS = (
+        "_names", "_cats", "_counts", "_aliases", "_srcs", "_source_names", "_key", "_dups", "_alias",
+        "_per_file_counts", "_skipped", "_first_error", "_hash",
+    )
+
+    def _state(self) -> dict:
+        return {k: getattr(self, k) for k in self._STATE_FIELDS}
+
+    def _assemble(self, tables: list[_Table]) -> None:
+        names, cats, counts, aliases, srcs, source_names = [], bytearray(), [], [], bytearray(), []
+        for t in tables:
+            offset = []
+            for s in t.source_names:
+                if s not in source_names:
+                    source_names.append(s)
+                offset.append(source_names.index(s))
+            names.extend(t.names)
+            cats.extend(t.cats)
+            counts.extend(t.counts)
+            aliases.extend(t.aliases)
+            if offset == list(range(len(offset))):
+                srcs.extend(t.srcs)
+            else:
+                srcs.extend(bytes(offset[s] for s in t.srcs))
+        self._names, self._cats, self._counts, self._aliases = names, cats, counts, aliases
+        self._srcs, self._source_names = srcs, source_names
+        joined = "\n".join(names).replace("_", " ")
+        keys = joined.split("\n")
+        if "  " in joined or " \n" in joined or "\n " in joined or joined[:1] == " " or joined[-1:] == " ":
+            keys = [" ".join(k.split()) for k in keys]
+        n = len(keys)
+        key = dict(zip(reversed(keys), range(n - 1, -1, -1)))   # first occurrence wins
+        dups: dict[str, list[int]] = {}
+        if len(key) != n:
+            for i, k in enumerate(keys):
+                if key[k] != i:
+                    dups.setdefault(k, []).append(i)
+        self._key, self._dups = key, dups
+        alias: dict[str, object] = {}
+        alias_src: dict[str, int] = {}
+        for i, raw in enumerate(aliases):
+            if not raw:
+                continue
+            src = srcs[i]
+            target = key.get(keys[i], i)
+            for a in raw.split(","):
+                a = a.strip()
+                if not a:
+                    continue
+                ak = tag_key(a)
+                prev = alias.get(ak)
+                if prev is None:
+                    alias[ak] = target
+                    alias_src[ak] = src
+                elif alias_src[ak] != src or prev == target:
+                    continue
+                elif isinstance(prev, tuple):
+                    if target not in prev:
+                        alias[ak] = prev + (target,)
+                else:
+                    alias[ak] = (prev, target)
+        self._alias = alias
+
+    # -- look-ups ---------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: str) -> bool:
+        return self.get(name) is not None
+
+    def __repr__(self) -> str:
+        return f"<TagDB {len(self)} tags from {', '.join(self._source_names) or 'nothing'}>"
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(self._source_names)
+
+    def _tag(self, i: int) -> Tag:
+        raw = self._aliases[i]
+        al = tuple(a for a in raw.split(",") if a) if raw else ()
+        return Tag(self._names[i], CATEGORIES[self._cats[i]], self._counts[i], al, self._source_names[self._srcs[i]])
+
+    def _index(self, name: str) -> int | None:
+        k = tag_key(name)
+        i = self._key.get(k)
+        if i is None and "\\" in name:
+            i = self._key.get(tag_key(unescape(name)))
+        if i is None and "-" in k:
+            if self._fold is None:
+                self._fold = {}
+                for kk, ii in self._key.items():
+                    if "-" in kk:
+                        self._fold.setdefault(" ".join(kk.replace("-", " ").split()), ii)
+            i = self._fold.get(" ".join(k.replace("-", " ").split()))
+        return i
+
+    def get(self, name: str) -> Tag | None:
+        """The tag spelled ``name`` (any case, spaces/underscores, A1111 escapes), or ``None``.
+
+        Aliases are not followed (see :meth:`resolve`)."""
+        i = self._index(name)
+        return None if i is None else self._tag(i)
+
+    def resolve(self, name: str) -> Tag | None:
+        """Like :meth:`get`, then through an unambiguous alias (``1girls`` → ``1girl``)."""
+        i = self._index(name)
+        if i is not None:
+            return self._tag(i)
+        target = self._alias_target(name)
+        return None if target is None or isinstance(target, tuple) else self._tag(target)
+
+    def _alias_target(self, name: str):
+        k = tag_key(name)
+        t = self._alias.get(k)
+        if t is None and "\\" in name:
+            t = self._alias.get(tag_key(unescape(name)))
+        return t
+
+    def alias_targets(self, name: str) -> list[Tag]:
+        """Every tag ``name`` is an alias of (several when the alias is ambiguous)."""
+        t = self._alias_target(name)
+        if t is None:
+            return []
+        return [self._tag(i) for i in (t if isinstance(t, tuple) else (t,))]
+
+    def is_alias(self, name: str) -> bool:
+        """True when ``name`` is an unambiguous alias (not itself a tag) that :meth:`resolve` maps."""
+        return self._index(name) is None and isinstance(self._alias_target(name), int)
+
+    def sources_of(self, name: str) -> tuple[str, ...]:
+        """Every source that has a tag with this name (first-loaded first)."""
+        i = self._index(name)
+        if i is None:
+            return ()
+        k = tag_key(self._names[i])
+        out = [self._source_names[self._srcs[i]]]
+        for j in self._dups.get(k, ()):
+            s = self._source_names[self._srcs[j]]
+            if s not in out:
+                out.append(s)
+        return tuple(out)
+
+    def in_source(self, name: str, source: str) -> Tag | None:
+        """The tag in one particular source (``"danbooru"``, ``"e621"`` …)."""
+        i = self._index(name)
+        if i is None:
+            return None
+        k = tag_key(self._names[i])
+        for j in (i, *self._dups.get(k, ())):
+            if self._source_names[self._srcs[j]] == source:
+                return self._tag(j)
+        return None
+
+    def tags(self, category: str | None = None) -> Iterable[Tag]:
+        """Iterate over the primary tags (optionally one category)."""
+        code = _CAT.get(category) if category else None
+        for i in self._key.values():
+            if code is None or self._cats[i] == code:
+                yield self._tag(i)
+
+    # -- autocomplete -----------------------------------------------------
+    def _completer(self):
+        if self._complete is None:
+            from .complete import CompletionIndex
+
+            self._complete = CompletionIndex(self)
+        return self._complete
+
+    def complete(
+        self,
+        query: str,
+        limit: int = 10,
+        categories: Iterable[str] | None = None,
+        profile=None,
+        backend: str = "a1111",
+        fuzzy: bool = True,
+    ) -> list[Suggestion]:
+        """Autocomplete ``query``: exact, prefix, word-start, then alias hits (each by post
+        count), then a fuzzy fallback when there are fewer than ``limit``."""
+        return self._completer().complete(query, limit, categories, profile, backend, fuzzy)
+
+    def suggest(self, name: str, limit: int = 3) -> list[Tag]:
+        """Close known tags for an unknown ``name`` (alias targets first, then fuzzy matches)."""
+        return self._completer().suggest(name, limit)
+
+
+# ---------------------------------------------------------------------------
+# on-disk index
+
+
+def _read_cache(path: Path):
+    try:
+        with path.open("rb") as fh:
+            state = pickle.load(fh)
+    except FileNotFoundError:
+        return None
+    except Exception:  # a corrupt or foreign cache file is rebuilt, never fatal
+        return None
+    if not isinstance(state, dict) or set(state) != set(TagDB._STATE_FIELDS):
+        return None
+    return state
+
+
+def _write_cache(path: Path, state: dict) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pkl")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+    except OSError:
+        pass  # a read-only cache dir only costs speed
