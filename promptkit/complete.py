@@ -1,0 +1,260 @@
+"""Autocomplete index over a :class:`~promptkit.tagdb.TagDB`.
+
+Three sorted key lists answer every query with two binary searches each:
+
+* tag keys (``long hair``; ``-`` and ``_`` fold to spaces) for exact and prefix hits,
+* every word start inside a tag (``hair`` → ``long hair``, ``blue archive)`` → ``karin (blue archive)``),
+* alias keys (``/lh``, ``longhair``) pointing at their tags.
+
+A prefix range is ranked by post count; ranges larger than ``_SCAN`` entries
+get their top ``_TOPK`` precomputed when the index is built, so a one-letter
+query costs the same as a long one.  Fewer than ``limit`` hits fall back to
+``rapidfuzz`` over the tags that share the query's first letters.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from bisect import bisect_left, bisect_right
+from typing import Iterable
+
+from .tagdb import CATEGORIES, Suggestion, Tag, _fold_query, format_tag, unescape
+
+__all__ = ["CompletionIndex"]
+
+_SCAN = 192        # ranges up to this size are ranked on the fly
+_TOPK = 48         # precomputed hits per large prefix range
+_FUZZY_POOL = 4000  # most popular candidates the fuzzy fallback scores
+_END = "\U0010ffff"
+_WORD_START = re.compile(r"(?<=[ (/])[^ \n]")
+_NEWLINE = re.compile(r"\n")
+
+
+def _fold(key: str) -> str:
+    if "-" in key:
+        return " ".join(key.replace("-", " ").split())
+    return key
+
+
+class _SortedKeys:
+    """Sorted folded keys with aligned tag indices, counts and (for aliases) alias text."""
+
+    __slots__ = ("keys", "idx", "cnt", "extra", "top")
+
+    def __init__(self, keys: list[str], idx: list[int], counts: list[int], extra: list[str] | None = None):
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        self.keys = [keys[o] for o in order]
+        self.idx = [idx[o] for o in order]
+        self.extra = [extra[o] for o in order] if extra is not None else None
+        self.cnt = [counts[i] for i in self.idx]
+        self.top: dict[str, list[int]] = {}
+        self._precompute()
+
+    def _precompute(self) -> None:
+        """Top-``_TOPK`` positions (by post count) of every prefix whose range exceeds ``_SCAN``."""
+        keys, cnt, top = self.keys, self.cnt, self.top
+        pending = [(0, len(keys), 0)]  # (lo, hi, prefix length already shared)
+        while pending:
+            lo, hi, depth = pending.pop()
+            length = depth + 1
+            i = lo
+            while i < hi:
+                key = keys[i]
+                if len(key) < length:
+                    i += 1
+                    continue
+                prefix = key[:length]
+                j = bisect_left(keys, prefix + _END, i, hi)
+                if j - i > _SCAN:
+                    top[prefix] = heapq.nlargest(_TOPK, range(i, j), key=cnt.__getitem__)
+                    pending.append((i, j, length))
+                i = j
+
+    def range(self, q: str) -> tuple[int, int]:
+        keys = self.keys
+        lo = bisect_left(keys, q)
+        return lo, bisect_left(keys, q + _END, lo)
+
+    def best(self, q: str, lo: int, hi: int, want: int, accept=None) -> Iterable[int]:
+        """Positions of the range ``[lo, hi)`` in post-count order (as many as may be needed)."""
+        if hi - lo <= _SCAN:
+            pos = sorted(range(lo, hi), key=self.cnt.__getitem__, reverse=True)
+            return pos
+        cached = self.top.get(q)
+        if cached is not None and accept is None and want <= _TOPK:
+            return cached
+        if cached is not None and accept is not None:
+            # try the popular ones first; fall back to the whole range if the filter drops too many
+            hits = [p for p in cached if accept(self.idx[p])]
+            if len(hits) >= want:
+                return hits
+        if accept is None:
+            return heapq.nlargest(want, range(lo, hi), key=self.cnt.__getitem__)
+        ok = [p for p in range(lo, hi) if accept(self.idx[p])]
+        return heapq.nlargest(want, ok, key=self.cnt.__getitem__)
+
+
+class CompletionIndex:
+    """Built once per :class:`TagDB` on the first ``complete``/``suggest`` call."""
+
+    def __init__(self, db):
+        self.db = db
+        counts = db._counts
+        names = db._names
+        main_idx = list(db._key.values())
+        main_keys = [_fold(k) for k in db._key]
+        # every word start inside a key: after a space, "(" or "/"
+        joined = "\n".join(main_keys)
+        starts = [m.start() for m in _WORD_START.finditer(joined)]
+        line_starts = [0]
+        line_starts.extend(m.end() for m in _NEWLINE.finditer(joined))
+        word_keys, word_idx = [], []
+        for pos in starts:
+            line = bisect_right(line_starts, pos) - 1
+            end = joined.find("\n", pos)
+            word_keys.append(joined[pos:] if end < 0 else joined[pos:end])
+            word_idx.append(main_idx[line])
+        alias_keys, alias_idx, alias_raw = [], [], []
+        for ak, target in db._alias.items():
+            fa = _fold(ak)
+            raw = ak.replace(" ", "_")
+            for t in target if isinstance(target, tuple) else (target,):
+                alias_keys.append(fa)
+                alias_idx.append(t)
+                alias_raw.append(raw)
+        self.main = _SortedKeys(main_keys, main_idx, counts)
+        self.words = _SortedKeys(word_keys, word_idx, counts)
+        self.aliases = _SortedKeys(alias_keys, alias_idx, counts, alias_raw)
+        self._names = names
+        self._pool: list[int] | None = None
+
+    # ------------------------------------------------------------------
+    def complete(self, query, limit=10, categories=None, profile=None, backend="a1111", fuzzy=True):
+        if limit <= 0:
+            return []
+        q = _fold_query(query)
+        if not q.strip():
+            return []
+        from .profiles import load_profile
+
+        prof = load_profile(profile) if profile is not None else None
+        db = self.db
+        cats = db._cats
+        accept = None
+        if categories is not None:
+            if isinstance(categories, str):
+                categories = [categories]
+            codes = set()
+            for c in categories:
+                if c not in CATEGORIES:
+                    raise ValueError(f"unknown tag category {c!r}; expected one of {', '.join(CATEGORIES)}")
+                codes.add(CATEGORIES.index(c))
+            accept = lambda i: cats[i] in codes  # noqa: E731
+        out: list[Suggestion] = []
+        seen: set[int] = set()
+
+        def emit(i: int, kind: str, alias: str | None = None, score: float = 100.0) -> bool:
+            if i in seen or (accept is not None and not accept(i)):
+                return False
+            seen.add(i)
+            name = db._names[i]
+            cat = CATEGORIES[cats[i]]
+            out.append(Suggestion(
+                name, format_tag(name, prof, backend, category=cat), cat, db._counts[i], alias,
+                db._source_names[db._srcs[i]], kind, score,
+            ))
+            return len(out) >= limit
+
+        main = self.main
+        lo, hi = main.range(q)
+        if lo < hi and main.keys[lo] == q:
+            if emit(main.idx[lo], "exact"):
+                return out
+        for p in main.best(q, lo, hi, limit + 1, accept):
+            if main.keys[p] != q and emit(main.idx[p], "prefix"):
+                return out
+        words = self.words
+        lo, hi = words.range(q)
+        if lo < hi:
+            for p in words.best(q, lo, hi, limit + len(seen), accept):
+                if emit(words.idx[p], "word"):
+                    return out
+        al = self.aliases
+        lo, hi = al.range(q)
+        if lo < hi:
+            for p in al.best(q, lo, hi, limit + len(seen), accept):
+                if emit(al.idx[p], "alias", al.extra[p]):
+                    return out
+        if fuzzy and len(out) < limit:
+            for i, score in self._fuzzy(q.strip(), limit * 2 + len(seen)):
+                if emit(i, "fuzzy", None, score):
+                    return out
+        return out
+
+    # ------------------------------------------------------------------
+    def _candidates(self, q: str) -> tuple[list[str], list[int]]:
+        main = self.main
+        for n in (3, 2, 1):
+            if len(q) < n:
+                continue
+            lo, hi = main.range(q[:n])
+            if hi - lo >= 20 or n == 1:
+                break
+        if hi - lo > _FUZZY_POOL:
+            pos = heapq.nlargest(_FUZZY_POOL, range(lo, hi), key=main.cnt.__getitem__)
+            return [main.keys[p] for p in pos], [main.idx[p] for p in pos]
+        return main.keys[lo:hi], main.idx[lo:hi]
+
+    def _fuzzy(self, q: str, want: int, cutoff: float = 72.0) -> list[tuple[int, float]]:
+        from rapidfuzz import fuzz, process
+
+        keys, idx = self._candidates(q)
+        if not keys:
+            return []
+        # compare against the key cut to about the query's length too, so a
+        # half-typed tag with a typo still finds its completion
+        hits = process.extract(q, keys, scorer=fuzz.ratio, limit=want, score_cutoff=cutoff)
+        partial = process.extract(
+            q, [k[: len(q) + 1] for k in keys], scorer=fuzz.ratio, limit=want, score_cutoff=cutoff + 8
+        )
+        best: dict[int, float] = {}
+        for _, score, pos in hits:
+            best[idx[pos]] = max(best.get(idx[pos], 0.0), score)
+        for _, score, pos in partial:
+            best[idx[pos]] = max(best.get(idx[pos], 0.0), score - 5.0)
+        counts = self.db._counts
+        ranked = sorted(best.items(), key=lambda kv: (-round(kv[1]), -counts[kv[0]]))
+        return ranked[:want]
+
+    def suggest(self, name: str, limit: int = 3) -> list[Tag]:
+        db = self.db
+        out: list[Tag] = []
+        seen: set[int] = set()
+        for t in db.alias_targets(name):
+            i = db._index(t.name)
+            if i is not None and i not in seen:
+                seen.add(i)
+                out.append(t)
+        q = _fold_query(unescape(name)).strip()
+        if q and len(out) < limit:
+            squashed = q.replace(" ", "")
+            for i, _ in self._fuzzy(q, limit * 3, cutoff=75.0):
+                if i not in seen:
+                    seen.add(i)
+                    out.append(db._tag(i))
+            # "longhair" → "long hair": a missing space scores well below the cutoff for short tags
+            if len(out) < limit and " " not in q:
+                for i in self._split_words(squashed):
+                    if i not in seen:
+                        seen.add(i)
+                        out.append(db._tag(i))
+        return out[:limit]
+
+    def _split_words(self, squashed: str) -> list[int]:
+        found = []
+        for cut in range(1, len(squashed)):
+            i = self.db._key.get(squashed[:cut] + " " + squashed[cut:])
+            if i is not None:
+                found.append(i)
+        return found
