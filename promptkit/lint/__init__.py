@@ -1,0 +1,243 @@
+"""prompt-lint: a ruff-style linter for A1111 prompts for SDXL anime models.
+
+>>> import promptkit as pk
+>>> [d.code for d in pk.lint("1girl, (smile, blue eyes", profile="illustrious")]
+['PK101']
+
+``lint`` returns :class:`~promptkit.diagnostics.Diagnostic` objects (the same
+class the parser uses) with ``code``, ``name``, ``severity``, ``message``,
+``field`` (positive / negative / settings), ``span`` and ``fix``.  ``fix``
+applies fixes and re-lints until nothing applicable is left.  The rules live in
+``promptkit.lint.rules`` (one class each; ``promptkit rule PK301`` prints the
+documentation generated from it).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from promptkit.diagnostics import Diagnostic
+
+from .context import BACKENDS, LintContext
+from .fixes import applicable, apply_fixes
+from .registry import RULES, Example, Rule, all_rules, get_rule, register
+from .selection import SelectorError, resolve
+
+__all__ = [
+    "lint",
+    "fix",
+    "FixResult",
+    "LintError",
+    "Rule",
+    "Example",
+    "all_rules",
+    "get_rule",
+    "register",
+    "default_db",
+]
+
+_DB_CACHE: dict[str, Any] = {}
+
+_FIELD_ORDER = {"positive": 0, "negative": 1, "settings": 2}
+
+
+class LintError(ValueError):
+    """Bad arguments to :func:`lint` (unknown backend, profile or selector)."""
+
+
+def default_db():
+    """``TagDB.load()`` once per process (``PROMPTKIT_TAGS`` chooses the list)."""
+    key = os.environ.get("PROMPTKIT_TAGS", "")
+    if key not in _DB_CACHE:
+        from promptkit.tags import TagDB
+
+        _DB_CACHE[key] = TagDB.load()
+    return _DB_CACHE[key]
+
+
+def _profile(profile):
+    from promptkit.profiles import ProfileError, load_profile
+
+    try:
+        return load_profile(profile)
+    except ProfileError as exc:
+        raise LintError(str(exc)) from None
+
+
+def _context(prompt, negative, profile, backend, db, settings, options) -> LintContext:
+    if not isinstance(prompt, str):
+        raise LintError(f"prompt must be a string, got {type(prompt).__name__}")
+    if negative is not None and not isinstance(negative, str):
+        raise LintError(f"negative must be a string or None, got {type(negative).__name__}")
+    if backend not in BACKENDS:
+        raise LintError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    prof = _profile(profile)
+    if db is None:
+        db = default_db()
+    settings_dict = None
+    settings_text = None
+    settings_spans: dict = {}
+    if settings is not None:
+        from .infotext import Settings, parse_settings
+
+        if isinstance(settings, str):
+            settings = parse_settings(settings)
+        if isinstance(settings, Settings):
+            settings_dict, settings_text, settings_spans = settings.values, settings.text, settings.spans
+        else:
+            settings_dict = dict(settings)
+    opts = dict(options or {})
+    return LintContext(
+        profile=prof,
+        backend=backend,
+        db=db,
+        positive=prompt,
+        negative=negative,
+        settings=settings_dict,
+        settings_text=settings_text,
+        settings_spans=settings_spans,
+        options=opts,
+        comma_backtrack=int(opts.get("PK401", {}).get("comma-backtrack", 20)),
+    )
+
+
+def _enabled(select, ignore, extend_select, profile) -> set[str]:
+    try:
+        return resolve(select=select, extend_select=extend_select, ignore=ignore, profile=profile)
+    except SelectorError as exc:
+        raise LintError(str(exc)) from None
+
+
+def _run(ctx: LintContext, codes: Iterable[str], severity_overrides: dict[str, str]) -> list[Diagnostic]:
+    rules = all_rules()
+    out: list[Diagnostic] = []
+    seen: set = set()
+    for code in sorted(codes):
+        rule = rules[code]()
+        if not rule.applies(ctx):
+            continue
+        for diag in rule.check(ctx):
+            key = (diag.code, diag.field, diag.span, diag.message)
+            if key in seen:
+                continue
+            seen.add(key)
+            sev = severity_overrides.get(code)
+            if sev:
+                from dataclasses import replace
+
+                diag = replace(diag, severity=sev)
+            out.append(diag)
+    out.sort(key=lambda d: (_FIELD_ORDER.get(d.field, 9), d.span.start, d.span.end, d.code))
+    return out
+
+
+def lint(
+    prompt: str,
+    negative: str | None = None,
+    *,
+    profile="illustrious",
+    backend: str = "a1111",
+    select: Sequence[str] | str | None = None,
+    ignore: Sequence[str] | str | None = None,
+    extend_select: Sequence[str] | str | None = None,
+    db=None,
+    settings=None,
+    options: dict | None = None,
+    severity: dict[str, str] | None = None,
+) -> list[Diagnostic]:
+    """Lint a prompt (and its negative) for a model ``profile`` and a ``backend``.
+
+    ``select``/``ignore``/``extend_select`` take codes, prefixes or rule names
+    (ruff semantics); ``db`` is a ``TagDB`` (default ``TagDB.load()``);
+    ``settings`` an infotext settings line or dict (``Steps``, ``CFG scale``,
+    ``Size`` …) checked against the profile's generation ranges; ``options``
+    per-rule options (``{"PK601": {"max": 1.6}}``); ``severity`` overrides
+    (``{"PK201": "warning"}``).
+    """
+    ctx = _context(prompt, negative, profile, backend, db, settings, options)
+    codes = _enabled(select, ignore, extend_select, ctx.profile)
+    return _run(ctx, codes, _severities(severity))
+
+
+def _severities(severity: dict[str, str] | None) -> dict[str, str]:
+    out = {}
+    for ref, sev in (severity or {}).items():
+        if sev not in ("error", "warning", "info"):
+            raise LintError(f"severity for {ref} must be error, warning or info, got {sev!r}")
+        try:
+            out[get_rule(ref).code] = sev
+        except KeyError as exc:
+            raise LintError(str(exc.args[0])) from None
+    return out
+
+
+@dataclass
+class FixResult:
+    """Outcome of :func:`fix`: the fixed texts, the diagnostics fixed and those left."""
+
+    text: str
+    negative: str | None
+    applied: list[Diagnostic] = field(default_factory=list)
+    remaining: list[Diagnostic] = field(default_factory=list)
+    passes: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.applied)
+
+
+MAX_FIX_PASSES = 10
+
+
+def fix(
+    prompt: str,
+    negative: str | None = None,
+    *,
+    profile="illustrious",
+    backend: str = "a1111",
+    select: Sequence[str] | str | None = None,
+    ignore: Sequence[str] | str | None = None,
+    extend_select: Sequence[str] | str | None = None,
+    unsafe: bool = False,
+    unfixable: Sequence[str] | str | None = None,
+    db=None,
+    settings=None,
+    options: dict | None = None,
+    severity: dict[str, str] | None = None,
+) -> FixResult:
+    """Apply fixes (safe ones; unsafe too with ``unsafe=True``) and re-lint until stable.
+
+    Overlapping fixes are applied over successive passes (at most
+    ``MAX_FIX_PASSES``); ``remaining`` is the lint result of the final text.
+    """
+    ctx = _context(prompt, negative, profile, backend, db, settings, options)
+    codes = _enabled(select, ignore, extend_select, ctx.profile)
+    blocked = _enabled(unfixable, None, None, None) if unfixable else set()
+    sev = _severities(severity)
+    applied: list[Diagnostic] = []
+    texts = {"positive": prompt, "negative": negative}
+    passes = 0
+    diags = _run(ctx, codes, sev)
+    while passes < MAX_FIX_PASSES:
+        todo = [d for d in diags if applicable(d, unsafe) and d.code not in blocked and d.field in texts]
+        if not todo:
+            break
+        changed = False
+        for name in ("positive", "negative"):
+            mine = [d for d in todo if d.field == name]
+            if not mine or texts[name] is None:
+                continue
+            new, used = apply_fixes(texts[name], [d.fix for d in mine])
+            used_ids = {id(f) for f in used}
+            applied.extend(d for d in mine if id(d.fix) in used_ids)
+            if new != texts[name]:
+                texts[name] = new
+                changed = True
+        passes += 1
+        if not changed:
+            break
+        ctx = _context(texts["positive"], texts["negative"], ctx.profile, backend, ctx.db, settings, options)
+        diags = _run(ctx, codes, sev)
+    return FixResult(texts["positive"], texts["negative"], applied, diags, passes)

@@ -1,0 +1,213 @@
+"""What the rules see: each prompt field parsed once, its tags, chunks and the tag database.
+
+The rules never re-parse prompt text.  :class:`FieldView` holds, lazily:
+
+* ``tree``   — ``promptkit.syntax.parse`` (nodes with source spans),
+* ``runs``   — ``promptkit.attention.weighted_runs`` (A1111 weights, BREAK markers),
+* ``tags``   — ``promptkit.tags.iter_tags`` (the one tag splitter, shared with normalize),
+* ``chunks`` — ``promptkit.chunk.chunks`` (the 75-token CLIP windows, per backend),
+
+and :meth:`LintContext.info` classifies a tag against the tag database and the
+profile vocabulary (artist prefix stripped, alias resolved).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Iterator
+
+from promptkit.diagnostics import Diagnostic, Fix, Span
+from promptkit.profiles import Profile, vocab_key
+
+BACKENDS = ("a1111", "comfy", "diffusers")
+
+# spellings of an artist marker in other families' conventions (spec §2.3)
+ARTIST_PREFIXES = ("by ", "by_", "artist:", "@")
+
+
+@dataclass(frozen=True)
+class TagInfo:
+    """One tag item classified: prefix as written, bare lookup key, database entry."""
+
+    ref: Any  # promptkit.tags.TagRef
+    prefix: str  # artist marker as written ("by ", "@", "artist:") or ""
+    key: str  # lookup key without the prefix (lowercase, spaces, unescaped)
+    tag: Any  # promptkit.tags.Tag | None
+    in_vocab: bool  # profile vocabulary (quality, rating, date, styles ...)
+    natural: bool  # natural-language item (more than 4 words or sentence punctuation)
+
+    @property
+    def span(self) -> Span:
+        return self.ref.span
+
+    @property
+    def category(self) -> str | None:
+        return getattr(self.tag, "category", None) if self.tag is not None else None
+
+    @property
+    def is_artist(self) -> bool:
+        return self.category == "artist"
+
+    @property
+    def canonical(self) -> str:
+        """Canonical key: the database name (alias resolved) or the bare key."""
+        if self.tag is not None:
+            return vocab_key(self.tag.name)
+        return self.key
+
+    @property
+    def known(self) -> bool:
+        return self.tag is not None or self.in_vocab
+
+
+class FieldView:
+    """One prompt field (positive or negative) and everything derived from it."""
+
+    def __init__(self, ctx: "LintContext", name: str, text: str):
+        self.ctx = ctx
+        self.name = name
+        self.text = text
+
+    @cached_property
+    def tree(self):
+        from promptkit.syntax import parse
+
+        return parse(self.text)
+
+    @cached_property
+    def runs(self):
+        from promptkit.attention import weighted_runs
+
+        return weighted_runs(self.text)
+
+    @cached_property
+    def tags(self) -> list:
+        from promptkit.tags import iter_tags
+
+        return list(iter_tags(self.tree))
+
+    @cached_property
+    def infos(self) -> list[TagInfo]:
+        return [self.ctx.info(ref) for ref in self.tags]
+
+    @cached_property
+    def chunks(self):
+        from promptkit.chunk import chunks
+
+        backtrack = 0 if self.ctx.backend == "diffusers" else self.ctx.comma_backtrack
+        return chunks(self.runs, comma_backtrack=backtrack)
+
+    def walk(self) -> Iterator[tuple[Any, tuple]]:
+        """Every node with its ancestors (outermost first)."""
+
+        def rec(node, parents):
+            yield node, parents
+            for child in _children(node):
+                yield from rec(child, parents + (node,))
+
+        for child in self.tree.children:
+            yield from rec(child, ())
+
+
+def _children(node) -> tuple:
+    kids = getattr(node, "children", None)
+    out: list = []
+    if kids:
+        out.extend(kids)
+    # Edit / Alternate keep their branches outside ``children``
+    for attr in ("before", "after"):
+        branch = getattr(node, attr, None)
+        if branch and not kids:
+            out.extend(branch)
+    options = getattr(node, "options", None)
+    if options and not kids:
+        for opt in options:
+            out.extend(opt)
+    return tuple(out)
+
+
+@dataclass
+class LintContext:
+    profile: Profile
+    backend: str
+    db: Any
+    positive: str
+    negative: str | None = None
+    settings: dict | None = None  # parsed infotext settings (see promptkit.lint.infotext)
+    settings_text: str | None = None
+    settings_spans: dict = field(default_factory=dict)  # settings key -> span of its value in settings_text
+    options: dict = field(default_factory=dict)  # per-rule options from config
+    comma_backtrack: int = 20
+    _fields: dict = field(default_factory=dict, repr=False)
+
+    def field(self, name: str) -> FieldView | None:
+        if name not in self._fields:
+            text = self.positive if name == "positive" else self.negative
+            self._fields[name] = None if text is None else FieldView(self, name, text)
+        return self._fields[name]
+
+    @property
+    def fields(self) -> list[FieldView]:
+        return [f for f in (self.field("positive"), self.field("negative")) if f is not None]
+
+    def option(self, rule: str, key: str, default):
+        return self.options.get(rule, {}).get(key, default)
+
+    # -- tag classification ---------------------------------------------------
+    @cached_property
+    def _vocab(self) -> frozenset[str]:
+        return self.profile.vocabulary
+
+    def lookup(self, key: str):
+        if self.db is None or not key:
+            return None
+        try:
+            return self.db.get(key)
+        except (KeyError, ValueError):
+            return None
+
+    def in_vocab(self, key: str) -> bool:
+        return key in self._vocab or self.profile.is_date_tag(key)
+
+    def info(self, ref) -> TagInfo:
+        key = ref.key
+        prefix = ""
+        tag = self.lookup(key)
+        in_vocab = self.in_vocab(key)
+        if tag is None and not in_vocab:
+            text = ref.text.lstrip()
+            for p in ARTIST_PREFIXES:
+                if text.lower().startswith(p) and len(text) > len(p):
+                    bare = vocab_key(text[len(p):])
+                    found = self.lookup(bare)
+                    if found is not None or p in ("by ", "by_"):
+                        prefix, key, tag = text[: len(p)], bare, found
+                        in_vocab = self.in_vocab(bare)
+                    break
+        words = key.split()
+        natural = len(words) > 4 or any(ch in key for ch in ".!?;") and tag is None
+        return TagInfo(ref, prefix, key, tag, in_vocab, natural)
+
+    # -- diagnostics -----------------------------------------------------------
+    def diag(
+        self,
+        rule,
+        span: Span,
+        message: str,
+        *,
+        field: str = "positive",
+        fix: Fix | None = None,
+        severity: str | None = None,
+        **extra,
+    ) -> Diagnostic:
+        return Diagnostic(
+            code=rule.code,
+            message=message,
+            span=Span(*span),
+            name=rule.name,
+            severity=severity or rule.severity,
+            field=field,
+            fix=fix,
+            extra=extra,
+        )

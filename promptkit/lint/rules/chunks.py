@@ -1,0 +1,102 @@
+"""PK4xx — CLIP chunks, from the real chunk layout (``promptkit.chunk``)."""
+
+from __future__ import annotations
+
+from promptkit.diagnostics import Fix, Span
+
+from ..registry import Example, Rule, register
+from .model import _chunk_of
+
+# a long comma-less run of tags that crosses the first 75-token border
+_STRADDLE = (
+    "1girl, solo, "
+    + " ".join(["very long hair"] * 17)
+    + " looking at viewer, smile"
+)
+_STRADDLE_GOOD = "1girl, solo, " + ", ".join(["long hair"] * 20) + ", looking at viewer, smile"
+
+
+@register
+class TagStraddlesChunk(Rule):
+    """A tag whose tokens fall on both sides of a 75-token chunk border.
+
+    **What it catches.** With A1111 the chunker moves the text after the last
+    comma to the next chunk when that comma is within 20 tokens of the border,
+    so this happens to long comma-less phrases; with `--backend diffusers`
+    (sd_embed) the split is a hard 75 and any tag can be cut.  The check uses
+    the chunk layout promptkit computes exactly like A1111 (ComfyUI's
+    word-keeping split is approximated by the hard split).
+
+    **Why.** Half a tag in each chunk means neither encodes it; RouWei's card
+    notes tags near the border get ignored on some v-pred models.
+
+    **Fix.** Unsafe: insert `BREAK` before the tag.
+    """
+
+    code = "PK401"
+    name = "tag-straddles-chunk"
+    severity = "warning"
+    fix = "unsafe"
+    default = True
+    examples = (Example(bad=_STRADDLE, good=_STRADDLE_GOOD),)
+
+    def check(self, ctx):
+        for field in ctx.fields:
+            if len(field.chunks) < 2:
+                continue
+            chunk_of = _chunk_of(field)
+            for info in field.infos:
+                hit = chunk_of(info.span)
+                if len(hit) < 2:
+                    continue
+                a, b = min(hit), max(hit)
+                fix = None
+                if not getattr(info.ref, "depth", 0) and ctx.backend == "a1111":
+                    fix = Fix(Span(info.span.start, info.span.start), "BREAK ", False, "start a new chunk before the tag")
+                yield ctx.diag(
+                    self, info.span,
+                    f"'{_short(info.ref.text)}' is split between CLIP chunks {a + 1} and {b + 1}",
+                    field=field.name, fix=fix, chunk=a, token_start=None, token_end=None,
+                )
+
+
+def _short(text: str, n: int = 40) -> str:
+    text = text.strip()
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+@register
+class TooManyChunks(Rule):
+    """More CLIP chunks than the limit (default 3 = 225 tokens; warning above 4).
+
+    **What it catches.** Very long prompts.  Options: `[tool.promptkit.lint.too-many-chunks]
+    max = 3, warn = 4`.
+
+    **Why.** SDXL's pooled text vector comes from the first chunk only, and
+    every extra chunk dilutes the cross-attention of the others.
+
+    **Fix.** None: trim or merge.
+    """
+
+    code = "PK402"
+    name = "too-many-chunks"
+    severity = "info"
+    examples = (
+        Example(bad=", ".join(["long hair, blue eyes, smile"] * 40), good="1girl, long hair, blue eyes, smile"),
+    )
+
+    def check(self, ctx):
+        limit = int(ctx.option(self.code, "max", 3))
+        warn = int(ctx.option(self.code, "warn", 4))
+        for field in ctx.fields:
+            cl = field.chunks
+            if len(cl) <= limit:
+                continue
+            first = cl[limit].content_span
+            start = first.start if first else 0
+            sev = "warning" if len(cl) > warn else "info"
+            yield ctx.diag(
+                self, Span(start, len(field.text)),
+                f"{len(cl)} CLIP chunks ({cl.token_count} tokens); more than {limit} dilutes the prompt and only chunk 1 feeds the pooled vector",
+                field=field.name, severity=sev, chunk=limit,
+            )

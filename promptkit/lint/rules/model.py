@@ -1,0 +1,360 @@
+"""PK3xx — model profile rules: artist prefix, artist isolation, quality vocabulary."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from promptkit.diagnostics import Fix, Span
+from promptkit.profiles import vocab_key
+
+from ..registry import Example, Rule, register
+from ._util import item_extent, removal_fix
+
+# quality "spells" in common use that no profile lists (catalogue PK304 examples)
+_COMMON_QUALITY = (
+    "high quality", "highest quality", "ultra-detailed", "ultra detailed", "extremely detailed",
+    "highly detailed", "detailed", "8k", "4k", "hd", "uhd", "8k wallpaper", "amazing quality",
+    "very aesthetic", "aesthetic", "best aesthetic", "great quality", "good quality", "normal quality",
+    "bad quality", "medium quality", "high score", "great score", "good score", "average score", "bad score",
+    "low score", "very awa", "worst aesthetic", "masterpiece", "best quality", "low quality", "worst quality",
+    "score 9", "score 8 up", "score 7 up", "score 6 up", "score 5 up", "score 4 up",
+)
+
+
+@lru_cache(maxsize=1)
+def quality_universe() -> frozenset[str]:
+    """Every quality tag any bundled profile knows, plus common quality spells."""
+    from promptkit.profiles import available_profiles, load_profile
+
+    words = set(vocab_key(w) for w in _COMMON_QUALITY)
+    for name in available_profiles():
+        prof = load_profile(name)
+        words.update(vocab_key(w) for w in prof.quality_positive + prof.quality_negative + prof.score_chain)
+    return frozenset(words)
+
+
+def _artist_infos(field):
+    return [i for i in field.infos if i.is_artist and not i.in_vocab]
+
+
+def _is_style(info, ctx) -> bool:
+    return info.key in ctx.profile.style_keys or info.key in ctx.profile.vocabulary or info.key in quality_universe()
+
+
+@register
+class ArtistMissingBy(Rule):
+    """A Danbooru artist tag without the profile's artist prefix (RouWei: `by `).
+
+    **What it catches.** `kantoku, wlop` on RouWei, whose card says: 'Used
+    with "by " it's mandatory. It will not work properly without it.'
+    Weighted artists (`(wlop:0.7)`) count too.
+
+    **Why.** Without the meta-token the name is read as an ordinary tag and
+    the style barely applies (or collides with a same-named tag).
+
+    **Fix.** Safe: insert the prefix (unsafe for names that themselves start
+    with "by", such as `by spoon`).
+    """
+
+    code = "PK301"
+    name = "artist-missing-by"
+    severity = "error"
+    fix = "sometimes"
+    default = True
+    examples = (
+        Example(
+            bad="kantoku, wlop, masterpiece BREAK 1girl",
+            good="by kantoku, by wlop, masterpiece BREAK 1girl",
+            fixed="by kantoku, by wlop, masterpiece BREAK 1girl",
+            profile="rouwei",
+        ),
+        Example(bad="(wlop:0.7), masterpiece BREAK 1girl", good="(by wlop:0.7), masterpiece BREAK 1girl", profile="rouwei"),
+    )
+
+    def applies(self, ctx):
+        return bool(ctx.profile.artist_prefix) and ctx.db is not None
+
+    def check(self, ctx):
+        prefix = ctx.profile.artist_prefix
+        for field in ctx.fields:
+            for info in _artist_infos(field):
+                if info.prefix:
+                    continue  # written with some prefix: PK312 checks which
+                start = info.span.start
+                safe = not info.key.startswith("by ")
+                yield ctx.diag(
+                    self, info.span,
+                    f"artist '{info.ref.text.strip()}' needs the '{prefix.strip()}' prefix on {ctx.profile.name}",
+                    field=field.name, fix=Fix(Span(start, start), prefix, safe, f"write '{prefix}{info.ref.text.strip()}'"),
+                )
+
+
+def _chunk_of(field) -> callable:
+    """offset → index of the CLIP chunk holding the token at that offset."""
+    import bisect
+
+    starts: list[int] = []
+    idx: list[int] = []
+    for ci, ch in enumerate(field.chunks):
+        for sp in ch.spans[1 : 1 + ch.n_content]:
+            if sp is not None and sp.start >= 0:
+                starts.append(sp.start)
+                idx.append(ci)
+    order = sorted(range(len(starts)), key=lambda k: starts[k])
+    starts = [starts[k] for k in order]
+    idx = [idx[k] for k in order]
+
+    def lookup(span: Span) -> set[int]:
+        lo = bisect.bisect_right(starts, span.start) - 1
+        lo = max(lo, 0)
+        out = set()
+        k = lo
+        while k < len(starts) and starts[k] < span.end:
+            if starts[k] >= span.start or k == lo:
+                out.add(idx[k])
+            k += 1
+        return out
+
+    return lookup
+
+
+@register
+class ArtistNotIsolated(Rule):
+    """Artist/style tags sharing a CLIP chunk with subject tags (profiles with `isolate_artists`).
+
+    **What it catches.** RouWei's card: artist and style tags "MUST BE in a
+    separate CLIP chunk. Just add BREAK after it ... or at least put them in
+    the very end."  The check uses the real chunk layout from the chunker.
+
+    **Why.** "Otherwise, significant degradation of results is likely."
+
+    **Fix.** Unsafe: move the artist items to the front, followed by BREAK.
+    """
+
+    code = "PK302"
+    name = "artist-not-isolated"
+    severity = "warning"
+    fix = "unsafe"
+    default = True
+    examples = (
+        Example(
+            bad="1girl, by wlop, smile, outdoors",
+            good="by wlop, masterpiece, best quality BREAK 1girl, smile, outdoors",
+            fixed="by wlop BREAK 1girl, smile, outdoors",
+            unsafe=True,
+            profile="rouwei",
+        ),
+        Example(bad="by wlop, 1girl, smile", good="1girl, smile, by wlop", profile="rouwei"),
+    )
+
+    def applies(self, ctx):
+        return ctx.profile.isolate_artists and ctx.db is not None
+
+    def check(self, ctx):
+        field = ctx.field("positive")
+        infos = field.infos
+        artists = [i for i in infos if (i.is_artist or (i.prefix.strip() == ctx.profile.artist_prefix.strip() and i.prefix))]
+        if not artists:
+            return
+        chunk_of = _chunk_of(field)
+        subjects = [i for i in infos if i not in artists and not _is_style(i, ctx) and i.key != "break" and i.ref.text.strip()]
+        last_subject = max((s.span.end for s in subjects), default=-1)
+        bad = []
+        for a in artists:
+            if a.span.start > last_subject:
+                continue  # at the very end
+            mine = chunk_of(a.span)
+            mates = [s for s in subjects if chunk_of(s.span) & mine]
+            if mates:
+                bad.append((a, mates[0]))
+        if not bad:
+            return
+        fix = self._fix(field, [a for a, _ in bad], artists)
+        for a, mate in bad:
+            yield ctx.diag(
+                self, a.span,
+                f"artist '{a.ref.text.strip()}' shares a CLIP chunk with '{mate.ref.text.strip()}'; put artists in their own chunk (BREAK after them) or at the very end",
+                field=field.name, fix=fix,
+            )
+
+    @staticmethod
+    def _fix(field, bad, artists):
+        text = field.text
+        moved = sorted({item_extent(field, a.span) for a in artists}, key=lambda s: s.start)
+        pieces = [text[s.start : s.end] for s in moved]
+        rest = text
+        for s in sorted(moved, key=lambda s: s.start, reverse=True):
+            rs = removal_fix(field, s, safe=False, description="").span
+            rest = rest[: rs.start] + rest[rs.end :]
+        rest = rest.strip().strip(",").strip()
+        if rest.startswith("BREAK"):
+            rest = rest[5:].lstrip()
+        new = ", ".join(pieces) + (" BREAK " + rest if rest else "")
+        return Fix(Span(0, len(text)), new, False, "move the artists to the front, followed by BREAK")
+
+
+@register
+class RemovedMetaTag(Rule):
+    """A meta tag the model was trained without (RouWei: `lowres`).
+
+    **What it catches.** The profile's `removed_meta` list; RouWei's card:
+    "Meta tags like lowres have been removed and don't work".
+
+    **Why.** The tag costs tokens and does nothing (or something random).
+
+    **Fix.** Safe: remove it.
+    """
+
+    code = "PK303"
+    name = "removed-meta-tag"
+    severity = "warning"
+    fix = "safe"
+    default = True
+    examples = (
+        Example(
+            bad="1girl", negative="lowres, worst quality, low quality, watermark",
+            good="1girl", good_negative="worst quality, low quality, watermark",
+            fixed="1girl", fixed_negative="worst quality, low quality, watermark", profile="rouwei",
+        ),
+    )
+
+    def applies(self, ctx):
+        return bool(ctx.profile.removed_meta_tags)
+
+    def check(self, ctx):
+        removed = {vocab_key(t) for t in ctx.profile.removed_meta_tags}
+        for field in ctx.fields:
+            for info in field.infos:
+                if info.key in removed:
+                    yield ctx.diag(
+                        self, info.span, f"'{info.ref.text.strip()}' was removed from {ctx.profile.name}'s training data and does nothing",
+                        field=field.name, fix=removal_fix(field, info.span, safe=True, description="remove the tag"),
+                    )
+
+
+@register
+class NonStandardQualityTag(Rule):
+    """A quality tag outside the profile's own quality vocabulary (strict profiles).
+
+    **What it catches.** RouWei knows only `masterpiece, best quality` /
+    `low quality, worst quality` ("Nothing else"); Pony uses the score chain;
+    Animagine 4 its score tags; NoobAI its percentile set.  Flags
+    `ultra-detailed`, `8k`, `high quality`, another family's quality tags ….
+
+    **Why.** Unknown quality spells are noise that shifts style unpredictably.
+
+    **Fix.** Unsafe: remove the tag.
+    """
+
+    code = "PK304"
+    name = "non-standard-quality-tag"
+    severity = "warning"
+    fix = "unsafe"
+    default = True
+    examples = (
+        Example(
+            bad="masterpiece, best quality, ultra-detailed, 8k, high quality, very aesthetic BREAK 1girl",
+            good="masterpiece, best quality BREAK 1girl",
+            fixed="masterpiece, best quality BREAK 1girl",
+            unsafe=True,
+            profile="rouwei",
+        ),
+    )
+
+    def applies(self, ctx):
+        return ctx.profile.quality_strict
+
+    def check(self, ctx):
+        universe = quality_universe()
+        own = ctx.profile.quality_keys | ctx.profile.vocabulary
+        for field in ctx.fields:
+            for info in field.infos:
+                if info.key in universe and info.key not in own:
+                    yield ctx.diag(
+                        self, info.span, f"'{info.ref.text.strip()}' is not one of {ctx.profile.name}'s quality tags",
+                        field=field.name, fix=removal_fix(field, info.span, safe=False, description="remove the tag"),
+                    )
+
+
+@register
+class QualityPolarity(Rule):
+    """A positive quality tag in the negative prompt, or a negative one in the positive.
+
+    **What it catches.** `worst quality` in the prompt, `masterpiece` in the
+    negative — per the profile's quality lists.
+
+    **Why.** It asks for the opposite of what the user wants.
+
+    **Fix.** Unsafe: remove it (add it to the other prompt yourself).
+    """
+
+    code = "PK305"
+    name = "quality-polarity"
+    severity = "warning"
+    fix = "unsafe"
+    default = True
+    examples = (
+        Example(
+            bad="worst quality, 1girl", negative="masterpiece, low quality",
+            good="masterpiece, 1girl", good_negative="worst quality, low quality",
+            fixed="1girl", fixed_negative="low quality", unsafe=True,
+        ),
+    )
+
+    def check(self, ctx):
+        pos = {vocab_key(t) for t in ctx.profile.quality_positive}
+        neg = {vocab_key(t) for t in ctx.profile.quality_negative}
+        for field in ctx.fields:
+            wrong = neg - pos if field.name == "positive" else pos - neg
+            other = "negative" if field.name == "positive" else "positive"
+            for info in field.infos:
+                if info.key in wrong:
+                    yield ctx.diag(
+                        self, info.span,
+                        f"'{info.ref.text.strip()}' belongs in the {other} prompt",
+                        field=field.name, fix=removal_fix(field, info.span, safe=False, description=f"remove it (it belongs in the {other} prompt)"),
+                    )
+
+
+@register
+class ArtistPrefixConvention(Rule):
+    """An artist written in another family's convention: `artist:x`, `@x`, `by x`, or plain.
+
+    **What it catches.** NoobAI/Illustrious/Animagine use the plain Danbooru
+    tag; RouWei uses `by x`; NovelAI writes `artist:x`; Anima `@x`.  Only
+    fires when the name after the prefix is an artist in the database.
+
+    **Why.** The foreign prefix is a token the model never saw next to
+    artists.
+
+    **Fix.** Safe: rewrite the prefix.
+    """
+
+    code = "PK312"
+    name = "artist-prefix-convention"
+    severity = "warning"
+    fix = "safe"
+    default = True
+    examples = (
+        Example(bad="artist:wlop, @ciloranko, 1girl", good="wlop, ciloranko, 1girl", fixed="wlop, ciloranko, 1girl", profile="noobai"),
+        Example(bad="@wlop BREAK 1girl", good="by wlop BREAK 1girl", fixed="by wlop BREAK 1girl", profile="rouwei"),
+    )
+
+    def applies(self, ctx):
+        return ctx.db is not None
+
+    def check(self, ctx):
+        want = ctx.profile.artist_prefix
+        for field in ctx.fields:
+            for info in field.infos:
+                if not info.prefix or not info.is_artist:
+                    continue
+                if info.prefix.lower().replace("_", " ") == want.lower():
+                    continue
+                start = info.span.start
+                shown = want.strip() or "no prefix"
+                yield ctx.diag(
+                    self, Span(start, start + len(info.prefix)),
+                    f"artist prefix '{info.prefix.strip()}' is not {ctx.profile.name}'s convention ({shown})",
+                    field=field.name, fix=Fix(Span(start, start + len(info.prefix)), want, True, f"write '{want}{info.key}'" if want else "drop the prefix"),
+                )

@@ -1,0 +1,571 @@
+"""PK1xx — syntax: what A1111's parser actually does with the text (spec §2.1)."""
+
+from __future__ import annotations
+
+import re
+
+from promptkit.diagnostics import Fix, Span
+
+from ..registry import Example, Rule, register
+from ._util import inner_span, is_blank_text, kind, meaningful, source
+
+A1111_LIKE = ("a1111", "diffusers")
+
+
+def _parser_diags(field, code):
+    for d in getattr(field.tree, "diagnostics", ()) or ():
+        if d.code == code:
+            yield d
+
+
+def _closing_fix(field, node, closer: str) -> Fix | None:
+    """Close an unclosed group at the end of its first comma item."""
+    start = node.span.start + 1
+    for ref in field.tags:
+        if ref.span.start >= start:
+            return Fix(Span(ref.span.end, ref.span.end), closer, safe=False, description=f"close the group with {closer!r} after {ref.text!r}")
+    return None
+
+
+class _Unbalanced(Rule):
+    bracket = "("
+    closer = ")"
+    stray_kinds = ("StrayClose",)
+
+    def check(self, ctx):
+        for field in ctx.fields:
+            seen = set()
+            for node, _ in field.walk():
+                k = kind(node)
+                if k == "Weighted" and node.bracket == self.bracket and not node.closed:
+                    span = Span(node.span.start, node.span.start + 1)
+                    seen.add(span.start)
+                    effect = "×1.1" if self.bracket == "(" else "×1/1.1 (0.909)"
+                    yield ctx.diag(
+                        self, span,
+                        f"'{self.bracket}' is never closed: everything after it is weighted {effect}",
+                        field=field.name, fix=_closing_fix(field, node, self.closer),
+                    )
+                elif k in self.stray_kinds and getattr(node, "char", self.closer) == self.closer:
+                    seen.add(node.span.start)
+                    yield ctx.diag(
+                        self, node.span,
+                        f"stray '{self.closer}' has no opening '{self.bracket}': it is encoded as literal text",
+                        field=field.name,
+                    )
+            for d in _parser_diags(field, self.code):
+                if d.span.start not in seen:
+                    yield ctx.diag(self, d.span, d.message, field=field.name)
+
+
+@register
+class UnbalancedParen(_Unbalanced):
+    """An unclosed `(` or a stray `)`.
+
+    **What it catches.** A `(` that is never closed multiplies the weight of
+    everything after it by 1.1, to the end of the prompt; a `)` without an
+    opener is encoded as a literal ")" token.
+
+    **Why.** Almost always a typo: the user wanted to emphasise one tag and
+    emphasised the whole rest of the prompt instead.
+
+    **Fix.** Unsafe: close the group after its first comma item (the intended
+    extent is a guess).
+    """
+
+    code = "PK101"
+    name = "unbalanced-paren"
+    severity = "error"
+    fix = "unsafe"
+    default = True
+    bracket, closer = "(", ")"
+    examples = (
+        Example(
+            bad="1girl, (smile, blue eyes, outdoors",
+            good="1girl, (smile), blue eyes, outdoors",
+            fixed="1girl, (smile), blue eyes, outdoors",
+            unsafe=True,
+        ),
+        Example(bad="1girl, smile), outdoors", good="1girl, smile, outdoors"),
+    )
+
+
+@register
+class UnbalancedBracket(_Unbalanced):
+    """An unclosed `[` or a stray `]`.
+
+    **What it catches.** A `[` that is never closed divides the weight of the
+    rest of the prompt by 1.1; a stray `]` is literal text.
+
+    **Why.** De-emphasis leaking over the whole prompt is never intended.
+
+    **Fix.** Unsafe: close the group after its first comma item.
+    """
+
+    code = "PK102"
+    name = "unbalanced-bracket"
+    severity = "error"
+    fix = "unsafe"
+    default = True
+    backends = A1111_LIKE
+    bracket, closer = "[", "]"
+    examples = (
+        Example(bad="[blurry, 1girl", good="[blurry], 1girl", fixed="[blurry], 1girl", unsafe=True),
+    )
+
+
+def _is_break_item(info) -> bool:
+    return info.key == "break" and info.ref.text.strip() != "BREAK"
+
+
+@register
+class LowercaseBreak(Rule):
+    """A standalone `break`/`Break` item, which is encoded as a word.
+
+    **What it catches.** A1111 only splits chunks on the exact uppercase word
+    `BREAK`; `break` or `Break` as its own comma item is just the token
+    "break".  Tags that contain the word (`mind break`, `break blade`) are
+    not flagged.
+
+    **Why.** The user wanted a chunk boundary (e.g. artists in their own chunk)
+    and did not get one.
+
+    **Fix.** Safe: replace the item and its commas with ` BREAK `.
+    """
+
+    code = "PK103"
+    name = "lowercase-break"
+    severity = "warning"
+    fix = "safe"
+    default = True
+    backends = ("a1111",)
+    examples = (
+        Example(bad="by wlop, break, 1girl", good="by wlop BREAK 1girl", fixed="by wlop BREAK 1girl", profile="rouwei"),
+    )
+
+    def check(self, ctx):
+        for field in ctx.fields:
+            refs = field.tags
+            for i, info in enumerate(field.infos):
+                if not _is_break_item(info) or getattr(info.ref, "depth", 0):
+                    continue
+                text = field.text
+                start = refs[i - 1].span.end if i > 0 else 0
+                end = refs[i + 1].span.start if i + 1 < len(refs) else len(text)
+                before, after = text[start : info.span.start], text[info.span.end : end]
+                if before.strip(" ,\t\n") or after.strip(" ,\t\n"):
+                    start, end = info.span
+                    repl = "BREAK"
+                else:
+                    repl = " BREAK " if 0 < start and end < len(text) else ("BREAK " if start == 0 else " BREAK")
+                    if start == 0 and end == len(text):
+                        repl = "BREAK"
+                yield ctx.diag(
+                    self, info.span,
+                    f"'{info.ref.text.strip()}' is encoded as a word: only uppercase BREAK starts a new chunk",
+                    field=field.name, fix=Fix(Span(start, end), repl, True, "write BREAK in uppercase"),
+                )
+
+
+def _group_chain(node, parents):
+    """The enclosing Weighted groups of ``node``, outermost first."""
+    return [p for p in parents if kind(p) == "Weighted"]
+
+
+def _close_text(group, text) -> str:
+    closer = ")" if group.bracket == "(" else "]"
+    if not group.closed:
+        return ""
+    if group.weight_text is not None and group.weight is not None:
+        return f":{group.weight_text}{closer}"
+    return closer
+
+
+def _open_text(group) -> str:
+    return group.bracket
+
+
+@register
+class BreakInGroup(Rule):
+    """`BREAK` inside `( )` or `[ ]`, where it stops being a chunk break.
+
+    **What it catches.** A1111 recognises the BREAK marker only when its
+    weight is exactly -1; inside a group the marker is multiplied (-1.1) and
+    becomes the literal token "BREAK" with a negative weight — no new chunk.
+
+    **Why.** The chunk layout the user planned (artists isolated, subjects in
+    their own chunk) silently does not happen, and a negative-weight token
+    lands in the prompt.
+
+    **Fix.** Unsafe: close the groups before BREAK and reopen them after it.
+    """
+
+    code = "PK104"
+    name = "break-in-group"
+    severity = "error"
+    fix = "unsafe"
+    default = True
+    backends = ("a1111",)
+    examples = (
+        Example(
+            bad="(by wlop BREAK 1girl:1.1)",
+            good="(by wlop:1.1) BREAK (1girl:1.1)",
+            fixed="(by wlop:1.1) BREAK (1girl:1.1)",
+            unsafe=True,
+            profile="rouwei",
+        ),
+    )
+
+    def check(self, ctx):
+        for field in ctx.fields:
+            for node, parents in field.walk():
+                if kind(node) != "Break":
+                    continue
+                groups = _group_chain(node, parents)
+                if not groups:
+                    continue
+                inner = groups[-1]
+                if len(meaningful(inner.children)) == 1:
+                    continue  # the whole group is the BREAK: PK603
+                text = field.text
+                start, end = node.span
+                while start > 0 and text[start - 1] in " \t":
+                    start -= 1
+                while end < len(text) and text[end] in " \t":
+                    end += 1
+                closes = "".join(_close_text(g, text) for g in reversed(groups))
+                opens = "".join(_open_text(g) for g in groups if g.closed)
+                fix = Fix(Span(start, end), f"{closes} BREAK {opens}", False, "close the groups before BREAK and reopen them after")
+                yield ctx.diag(
+                    self, node.span,
+                    "BREAK inside a group is the literal token 'BREAK' with a negative weight, not a chunk break",
+                    field=field.name, fix=fix,
+                )
+
+
+@register
+class EmptyChunkBreak(Rule):
+    """A leading `BREAK` or two BREAKs in a row, which emit an all-padding chunk.
+
+    **What it catches.** Each BREAK closes the current chunk even when it is
+    empty, so `BREAK 1girl` and `a BREAK BREAK b` add a 77-token chunk of
+    padding to the conditioning.
+
+    **Why.** The padding chunk dilutes the prompt and, when it is the first
+    chunk, supplies SDXL's pooled vector.
+
+    **Fix.** Safe: delete the extra BREAK.
+    """
+
+    code = "PK105"
+    name = "empty-chunk-break"
+    severity = "warning"
+    fix = "safe"
+    backends = ("a1111",)
+    examples = (
+        Example(bad="BREAK 1girl BREAK BREAK smile", good="1girl BREAK smile", fixed="1girl BREAK smile"),
+    )
+
+    def check(self, ctx):
+        for field in ctx.fields:
+            text = field.text
+            empty = True
+            for run in field.runs:
+                if run.is_break:
+                    if empty:
+                        pos = run.source_offset(0)
+                        if pos < 0:
+                            continue
+                        span = Span(pos, pos + 5)
+                        start, end = span
+                        while end < len(text) and text[end] in " \t\n":
+                            end += 1
+                        if start > 0:  # a BREAK after a BREAK: drop it with the space before it
+                            end = span.end
+                            while start > 0 and text[start - 1] in " \t\n":
+                                start -= 1
+                        where = "at the start" if start == 0 and not text[:span.start].strip() else "right after another BREAK"
+                        yield ctx.diag(
+                            self, span, f"BREAK {where} emits an empty all-padding chunk",
+                            field=field.name, fix=Fix(Span(start, end), "", True, "remove the extra BREAK"),
+                        )
+                    empty = True
+                elif run.text.strip():
+                    empty = False
+
+
+_COMMA_NUMBER = re.compile(r":\s*(\d+),(\d+)\s*$")
+
+
+@register
+class MalformedWeight(Rule):
+    """A weight that is not a number: `(x:1.2.3)`, `(x:.)`, `(x:1,2)`.
+
+    **What it catches.** A1111 matches `[.\\d]+` and calls `float()`: `1.2.3`
+    raises and aborts the generation; `1,2` does not match at all, so
+    `(smile:1,2)` is the text "smile:1,2" weighted ×1.1.
+
+    **Why.** The generation fails, or the weight and the text are not what the
+    user wrote.
+
+    **Fix.** Safe for a decimal comma (`1,2` → `1.2`); otherwise none.
+    """
+
+    code = "PK106"
+    name = "malformed-weight"
+    severity = "error"
+    fix = "sometimes"
+    default = True
+    examples = (
+        Example(bad="1girl, (smile:1,2)", good="1girl, (smile:1.2)", fixed="1girl, (smile:1.2)"),
+        Example(bad="1girl, (smile:1.2.3)", good="1girl, (smile:1.2)"),
+    )
+
+    def check(self, ctx):
+        for field in ctx.fields:
+            seen = set()
+            for d in _parser_diags(field, self.code):
+                seen.add(d.span.start)
+                yield ctx.diag(self, d.span, d.message, field=field.name)
+            from promptkit.attention import weighted_runs_with_diagnostics
+
+            _, adiags = weighted_runs_with_diagnostics(field.text)
+            for d in adiags:
+                if d.code == self.code and not any(d.span.start <= s < d.span.end or s <= d.span.start < s + 1 for s in seen):
+                    seen.add(d.span.start)
+                    yield ctx.diag(self, d.span, d.message, field=field.name)
+            for node, _ in field.walk():
+                if kind(node) != "Weighted" or node.bracket != "(" or not node.closed or node.weight is not None:
+                    continue
+                kids = node.children
+                if not kids or kind(kids[-1]) != "Text" or kids[-1].raw != kids[-1].value:
+                    continue
+                m = _COMMA_NUMBER.search(kids[-1].raw)
+                if not m:
+                    continue
+                base = kids[-1].span.start
+                comma = base + m.end(1)
+                yield ctx.diag(
+                    self, Span(base + m.start(), base + m.end()),
+                    f"':{m.group(1)},{m.group(2)}' is not a weight (decimal comma): the text is weighted ×1.1 instead",
+                    field=field.name, fix=Fix(Span(comma, comma + 1), ".", True, "use a decimal point"),
+                )
+
+
+@register
+class BracketNumberIsSchedule(Rule):
+    """`[x:0.8]` is prompt editing, not a 0.8 weight.
+
+    **What it catches.** In A1111 `[tag:when]` adds `tag` after `when` (a
+    fraction of the steps below 1, a step number above); users often write
+    it meaning "weight 0.8".
+
+    **Why.** The tag is absent for most of the sampling instead of being
+    slightly weaker.
+
+    **Fix.** Unsafe: rewrite as `(x:0.8)`.
+    """
+
+    code = "PK108"
+    name = "bracket-number-is-schedule"
+    severity = "warning"
+    fix = "unsafe"
+    backends = A1111_LIKE
+    examples = (
+        Example(bad="1girl, [blurry:0.8]", good="1girl, (blurry:0.8)", fixed="1girl, (blurry:0.8)", unsafe=True),
+    )
+
+    def check(self, ctx):
+        for field in ctx.fields:
+            for node, _ in field.walk():
+                if kind(node) != "Edit" or node.before or not node.after:
+                    continue
+                when_text = getattr(node, "when_text", "") or ""
+                if "." not in when_text:
+                    continue
+                content = source(field, Span(node.after[0].span.start, node.after[-1].span.end))
+                pct = f"{node.when:.0%} of the steps" if node.when < 1 else f"step {int(node.when)}"
+                yield ctx.diag(
+                    self, node.span,
+                    f"'[{content}:{when_text}]' is prompt editing (adds '{content}' after {pct}), not a weight",
+                    field=field.name,
+                    fix=Fix(node.span, f"({content}:{when_text})", False, "make it a weight"),
+                )
+
+
+_BARE_WEIGHT = re.compile(r"^(?P<body>.*\S)\s*:\s*(?P<w>[+-]?(?:\d+\.?\d*|\.\d+))\s*$", re.S)
+
+
+@register
+class BareWeightSuffix(Rule):
+    """`tag:1.2` outside parentheses.
+
+    **What it catches.** Outside a group `:1.2` is not a weight: mid-prompt it
+    is literal text, and at the very end of the prompt (or of an `AND` part)
+    A1111 reads it as the weight of the *whole* prompt.
+
+    **Why.** The user wanted to weight one tag.
+
+    **Fix.** Unsafe: wrap the item as `(tag:1.2)`.
+    """
+
+    code = "PK109"
+    name = "bare-weight-suffix"
+    severity = "warning"
+    fix = "unsafe"
+    backends = ("a1111",)
+    examples = (
+        Example(bad="1girl, smile:1.3", good="1girl, (smile:1.3)", fixed="1girl, (smile:1.3)", unsafe=True),
+        Example(bad="1girl, smile:1.3, outdoors", good="1girl, (smile:1.3), outdoors"),
+    )
+
+    def check(self, ctx):
+        for field in ctx.fields:
+            ands = [n.span.start for n, _ in field.walk() if kind(n) == "And"]
+            refs = field.tags
+            for i, info in enumerate(field.infos):
+                ref = info.ref
+                if getattr(ref, "depth", 0):
+                    continue
+                m = _BARE_WEIGHT.match(ref.text)
+                if not m or ctx.lookup(ref.key) is not None:
+                    continue  # a real tag such as reverse:1999
+                nxt = refs[i + 1].span.start if i + 1 < len(refs) else len(field.text)
+                last = i + 1 == len(refs) or any(ref.span.end <= a < nxt for a in ands)
+                effect = "weights the whole prompt" if last else "is literal text"
+                yield ctx.diag(
+                    self, ref.span,
+                    f"':{m.group('w')}' outside parentheses {effect}, not '{m.group('body')}'",
+                    field=field.name,
+                    fix=Fix(ref.span, f"({m.group('body')}:{m.group('w')})", False, "wrap the item in a weighted group"),
+                )
+
+
+def _glued_tag(ctx, field, node):
+    """The DB tag formed by the item right before ``node`` and the group text, e.g. ``karin (blue archive)``."""
+    inner = inner_span(node)
+    if inner is None or node.bracket != "(" or not node.closed:
+        return None, None
+    content = field.text[inner.start : inner.end]
+    if node.weight is not None and node.weight_text is not None:
+        content = f"{content}:{node.weight_text}"
+    for ref in field.tags:
+        if ref.span.end <= node.span.start and field.text[ref.span.end : node.span.start].strip(" _") == "":
+            if node.span.start - ref.span.end > 2:
+                continue
+            if ref.span.end != node.span.start and not field.text[ref.span.end : node.span.start]:
+                continue
+            candidate = f"{ref.text.strip()} ({content})"
+            tag = ctx.lookup(candidate.replace("_", " "))
+            if tag is not None:
+                return ref, tag
+    return None, None
+
+
+@register
+class ColonNumberInGroup(Rule):
+    """A tag containing `:<digits>` inside an unweighted group: the number becomes the weight.
+
+    **What it catches.** `(reverse:1999)` is `reverse` weighted ×1999, not the
+    tag `reverse:1999` emphasised.
+
+    **Why.** An absurd weight destroys the image.
+
+    **Fix.** Safe: add an explicit weight, `(reverse:1999:1.1)` (A1111 then
+    reads the last number as the weight and keeps `reverse:1999` as text).
+    """
+
+    code = "PK110"
+    name = "colon-number-in-group"
+    severity = "error"
+    fix = "safe"
+    default = True
+    backends = ("a1111", "comfy")
+    examples = (
+        Example(bad="1girl, (reverse:1999)", good="1girl, (reverse:1999:1.1)", fixed="1girl, (reverse:1999:1.1)"),
+    )
+
+    def check(self, ctx):
+        for field in ctx.fields:
+            for node, _ in field.walk():
+                if kind(node) != "Weighted" or node.bracket != "(" or node.weight is None or not node.closed:
+                    continue
+                wt = node.weight_text or ""
+                inner = inner_span(node)
+                if inner is None:
+                    continue
+                content = field.text[inner.start : inner.end].strip()
+                is_tag = ctx.lookup(f"{content}:{wt}") is not None
+                if not is_tag and not (wt.isdigit() and node.weight >= 10):
+                    continue
+                if _glued_tag(ctx, field, node)[0] is not None:
+                    continue  # unescaped qualifier: PK202 rewrites the whole tag
+                close = node.span.end - 1
+                what = f"the tag '{content}:{wt}'" if is_tag else f"'{content}:{wt}'"
+                yield ctx.diag(
+                    self, node.span,
+                    f"{what} inside '( )' is read as weight ×{wt}",
+                    field=field.name, fix=Fix(Span(close, close), ":1.1", True, "add an explicit weight"),
+                )
+
+
+@register
+class EmptyGroupOrSeparator(Rule):
+    """Empty groups and separators: `()`, `[]`, `(:1.2)`, `,,`, leading/trailing commas, doubled spaces.
+
+    **What it catches.** Leftovers of editing that add tokens (a lone comma is
+    a token) or nothing at all.
+
+    **Why.** Noise in the token budget; empty groups hide mistakes.
+
+    **Fix.** Safe: remove them.
+    """
+
+    code = "PK111"
+    name = "empty-group-or-separator"
+    severity = "info"
+    fix = "safe"
+    examples = (
+        Example(bad="1girl,, (), smile ,", good="1girl, smile", fixed="1girl, smile"),
+        Example(bad="1girl,  smile", good="1girl, smile", fixed="1girl, smile"),
+    )
+
+    def check(self, ctx):
+        for field in ctx.fields:
+            text = field.text
+            empty_groups = []
+            for node, _ in field.walk():
+                if kind(node) == "Weighted" and not meaningful(node.children):
+                    empty_groups.append(node.span)
+                    yield ctx.diag(
+                        self, node.span, f"empty group '{source(field, node.span)}'", field=field.name,
+                        fix=Fix(node.span, "", True, "remove the empty group"),
+                    )
+            refs = field.tags
+            bounds = [0] + [p for r in refs for p in (r.span.start, r.span.end)] + [len(text)]
+            for k in range(0, len(bounds), 2):
+                start, end = bounds[k], bounds[k + 1]
+                gap = text[start:end]
+                covered = [g for g in empty_groups if start <= g.start and g.end <= end]
+                flat = gap
+                for g in sorted(covered, reverse=True):
+                    flat = flat[: g.start - start] + flat[g.end - start :]
+                if flat.strip(" ,\t") != "" or "\n" in gap:
+                    continue
+                leading, trailing = k == 0, k + 2 >= len(bounds)
+                if leading and trailing:
+                    continue
+                commas = flat.count(",")
+                if leading or trailing:
+                    if commas:
+                        where = "leading" if leading else "trailing"
+                        yield ctx.diag(self, Span(start, end), f"{where} comma", field=field.name, fix=Fix(Span(start, end), "", True, f"remove the {where} comma"))
+                    continue
+                if commas >= 2:
+                    yield ctx.diag(self, Span(start, end), "empty item between commas", field=field.name, fix=Fix(Span(start, end), ", ", True, "collapse to one separator"))
+                elif commas == 1 and ("  " in flat or flat.startswith(" ")) and not covered:
+                    want = ", "
+                    if gap != want:
+                        yield ctx.diag(self, Span(start, end), "extra spaces around a comma", field=field.name, fix=Fix(Span(start, end), want, True, "use ', '"))
+                elif commas == 0 and "  " in flat and not covered:
+                    yield ctx.diag(self, Span(start, end), "doubled space", field=field.name, fix=Fix(Span(start, end), " ", True, "use one space"))
