@@ -450,10 +450,8 @@ class SDXLEncoder:
     def _negative_source(self, text: str | None, steps: int | None, index: int) -> _Source:
         from . import schedule
 
-        if text is None:
-            if self.force_zeros_for_empty_prompt:
-                return _Source(variants=[(steps or 1, "")], zeroed=True)
-            text = ""
+        if text is None:  # diffusers: zeros under force_zeros_for_empty_prompt, else "" encoded
+            return _Source(variants=[(steps or 1, "")], zeroed=self.force_zeros_for_empty_prompt)
         processed = schedule.process_negative_prompt(text, steps if steps is not None else _PROBE_STEPS)
         variants = [(int(end), str(t)) for end, t in _get(processed, "schedule")]
         where = f"negative_prompt[{index}]" if index else "negative_prompt"
