@@ -49,11 +49,14 @@ class TagInfo:
     def is_artist(self) -> bool:
         return self.category == "artist"
 
+    resolved: Any = None  # the tag after following an unambiguous alias
+
     @property
     def canonical(self) -> str:
         """Canonical key: the database name (alias resolved) or the bare key."""
-        if self.tag is not None:
-            return vocab_key(self.tag.name)
+        tag = self.tag if self.tag is not None else self.resolved
+        if tag is not None:
+            return vocab_key(tag.name)
         return self.key
 
     @property
@@ -85,7 +88,7 @@ class FieldView:
     def tags(self) -> list:
         from promptkit.tags import iter_tags
 
-        return list(iter_tags(self.tree))
+        return list(iter_tags(self.tree, db=self.ctx.db))
 
     @cached_property
     def infos(self) -> list[TagInfo]:
@@ -127,6 +130,28 @@ def _children(node) -> tuple:
     return tuple(out)
 
 
+_CARD_VOCAB: dict = {}
+
+
+def card_vocabulary(profile: Profile) -> frozenset[str]:
+    """Tags of the profile's own recommended prompts (prefix, suffix, negative, example).
+
+    A model card's recommended negative often holds tags Danbooru has since
+    renamed or aliased (``username``, ``text``, ``missing fingers``); the
+    model was trained with them, so they count as the model's vocabulary.
+    """
+    key = (profile.name, profile.path)
+    if key not in _CARD_VOCAB:
+        from promptkit.tags import iter_tags
+
+        words = set()
+        for text in (profile.positive_prefix, profile.positive_suffix, profile.negative_prompt, profile.example_prompt):
+            if text:
+                words.update(ref.key for ref in iter_tags(text) if not ref.is_natural_language)
+        _CARD_VOCAB[key] = frozenset(words)
+    return _CARD_VOCAB[key]
+
+
 @dataclass
 class LintContext:
     profile: Profile
@@ -157,7 +182,7 @@ class LintContext:
     # -- tag classification ---------------------------------------------------
     @cached_property
     def _vocab(self) -> frozenset[str]:
-        return self.profile.vocabulary
+        return self.profile.vocabulary | card_vocabulary(self.profile)
 
     def lookup(self, key: str):
         if self.db is None or not key:
@@ -185,9 +210,11 @@ class LintContext:
                         prefix, key, tag = text[: len(p)], bare, found
                         in_vocab = self.in_vocab(bare)
                     break
-        words = key.split()
-        natural = len(words) > 4 or any(ch in key for ch in ".!?;") and tag is None
-        return TagInfo(ref, prefix, key, tag, in_vocab, natural)
+        natural = tag is None and not in_vocab and bool(getattr(ref, "is_natural_language", False))
+        resolved = None
+        if tag is None and not in_vocab and self.db is not None and key:
+            resolved = self.db.resolve(key)
+        return TagInfo(ref, prefix, key, tag, in_vocab, natural, resolved)
 
     # -- diagnostics -----------------------------------------------------------
     def diag(

@@ -8,12 +8,9 @@ from ..registry import Example, Rule, register
 from .model import _chunk_of
 
 # a long comma-less run of tags that crosses the first 75-token border
-_STRADDLE = (
-    "1girl, solo, "
-    + " ".join(["very long hair"] * 17)
-    + " looking at viewer, smile"
-)
-_STRADDLE_GOOD = "1girl, solo, " + ", ".join(["long hair"] * 20) + ", looking at viewer, smile"
+_PHRASE = "a girl with very long silver hair standing in a wide field of flowers under a bright sky"
+_STRADDLE = "masterpiece, best quality, 1girl, solo, " + " and ".join([_PHRASE] * 4) + ", smile"
+_STRADDLE_GOOD = "masterpiece, best quality, 1girl, solo, " + ", ".join([_PHRASE] * 4) + ", smile"
 
 
 @register

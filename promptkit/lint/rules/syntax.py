@@ -30,7 +30,7 @@ def _closing_fix(field, node, closer: str) -> Fix | None:
 class _Unbalanced(Rule):
     bracket = "("
     closer = ")"
-    stray_kinds = ("StrayClose",)
+    stray_kinds = ("Stray",)
 
     def check(self, ctx):
         for field in ctx.fields:
@@ -46,7 +46,7 @@ class _Unbalanced(Rule):
                         f"'{self.bracket}' is never closed: everything after it is weighted {effect}",
                         field=field.name, fix=_closing_fix(field, node, self.closer),
                     )
-                elif k in self.stray_kinds and getattr(node, "char", self.closer) == self.closer:
+                elif k in self.stray_kinds and node.raw == self.closer:
                     seen.add(node.span.start)
                     yield ctx.diag(
                         self, node.span,

@@ -107,7 +107,21 @@ class UnescapedTagParens(Rule):
     )
 
     def check(self, ctx):
+        from promptkit.tagdb import escape
+
         for field in ctx.fields:
+            for info in field.infos:
+                ref = info.ref
+                if not getattr(ref, "qualifier_parens", False):
+                    continue
+                fixed = escape(ref.text, "comfy")  # only the parentheses: there are no escapes yet
+                tag = info.tag or info.resolved
+                name = tag.name if tag is not None else ref.key
+                yield ctx.diag(
+                    self, ref.span,
+                    f"'{ref.text}' is read as emphasis; the tag '{name}' needs escaped parentheses",
+                    field=field.name, fix=Fix(ref.span, fixed, True, "escape the parentheses"),
+                )
             for node, _ in field.walk():
                 if kind(node) != "Weighted" or node.bracket != "(":
                     continue
@@ -128,10 +142,13 @@ class UnescapedTagParens(Rule):
 class UnknownTag(Rule):
     """A tag that is neither in the tag database (nor its aliases) nor in the profile's vocabulary.
 
-    **What it catches.** Typos and invented tags (`blond hair`, `longhair`).
+    **What it catches.** Typos and invented tags (`blond hair`, `lnog hair`).
     Natural-language items (more than 4 words, sentence punctuation), LoRA
-    and embedding names and wildcards are skipped.  The message suggests the
-    alias target or the closest known tags.
+    and embedding names and wildcards are skipped; an unknown multi-word item
+    is reported only when it is close to a known tag (similarity ≥ 80, option
+    `phrase-similarity`) — otherwise it is a short description such as
+    `cinematic composition`, which Illustrious-family models read as text.
+    The message suggests the closest known tags.
 
     **Why.** The model never saw the tag; it is noise at best.
 
@@ -149,6 +166,9 @@ class UnknownTag(Rule):
         return ctx.db is not None and ctx.profile.tag_format != "natural"
 
     def check(self, ctx):
+        from rapidfuzz import fuzz
+
+        close = float(ctx.option(self.code, "phrase-similarity", 80))
         for field in ctx.fields:
             for info in field.infos:
                 if info.known or _is_special(info, ctx):
@@ -163,6 +183,12 @@ class UnknownTag(Rule):
                     sugg = [t.name for t in ctx.db.suggest(info.key, limit=3)]
                 except Exception:  # noqa: BLE001 - a suggestion must never break linting
                     sugg = []
+                if " " in info.key:
+                    # a multi-word item is a misspelled tag only when it is close to one;
+                    # otherwise it is a short description ("cinematic composition")
+                    best = max((fuzz.ratio(info.key, s.replace("_", " ")) for s in sugg), default=0)
+                    if best < close:
+                        continue
                 shown = [spelling(s, ctx) for s in sugg]
                 hint = f"; did you mean {', '.join(repr(s) for s in shown)}?" if shown else ""
                 yield ctx.diag(
@@ -190,7 +216,7 @@ class NonCanonicalAlias(Rule):
     severity = "warning"
     fix = "safe"
     default = True
-    examples = (Example(bad="1girls, sole female, /lh", good="1girl, long hair", fixed="1girl, long hair"),)
+    examples = (Example(bad="1girls, smile, /lh", good="1girl, smile, long hair", fixed="1girl, smile, long hair"),)
 
     def applies(self, ctx):
         return ctx.db is not None
