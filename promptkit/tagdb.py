@@ -666,7 +666,8 @@ class TagDB:
         i = self._key.get(k)
         if i is None and "\\" in name:
             i = self._key.get(tag_key(unescape(name)))
-        if i is None and "-" in k:
+        if i is None:
+            # dash-insensitive: "close up" finds close-up (only keys with a dash need the second map)
             if self._fold is None:
                 self._fold = {}
                 for kk, ii in self._key.items():

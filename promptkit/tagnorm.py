@@ -27,6 +27,7 @@ __all__ = ["TagRef", "iter_tags", "normalize", "tag_lookup_key", "default_db", "
 #: artist conventions of other model families (spec §2.3), stripped before look-up
 ARTIST_PREFIXES = ("by ", "by_", "artist:", "@")
 _SEP = re.compile(r"[,\n]")
+_WS = re.compile(r"\s+")
 _NL_PUNCT = re.compile(r"[.!?;](\s|$)")
 
 
@@ -218,7 +219,9 @@ class _Splitter:
                     if rest == "_" or rest == " ":
                         # a skin: another qualifier group follows
                         if k + 2 < len(nodes) and _single_text(nodes[k + 2], square) is not None:
-                            end = cand_end
+                            # include the joiner: if the next group does not complete the
+                            # tag, "name_(a)_" still normalizes the same way on every pass
+                            end = after.span.end
                             k += 2
                             continue
                     break
@@ -307,8 +310,13 @@ def _strip_prefix(key: str) -> tuple[str, str] | None:
 def _resolve(ref: TagRef, db: TagDB, prof, backend: str) -> _Resolved | None:
     if ref.is_natural_language:
         return None
-    value = ref.value
-    key = ref.key
+    if backend == "comfy":
+        # ComfyUI escapes only parentheses; any other backslash is a literal character
+        value = ref.text.replace("\\(", "(").replace("\\)", ")")
+        key = tag_key(value)
+    else:
+        value = ref.value
+        key = ref.key
     low = " ".join(value.lower().split())
     kao = kaomoji()
     keep = _underscore_tokens() | (set(w.lower() for w in prof.keep_underscore) if prof else set())
@@ -337,10 +345,12 @@ def _resolve(ref: TagRef, db: TagDB, prof, backend: str) -> _Resolved | None:
         name = value.lower() if value.lower() in kao else low
         return _Resolved("tag:" + name, escape(name, backend), "")
     # unknown: spaces for underscores, lowercase, escaped once
-    plain = " ".join(low.replace("_", " ").split())
-    if not plain:
+    # (an underscore at the edge becomes a space that stays outside the next pass's
+    # trimmed piece, so the result is stable)
+    plain = _WS.sub(" ", value.lower().replace("_", " "))
+    if not plain.strip():
         return None
-    return _Resolved("key:" + plain, escape(plain, backend), _classify_vocab(plain, prof))
+    return _Resolved("key:" + plain.strip(), escape(plain, backend), _classify_vocab(plain.strip(), prof))
 
 
 def _classify_vocab(key: str, prof) -> str:
@@ -430,7 +440,22 @@ def normalize(
         raise ValueError(f"unknown backend {backend!r}; expected 'a1111', 'comfy' or 'diffusers'")
     prof = load_profile(profile) if profile is not None else None
     db = db if db is not None else default_db()
+    # One pass can create a new tag boundary (removing ``kantoku`` from
+    # ``karin_(blue_archive)kantoku`` leaves ``karin (blue archive)`` at the end),
+    # so passes repeat until the text is stable; almost always the second
+    # pass only confirms the first.
+    text = prompt if isinstance(prompt, str) else prompt.source
     tree = _parse(prompt)
+    for _ in range(8):
+        out = _normalize_once(tree, db, prof, backend, isolate_artists)
+        if out == text:
+            return out
+        text = out
+        tree = _parse(out)
+    return text
+
+
+def _normalize_once(tree, db, prof, backend, isolate_artists) -> str:
     source = tree.source
     refs = iter_tags(tree, db)
     if isolate_artists is None:
