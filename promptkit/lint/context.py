@@ -181,8 +181,8 @@ class LintContext:
 
     # -- tag classification ---------------------------------------------------
     @cached_property
-    def _vocab(self) -> frozenset[str]:
-        return self.profile.vocabulary | card_vocabulary(self.profile)
+    def _card_vocab(self) -> frozenset[str]:
+        return card_vocabulary(self.profile)
 
     def lookup(self, key: str):
         if self.db is None or not key:
@@ -193,7 +193,8 @@ class LintContext:
             return None
 
     def in_vocab(self, key: str) -> bool:
-        return key in self._vocab or self.profile.is_date_tag(key)
+        """The profile's own special vocabulary (quality, rating, date, style … tags)."""
+        return key in self.profile.vocabulary or self.profile.is_date_tag(key)
 
     def info(self, ref) -> TagInfo:
         key = ref.key
@@ -210,10 +211,14 @@ class LintContext:
                         prefix, key, tag = text[: len(p)], bare, found
                         in_vocab = self.in_vocab(bare)
                     break
-        natural = tag is None and not in_vocab and bool(getattr(ref, "is_natural_language", False))
         resolved = None
         if tag is None and not in_vocab and self.db is not None and key:
             resolved = self.db.resolve(key)
+        if tag is None and resolved is None and not in_vocab:
+            # words of the model card's own recommended prompts (trained vocabulary
+            # that Danbooru has since renamed, such as "username")
+            in_vocab = ref.key in self._card_vocab or key in self._card_vocab
+        natural = tag is None and not in_vocab and bool(getattr(ref, "is_natural_language", False))
         return TagInfo(ref, prefix, key, tag, in_vocab, natural, resolved)
 
     # -- diagnostics -----------------------------------------------------------

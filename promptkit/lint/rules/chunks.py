@@ -11,6 +11,7 @@ from .model import _chunk_of
 _PHRASE = "a girl with very long silver hair standing in a wide field of flowers under a bright sky"
 _STRADDLE = "masterpiece, best quality, 1girl, solo, " + " and ".join([_PHRASE] * 4) + ", smile"
 _STRADDLE_GOOD = "masterpiece, best quality, 1girl, solo, " + ", ".join([_PHRASE] * 4) + ", smile"
+_STRADDLE_FIXED = "masterpiece, best quality, 1girl, solo, BREAK " + " and ".join([_PHRASE] * 4) + ", smile"
 
 
 @register
@@ -35,7 +36,7 @@ class TagStraddlesChunk(Rule):
     severity = "warning"
     fix = "unsafe"
     default = True
-    examples = (Example(bad=_STRADDLE, good=_STRADDLE_GOOD),)
+    examples = (Example(bad=_STRADDLE, good=_STRADDLE_GOOD, fixed=_STRADDLE_FIXED, unsafe=True),)
 
     def check(self, ctx):
         for field in ctx.fields:
