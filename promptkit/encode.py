@@ -497,17 +497,25 @@ class SDXLEncoder:
             counts.append(0 if src.zeroed else max(chunked[t][0].token_count for _, t in src.variants))
         n_chunks = max([1] + [len(chunked[t][0]) for t in chunked])
 
-        # the unique chunk ids per encoder (the empty chunk is always there: padding and comfy's reference)
-        keys_l: dict[tuple[int, ...], int] = {L.empty_chunk(): 0}
-        keys_g: dict[tuple[int, ...], int] = {G.empty_chunk(): 0}
+        # the unique chunk ids per encoder; the empty chunk only when something is padded (or comfy needs it)
+        keys_l: dict[tuple[int, ...], int] = {}
+        keys_g: dict[tuple[int, ...], int] = {}
         for cl, cg in chunked.values():
             for c in cl:
                 keys_l.setdefault(tuple(c.tokens), len(keys_l))
             for c in cg:
                 keys_g.setdefault(tuple(c.tokens), len(keys_g))
+        need_empty = any(len(cl) < n_chunks for cl, _ in chunked.values()) or (
+            self.emphasis == "comfy" and any(w != 1.0 for cl, _ in chunked.values() for c in cl for w in c.weights)
+        )
+        empty_at = (
+            keys_l.setdefault(L.empty_chunk(), len(keys_l)) if need_empty else -1,
+            keys_g.setdefault(G.empty_chunk(), len(keys_g)) if need_empty else -1,
+        )
         hid_l, _ = L.lookup(list(keys_l), device)
         hid_g, pooled_g = G.lookup(list(keys_g), device)
-        empty_l, empty_g = hid_l[0], hid_g[0]
+        empty_l = hid_l[empty_at[0]] if need_empty else None
+        empty_g = hid_g[empty_at[1]] if need_empty else None
 
         per_source: list[tuple[torch.Tensor, torch.Tensor]] = []  # (variants, 77·n, 2048), (variants, P)
         width = hid_l.shape[-1] + hid_g.shape[-1]
@@ -536,7 +544,7 @@ class SDXLEncoder:
                             rows.append(keys[tuple(cks[ci].tokens)])
                             weights.append(cks[ci].weights)
                         else:  # A1111 pads a shorter variant of the same prompt with empty chunks
-                            rows.append(0)
+                            rows.append(empty_at[side])
                             weights.append(None)
                     if side == 1 and ci == 0:
                         first_g = rows
