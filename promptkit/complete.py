@@ -42,6 +42,12 @@ class _SortedKeys:
 
     __slots__ = ("keys", "idx", "cnt", "extra", "top")
 
+    def __getstate__(self):
+        return (self.keys, self.idx, self.cnt, self.extra, self.top)
+
+    def __setstate__(self, state):
+        self.keys, self.idx, self.cnt, self.extra, self.top = state
+
     def __init__(self, keys: list[str], idx: list[int], counts: list[int], extra: list[str] | None = None):
         order = sorted(range(len(keys)), key=keys.__getitem__)
         self.keys = [keys[o] for o in order]
@@ -96,7 +102,26 @@ class _SortedKeys:
 
 
 class CompletionIndex:
-    """Built once per :class:`TagDB` on the first ``complete``/``suggest`` call."""
+    """Built once per :class:`TagDB` on the first ``complete``/``suggest`` call
+    (and cached on disk next to the database index)."""
+
+    @classmethod
+    def for_db(cls, db) -> "CompletionIndex":
+        from .tagdb import _read_pickle, _write_cache, cache_dir
+
+        path = cache_dir() / "index" / f"{db._hash}.complete.pkl" if db._hash else None
+        if path is not None:
+            state = _read_pickle(path)
+            if isinstance(state, tuple) and len(state) == 3 and all(isinstance(x, _SortedKeys) for x in state):
+                self = cls.__new__(cls)
+                self.db = db
+                self.main, self.words, self.aliases = state
+                self._names = db._names
+                return self
+        self = cls(db)
+        if path is not None:
+            _write_cache(path, (self.main, self.words, self.aliases))
+        return self
 
     def __init__(self, db):
         self.db = db
@@ -127,7 +152,6 @@ class CompletionIndex:
         self.words = _SortedKeys(word_keys, word_idx, counts)
         self.aliases = _SortedKeys(alias_keys, alias_idx, counts, alias_raw)
         self._names = names
-        self._pool: list[int] | None = None
 
     # ------------------------------------------------------------------
     def complete(self, query, limit=10, categories=None, profile=None, backend="a1111", fuzzy=True):

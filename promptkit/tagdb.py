@@ -585,6 +585,7 @@ class TagDB:
     )
 
     def _state(self) -> dict:
+        # (the completion index is cached separately, on first use)
         return {k: getattr(self, k) for k in self._STATE_FIELDS}
 
     def _assemble(self, tables: list[_Table]) -> None:
@@ -745,7 +746,7 @@ class TagDB:
         if self._complete is None:
             from .complete import CompletionIndex
 
-            self._complete = CompletionIndex(self)
+            self._complete = CompletionIndex.for_db(self)
         return self._complete
 
     def complete(
@@ -770,14 +771,18 @@ class TagDB:
 # on-disk index
 
 
-def _read_cache(path: Path):
+def _read_pickle(path: Path):
     try:
         with path.open("rb") as fh:
-            state = pickle.load(fh)
+            return pickle.load(fh)
     except FileNotFoundError:
         return None
     except Exception:  # a corrupt or foreign cache file is rebuilt, never fatal
         return None
+
+
+def _read_cache(path: Path):
+    state = _read_pickle(path)
     if not isinstance(state, dict) or set(state) != set(TagDB._STATE_FIELDS):
         return None
     return state

@@ -1,0 +1,43 @@
+"""``promptkit complete QUERY``: tag autocomplete from the command line (no torch import)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("complete", help="autocomplete a Danbooru tag")
+    p.add_argument("query", help="what was typed so far (spaces, underscores and dashes are equivalent)")
+    p.add_argument("-n", "--limit", type=int, default=10, help="number of suggestions (default 10)")
+    p.add_argument("--profile", help="model profile for the inserted text (rouwei, illustrious, …)")
+    p.add_argument("--backend", choices=("a1111", "comfy", "diffusers"), default="a1111")
+    p.add_argument("--category", action="append", dest="categories",
+                   help="only this category (general, artist, copyright, character, meta; repeatable)")
+    p.add_argument("--tags", action="append", help="tag CSV file(s) instead of the default list")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from promptkit.profiles import ProfileError
+    from promptkit.tagdb import TagDataError, TagDB
+
+    try:
+        db = TagDB.load(args.tags) if args.tags else TagDB.load()
+        hits = db.complete(args.query, limit=args.limit, categories=args.categories, profile=args.profile,
+                           backend=args.backend)
+    except (TagDataError, ProfileError, ValueError) as exc:
+        print(f"promptkit complete: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([h._asdict() for h in hits], ensure_ascii=False, indent=2))
+        return 0
+    if not hits:
+        print(f"no tags match {args.query!r} ({db.source_info.describe()})", file=sys.stderr)
+        return 1
+    width = max(len(h.insert_text) for h in hits)
+    for h in hits:
+        via = f"  ({h.alias} → {h.tag})" if h.alias else ("  (fuzzy)" if h.kind == "fuzzy" else "")
+        print(f"{h.insert_text:<{width}}  {h.category:<9} {h.post_count:>9,}{via}")
+    return 0
