@@ -241,3 +241,18 @@ def fix(
         ctx = _context(texts["positive"], texts["negative"], ctx.profile, backend, ctx.db, settings, options)
         diags = _run(ctx, codes, sev)
     return FixResult(texts["positive"], texts["negative"], applied, diags, passes)
+
+
+class _CallableModule(__import__("types").ModuleType):
+    """``promptkit.lint`` is both this package and the :func:`lint` function.
+
+    Importing the package binds ``promptkit.lint`` to the module, shadowing
+    the lazily exported function; calling the module calls :func:`lint`, so
+    ``promptkit.lint(prompt, ...)`` works whichever one the name holds.
+    """
+
+    def __call__(self, *args, **kwargs):
+        return lint(*args, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule

@@ -54,6 +54,8 @@ class TagInfo:
     @property
     def canonical(self) -> str:
         """Canonical key: the database name (alias resolved) or the bare key."""
+        if self.tag is None and self.in_vocab:
+            return self.key
         tag = self.tag if self.tag is not None else self.resolved
         if tag is not None:
             return vocab_key(tag.name)
@@ -214,7 +216,7 @@ class LintContext:
         resolved = None
         if tag is None and not in_vocab and self.db is not None and key:
             resolved = self.db.resolve(key)
-        if tag is None and resolved is None and not in_vocab:
+        if tag is None and not in_vocab:
             # words of the model card's own recommended prompts (trained vocabulary
             # that Danbooru has since renamed, such as "username")
             in_vocab = ref.key in self._card_vocab or key in self._card_vocab

@@ -151,6 +151,7 @@ def read_png_text(data: bytes, *, where: str = "<png>", keyword: str = "paramete
         raise InfotextError(f"{where}: not a PNG file (bad signature)")
     pos = len(_PNG_SIG)
     found_chunks = []
+    ended = False
     while pos + 8 <= len(data):
         length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
         start = pos + 8
@@ -168,8 +169,11 @@ def read_png_text(data: bytes, *, where: str = "<png>", keyword: str = "paramete
             if key == keyword:
                 return text
         if name == "IEND":
+            ended = True
             break
         pos = end + 4
+    if not ended:
+        raise InfotextError(f"{where}: truncated PNG (ends at byte {len(data)} without an IEND chunk)")
     have = f" (text chunks found: {', '.join(found_chunks)})" if found_chunks else " (no text chunks)"
     raise InfotextError(f"{where}: PNG has no {keyword!r} text chunk{have}")
 
