@@ -65,11 +65,11 @@ def validate_csv(data: bytes, origin: str, source: str, min_rows: int = MIN_ROWS
     # a row cut in half at the very end is the signature of a truncated transfer
     if lines and not text.endswith("\n") and _parse_rows(lines[-1], origin, source, strict=False).skipped:
         raise DownloadError(f"{origin}:{len(lines)}: last row is incomplete (truncated download?)")
-    if rows < min_rows:
-        raise DownloadError(f"{origin}: only {rows} valid rows (expected at least {min_rows})")
     if bad > max(1, int(rows * MAX_BAD_FRACTION)):
         line, msg = table.first_error
         raise DownloadError(f"{origin}: {bad} malformed rows, first at line {line}: {msg}")
+    if rows < min_rows:
+        raise DownloadError(f"{origin}: only {rows} valid rows (expected at least {min_rows})")
     problems = []
     if bad:
         # drop the malformed lines so the saved list loads with strict=True

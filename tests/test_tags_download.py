@@ -1,0 +1,133 @@
+"""`promptkit tags download` against a local HTTP server on 127.0.0.1 (loopback only)."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+
+import pytest
+from conftest import DANBOORU_CSV, needs_tags
+
+from promptkit.cli import main
+from promptkit.tagdb import TagDB, downloaded_path
+from promptkit.tagfetch import DownloadError, download_tags, validate_csv
+
+SYNTH = "".join(f"tag_{i},{(0, 1, 3, 4, 5)[i % 5]},{100000 - i},\n" for i in range(3000)).encode()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    routes: dict = {}
+
+    def do_GET(self):  # noqa: N802 - http.server API
+        kind, body = self.routes.get(self.path, ("missing", b""))
+        if kind == "ok":
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif kind == "truncated":  # announces the whole file, sends 60 %
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) * 6 // 10])
+            self.wfile.flush()
+            self.close_connection = True
+        elif kind == "cut-row":  # no Content-Length, ends inside a row
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body[: body.index(b"tag_1500") + 5])
+            self.close_connection = True
+        elif kind == "500":
+            self.send_error(500, "Internal Server Error")
+        else:
+            self.send_error(404)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMPTKIT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("PROMPTKIT_TAGS", raising=False)
+    monkeypatch.setenv("PROMPTKIT_CONFIG", str(tmp_path / "none.toml"))
+    Handler.routes = {
+        "/synth.csv": ("ok", SYNTH),
+        "/truncated.csv": ("truncated", SYNTH),
+        "/cut.csv": ("cut-row", SYNTH),
+        "/error.csv": ("500", b""),
+        "/page.html": ("ok", b"<html><body>rate limited</body></html>" * 100),
+        "/tiny.csv": ("ok", b"1girl,0,5,\n"),
+        "/bad.csv": ("ok", b"".join(b"tag_%d,zero,1,\n" % i for i in range(2000))),
+    }
+    if DANBOORU_CSV.is_file():
+        Handler.routes["/danbooru.csv"] = ("ok", DANBOORU_CSV.read_bytes())
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_download_installs_and_is_used(server):
+    res = download_tags("danbooru", server + "/synth.csv", progress=False)
+    assert res.rows == 3000 and res.path == downloaded_path("danbooru")
+    assert res.path.read_bytes() == SYNTH
+    db = TagDB.load()
+    assert db.source_info.origin == "downloaded" and db.get("tag 8").category == "character"
+
+
+@pytest.mark.parametrize(
+    "route, message",
+    [
+        ("/truncated.csv", "truncated"),
+        ("/cut.csv", "incomplete"),
+        ("/error.csv", "HTTP 500"),
+        ("/page.html", "HTML"),
+        ("/tiny.csv", "only 1 valid rows"),
+        ("/bad.csv", "malformed rows, first at line 1"),
+        ("/missing.csv", "HTTP 404"),
+    ],
+)
+def test_failed_download_keeps_previous_file(server, route, message):
+    download_tags("danbooru", server + "/synth.csv", progress=False)
+    before = downloaded_path("danbooru").read_bytes()
+    with pytest.raises(DownloadError, match=message):
+        download_tags("danbooru", server + route, progress=False)
+    assert downloaded_path("danbooru").read_bytes() == before
+    leftovers = [p.name for p in downloaded_path("danbooru").parent.iterdir() if p.name.endswith(".part")]
+    assert leftovers == []
+
+
+def test_cli_download_and_info(server, capsys):
+    assert main(["tags", "download", "--url", server + "/error.csv", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "HTTP 500" in err and "previous list kept" in err
+    assert main(["tags", "download", "--url", server + "/synth.csv", "--no-progress"]) == 0
+    assert "saved 3000 tags" in capsys.readouterr().out
+    assert main(["tags", "info"]) == 0
+    out = capsys.readouterr().out
+    assert "downloaded list" in out and "3000 tags" in out and "/synth.csv" in out
+
+
+def test_unknown_source_and_scheme():
+    with pytest.raises(DownloadError, match="unknown source"):
+        download_tags("gelbooru")
+    with pytest.raises(DownloadError, match="unsupported URL"):
+        download_tags("danbooru", "ftp://example.invalid/x.csv")
+
+
+def test_validate_drops_a_rare_malformed_row():
+    data = SYNTH + b",0,5,\n"
+    clean, rows, dropped, problems = validate_csv(data, "x.csv", "e621")
+    assert rows == 3000 and dropped == 1 and problems == [(3001, "empty tag name")]
+    assert clean == SYNTH
+
+
+@needs_tags
+def test_download_full_danbooru_list(server):
+    res = download_tags("danbooru", server + "/danbooru.csv", progress=False)
+    assert res.rows == 140782 and res.dropped_rows == 0
+    assert res.path.read_bytes() == DANBOORU_CSV.read_bytes()
+    assert len(TagDB.load()) == 140782
