@@ -88,8 +88,9 @@ def _gather(args, cfg):
         else:
             sources.append(Source("<prompt>", item, args.negative))
     if not sources:
-        if sys.stdin is not None and not sys.stdin.isatty():
-            src = from_text(sys.stdin.read(), "<stdin>")
+        data = sys.stdin.read() if sys.stdin is not None and not sys.stdin.isatty() else ""
+        if data.strip():
+            src = from_text(data, "<stdin>")
             if src.negative is None and args.negative is not None:
                 src.negative = args.negative
             sources.append(src)

@@ -103,9 +103,9 @@ def _read_text(p: Path) -> str:
         raise InputError(f"{p}:{line}: not valid UTF-8 (byte {exc.start})") from None
 
 
-def _json_record(obj, where: str, line: int | None, path: str, raw_line: str | None) -> Source:
+def _json_record(obj, where: str, line: int | None, path: str, label: str) -> Source:
     if isinstance(obj, str):
-        return Source(where, obj, None, None, path, line=line)
+        return Source(label, obj, None, None, path, line=line)
     if not isinstance(obj, dict):
         raise InputError(f"{where}: expected an object with 'prompt' (and 'negative_prompt'), got {type(obj).__name__}")
     pkey = next((k for k in ("prompt", "positive", "positive_prompt") if k in obj), None)
@@ -125,7 +125,7 @@ def _json_record(obj, where: str, line: int | None, path: str, raw_line: str | N
     keys = {"positive": pkey}
     if nkey:
         keys["negative"] = nkey
-    return Source(where, prompt, negative, settings, path, line=line, json_keys=keys)
+    return Source(label, prompt, negative, settings, path, line=line, json_keys=keys)
 
 
 def read_path(path: str, *, lines: bool = False) -> list[Source]:
@@ -156,7 +156,7 @@ def read_path(path: str, *, lines: bool = False) -> list[Source]:
                 obj = json.loads(raw)
             except json.JSONDecodeError as exc:
                 raise InputError(f"{p}:{n}:{exc.colno}: invalid JSON: {exc.msg}") from None
-            out.append(_json_record(obj, f"{p}:{n}", n, str(p), raw))
+            out.append(_json_record(obj, f"{p}:{n}", n, str(p), str(p)))
         return out
     if suffix == ".json":
         try:
@@ -164,14 +164,18 @@ def read_path(path: str, *, lines: bool = False) -> list[Source]:
         except json.JSONDecodeError as exc:
             raise InputError(f"{p}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
         records = obj if isinstance(obj, list) else [obj]
-        return [_json_record(r, f"{p}[{i}]" if isinstance(obj, list) else str(p), None, str(p), None) for i, r in enumerate(records)]
+        return [
+            _json_record(r, f"{p}[{i}]" if isinstance(obj, list) else str(p), None, str(p),
+                         f"{p}[{i}]" if isinstance(obj, list) else str(p))
+            for i, r in enumerate(records)
+        ]
     if lines:
         out = []
         offset = 0
         for n, raw in enumerate(text.split("\n"), 1):
             if raw.strip() and not raw.lstrip().startswith("#"):
                 body = raw[:-1] if raw.endswith("\r") else raw
-                out.append(Source(f"{p}", body, None, None, str(p), text, {"positive": offset}))
+                out.append(Source(f"{p}", body, None, None, str(p), text, {"positive": offset}, writable=True))
             offset += len(raw) + 1
         return out
     return [from_text(text, str(p), path=str(p))]
