@@ -21,12 +21,15 @@ unusual text becomes:
     whitespace collapsing, lower-case, no ftfy and no HTML unescaping.
 
 The byte-pair merges themselves always run in Rust (``tokenizers`` BPE
-model).  In the ``a1111``/``open_clip`` modes the clean-up and the
-pre-tokenization regex run in Python exactly as the reference does, and a
-per-word cache sits in front of the BPE model: prompts are made of a few
-thousand distinct Danbooru words, so after warm-up tokenizing a prompt is a
-regex scan plus dictionary look-ups.  The ``hf`` mode runs the whole
-transformers pipeline (normalizer, pre-tokenizer, model) inside ``tokenizers``.
+model); promptkit puts caches in front of it.  Plain ASCII text (the usual
+Danbooru prompt) needs no clean-up beyond ``lower()`` in every mode and the
+pre-tokenization regex never matches across whitespace, so such text is split
+on whitespace and each segment (``"hair,"``) is looked up in a segment cache;
+after warm-up tokenizing a prompt is a ``split()`` plus dictionary look-ups,
+and whole run texts are cached too.  Other text goes through the reference
+clean-up in Python (``a1111``/``open_clip``: ftfy etc., then the regex and a
+per-word cache) or, in ``hf`` mode, through the whole transformers pipeline
+(normalizer, pre-tokenizer, model) inside ``tokenizers``.
 
 The vocabulary is derived from the bundled ``bpe_simple_vocab_16e6.txt.gz``
 (open_clip, MIT licence in ``promptkit/data/LICENSE-open_clip.txt``): the 256
@@ -66,6 +69,11 @@ _A1111_PAT = regex.compile(r"<\|startoftext\|>|<\|endoftext\|>|" + _WORD_RE, reg
 # open_clip SimpleTokenizer (bigG side): its own specials, found only by this regex.
 _OPEN_CLIP_PAT = regex.compile(r"<start_of_text>|<end_of_text>|" + _WORD_RE, regex.IGNORECASE)
 _WS = re.compile(r"\s+")
+_NONSPACE = re.compile(r"\S+")
+# The regexes above restricted to lower-cased plain ASCII (the word-cache fast path).
+_A1111_ASCII_PAT = re.compile(r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[a-z]+|[0-9]|[^\sa-z0-9]+")
+_OPEN_CLIP_ASCII_PAT = re.compile(r"<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[a-z]+|[0-9]|[^\sa-z0-9]+")
+_RUN_CACHE_SIZE = 1 << 16
 # Text for which ftfy.fix_text is the identity and lower() keeps every offset:
 # printable ASCII and ordinary whitespace, no HTML entity start.
 _SIMPLE = re.compile(r"[\t\n\r\x20-\x25\x27-\x7e]*")
@@ -149,15 +157,27 @@ def _align(orig: str, cleaned: str) -> list[tuple[int, int]]:
     unchanged stretches map one to one, rewritten stretches map to the whole
     original stretch they replace.
     """
+    # Compare against the lower-cased original, char by char, remembering which
+    # original char each lower-cased char belongs to (lower() may lengthen: İ -> i̇).
+    owner: list[int] = []
+    low: list[str] = []
+    for i, ch in enumerate(orig):
+        lc = ch.lower()
+        low.append(lc)
+        owner.extend([i] * len(lc))
+    owner.append(len(orig))
     out: list[tuple[int, int]] = [(0, 0)] * len(cleaned)
-    sm = difflib.SequenceMatcher(None, orig.lower(), cleaned, autojunk=False)
+    sm = difflib.SequenceMatcher(None, "".join(low), cleaned, autojunk=False)
     for tag, i1, i2, j1, j2 in sm.get_opcodes():
         if tag == "equal":
             for k in range(j2 - j1):
-                out[j1 + k] = (i1 + k, i1 + k + 1)
+                o = owner[i1 + k]
+                out[j1 + k] = (o, o + 1)
         elif j2 > j1:
+            a = owner[i1]
+            b = owner[i2 - 1] + 1 if i2 > i1 else a
             for k in range(j1, j2):
-                out[k] = (i1, max(i2, i1))
+                out[k] = (a, b)
     return out
 
 
@@ -228,6 +248,15 @@ class ClipTokenizer:
         self._bpe = Tokenizer(model)
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[tuple[int, ...], tuple[tuple[int, int], ...]]] = {}
+        self._seg_cache: dict[str, tuple[int, ...]] = {}
+        self._seg_offsets: dict[str, tuple[tuple[int, int], ...]] = {}
+        self._run_cache: dict[str, tuple[int, ...]] = {}
+        self._ascii_pat = _OPEN_CLIP_ASCII_PAT if clean == "open_clip" else _A1111_ASCII_PAT
+        self._special_words: dict[str, int] = {}
+        if clean == "a1111":
+            self._special_words = {BOS_TOKEN: self.bos_id, EOS_TOKEN: self.eos_id}
+        elif clean == "open_clip":
+            self._special_words = {OPEN_CLIP_BOS: self.bos_id, OPEN_CLIP_EOS: self.eos_id}
         if clean == "a1111":
             self._pat = _A1111_PAT
             self._clean_fn = _clean_a1111
@@ -310,7 +339,7 @@ class ClipTokenizer:
     def _build_split_re(self):
         """Exact strings split out before clean-up (HF's added-token trie)."""
         pieces: list[tuple[str, bool]] = []
-        if self.clean == "a1111":
+        if self.clean in ("a1111", "hf"):
             pieces += [(BOS_TOKEN, False), (EOS_TOKEN, False)]
         for t in self.added_tokens:
             pieces.append((t, t in self._added_normalized))
@@ -335,59 +364,160 @@ class ClipTokenizer:
     # ------------------------------------------------------------------ encoding
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` (no BOS/EOS)."""
-        return self.encode_with_offsets(text)[0]
+        return list(self._ids_batch(_checked([text]))[0])
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids for each text (no BOS/EOS); the BPE misses of all texts go to Rust in one batch."""
-        if self._hf is not None:
-            return [e.ids for e in self._hf.encode_batch(list(texts), add_special_tokens=False)]
-        plans = [self._plan(t) for t in texts]
-        self._fill([w for plan in plans for w, _ in plan if w is not None])
-        cache = self._cache
-        out = []
-        for plan in plans:
-            ids: list[int] = []
-            for word, fixed in plan:
-                ids.extend(fixed if word is None else cache[word][0])
-            out.append(ids)
-        return out
+        return [list(ids) for ids in self._ids_batch(_checked(texts))]
 
     def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         """Token ids and, for each, the ``(start, end)`` character offsets in ``text``."""
         return self.encode_batch_with_offsets([text])[0]
 
     def encode_batch_with_offsets(self, texts: Sequence[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
-        if not isinstance(texts, (list, tuple)):
-            texts = list(texts)
-        for t in texts:
-            if not isinstance(t, str):
-                raise TypeError(f"ClipTokenizer can only encode str, got {type(t).__name__}")
-        if self._hf is not None:
-            encs = self._hf.encode_batch(list(texts), add_special_tokens=False)
-            return [(e.ids, [tuple(o) for o in e.offsets]) for e in encs]
-        plans = [self._plan(t, with_offsets=True) for t in texts]
-        self._fill([w for plan in plans for w, *_ in plan if w is not None])
-        cache = self._cache
+        """:meth:`encode_with_offsets` for several texts."""
+        texts = _checked(texts)
         out = []
-        for plan in plans:
-            ids: list[int] = []
-            offs: list[tuple[int, int]] = []
-            for word, fixed, start, span_map in plan:
-                if word is None:
-                    ids.extend(fixed)
-                    offs.extend([span_map] * len(fixed))
-                    continue
-                wids, woffs = cache[word]
-                ids.extend(wids)
-                if span_map is None:
-                    offs.extend([(start + a, start + b) for a, b in woffs])
-                else:
-                    for a, b in woffs:
-                        lo = span_map[a][0] if a < len(span_map) else span_map[-1][1]
-                        hi = span_map[b - 1][1] if b > a else lo
-                        offs.append((lo, max(lo, hi)))
-            out.append((ids, offs))
+        for text, ids in zip(texts, self._ids_batch(texts)):
+            offs = self.offsets(text)
+            if len(offs) != len(ids):  # pragma: no cover - internal consistency
+                raise AssertionError(f"offsets/ids mismatch for {text!r}")
+            out.append((list(ids), offs))
         return out
+
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        """The ``(start, end)`` character offsets of each token of ``text``."""
+        if self._is_fast(text):
+            offs: list[tuple[int, int]] = []
+            for m in _NONSPACE.finditer(text.lower()):
+                start = m.start()
+                offs += [(start + a, start + b) for a, b in self._segment_offsets(m.group())]
+            return offs
+        if self._hf is not None:
+            return [tuple(o) for o in self._hf.encode(text, add_special_tokens=False).offsets]
+        plan = self._plan(text, with_offsets=True)
+        self._fill([w for w, *_ in plan if w is not None])
+        cache = self._cache
+        offs = []
+        for word, fixed, start, span_map in plan:
+            if word is None:
+                offs.extend([span_map] * len(fixed))
+                continue
+            woffs = cache[word][1]
+            if span_map is None:
+                offs.extend([(start + a, start + b) for a, b in woffs])
+            else:
+                for a, b in woffs:
+                    lo = span_map[a][0] if a < len(span_map) else span_map[-1][1]
+                    hi = span_map[b - 1][1] if b > a else lo
+                    offs.append((lo, max(lo, hi)))
+        return offs
+
+    def _is_fast(self, text: str) -> bool:
+        """Plain ASCII without split strings: clean-up is lower() and nothing else."""
+        split = self._split_re
+        return _SIMPLE.fullmatch(text) is not None and (split is None or split.search(text) is None)
+
+    def _ids_batch(self, texts: list[str]) -> list[tuple[int, ...]]:
+        """Ids of each text as tuples (shared with the run cache: do not mutate)."""
+        run_cache = self._run_cache
+        out: list = [None] * len(texts)
+        fast_todo: list[tuple[int, list[str]]] = []
+        slow_todo: list[int] = []
+        hf_todo: list[int] = []
+        segcache = self._seg_cache
+        split = self._split_re
+        for i, text in enumerate(texts):
+            hit = run_cache.get(text)
+            if hit is not None:
+                out[i] = hit
+                continue
+            if _SIMPLE.fullmatch(text) is None or (split is not None and split.search(text) is not None):
+                (slow_todo if self._hf is None else hf_todo).append(i)
+                continue
+            segs = text.lower().split()
+            ids: list[int] = []
+            try:
+                for seg in segs:
+                    ids += segcache[seg]
+            except KeyError:
+                fast_todo.append((i, segs))
+                continue
+            out[i] = self._remember(text, ids)
+        if hf_todo:
+            encs = self._hf.encode_batch([texts[i] for i in hf_todo], add_special_tokens=False)
+            for i, e in zip(hf_todo, encs):
+                out[i] = self._remember(texts[i], e.ids)
+        if fast_todo:
+            self._fill_segments(list({seg: None for _, segs in fast_todo for seg in segs if seg not in segcache}))
+            for i, segs in fast_todo:
+                ids = []
+                for seg in segs:
+                    ids += segcache[seg]
+                out[i] = self._remember(texts[i], ids)
+        if slow_todo:
+            plans = [self._plan(texts[i]) for i in slow_todo]
+            self._fill([w for plan in plans for w, _ in plan if w is not None])
+            cache = self._cache
+            for i, plan in zip(slow_todo, plans):
+                ids = []
+                for word, fixed in plan:
+                    ids += fixed if word is None else cache[word][0]
+                out[i] = self._remember(texts[i], ids)
+        return out
+
+    def _remember(self, text: str, ids) -> tuple[int, ...]:
+        ids = tuple(ids)
+        cache = self._run_cache
+        if len(cache) >= _RUN_CACHE_SIZE:
+            cache.clear()
+        cache[text] = ids
+        return ids
+
+    def _fill_segments(self, segs: list[str]) -> None:
+        """Cache the ids of lower-cased plain-ASCII segments (text between whitespace).
+
+        A segment's words go to the BPE model as one pre-tokenized sequence
+        (one word each, so each gets its ``</w>``); the rare segment holding a
+        special string goes through the word cache instead.
+        """
+        pat = self._ascii_pat
+        segcache = self._seg_cache
+        plain: list[str] = []
+        plain_words: list[list[str]] = []
+        for seg in segs:
+            words = pat.findall(seg)
+            if "<" in seg and any(w in self._special_words for w in words):
+                self._fill(words)
+                ids: list[int] = []
+                for w in words:
+                    ids += self._cache[w][0]
+                segcache[seg] = tuple(ids)
+            else:
+                plain.append(seg)
+                plain_words.append(words)
+        if plain:
+            self._fill([w for words in plain_words for w in words])
+            cache = self._cache
+            for seg, words in zip(plain, plain_words):
+                if len(words) == 1:
+                    segcache[seg] = cache[words[0]][0]
+                    continue
+                ids = []
+                for w in words:
+                    ids += cache[w][0]
+                segcache[seg] = tuple(ids)
+
+    def _segment_offsets(self, seg: str) -> tuple[tuple[int, int], ...]:
+        offs = self._seg_offsets.get(seg)
+        if offs is None:
+            found = [(m.start(), m.group()) for m in self._ascii_pat.finditer(seg)]
+            self._fill([w for _, w in found])
+            acc: list[tuple[int, int]] = []
+            for start, w in found:
+                acc += [(start + a, start + b) for a, b in self._cache[w][1]]
+            offs = self._seg_offsets[seg] = tuple(acc)
+        return offs
 
     # ------------------------------------------------------------------ internals
     def _plan(self, text: str, with_offsets: bool = False) -> list:
@@ -455,20 +585,42 @@ class ClipTokenizer:
             plan.append((m.group(0), None, 0, span_map))
 
     def _fill(self, words: list[str]) -> None:
+        """Put the BPE ids and char offsets of every uncached word into the word cache.
+
+        All missing words go to the BPE model as ONE pre-tokenized sequence
+        (each word gets its ``</w>``); ``word_ids`` splits the result again.
+        """
         cache = self._cache
         missing = list(dict.fromkeys(w for w in words if w not in cache))
         if not missing:
             return
         mapped = [_map_bytes(w) for w in missing]
-        encs = self._bpe.encode_batch([[m] for m, _ in mapped], is_pretokenized=True, add_special_tokens=False)
+        enc = self._bpe.encode([m for m, _ in mapped], is_pretokenized=True, add_special_tokens=False)
+        per_word: list[list[tuple[int, tuple[int, int]]]] = [[] for _ in missing]
+        for tid, wid, off in zip(enc.ids, enc.word_ids, enc.offsets):
+            per_word[wid].append((tid, off))
         with self._lock:
-            for w, (_, char_of_byte), e in zip(missing, mapped, encs):
+            for w, (_, char_of_byte), toks in zip(missing, mapped, per_word):
+                ids = tuple(t for t, _ in toks)
                 if char_of_byte is None:
-                    offs = tuple((a, b) for a, b in e.offsets)
+                    offs = tuple(o for _, o in toks)
                 else:
-                    offs = tuple((char_of_byte[a], char_of_byte[b] if b < len(char_of_byte) else len(w)) for a, b in e.offsets)
-                    offs = tuple((a, b if b > a else a + 1) for a, b in offs)
-                cache[w] = (tuple(e.ids), offs)
+                    n = len(char_of_byte)
+                    offs = tuple(
+                        (char_of_byte[a], max(char_of_byte[a] + 1, char_of_byte[b] if b < n else len(w)))
+                        for _, (a, b) in toks
+                    )
+                cache[w] = (ids, offs)
+
+
+def _checked(texts) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError("encode_batch() needs a list of strings, got one str")
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"ClipTokenizer can only encode str, got {type(t).__name__} at index {i}")
+    return texts
 
 
 @lru_cache(maxsize=None)

@@ -1,0 +1,216 @@
+"""Text → chunks per second: promptkit vs the tokenizers A1111, compel and diffusers use.
+
+Builds >= 1,000 realistic Danbooru-style prompts (10-300 CLIP tokens: quality
+tags, tags weighted by post count from ../shared/tag_data/danbooru.csv, escaped
+parentheses, ``(tag:1.2)``, ``((tag))``, ``[tag]``, BREAK) and times, side by
+side in one run:
+
+* transformers ``CLIPTokenizer`` tokenize-only — in transformers >= 5 this class
+  *is* the tokenizers-backed fast tokenizer (``CLIPTokenizer is CLIPTokenizerFast``);
+* the pure-Python "slow" CLIP BPE: transformers 4.x slow ``CLIPTokenizer`` when
+  transformers < 5 is installed, otherwise open_clip's ``SimpleTokenizer`` (the
+  same algorithm in pure Python; A1111 uses it for SDXL's bigG side) when the
+  ``open_clip`` package can be found (``pip install --no-deps open_clip_torch``;
+  only its ``tokenizer.py`` is loaded);
+* ``CLIPTokenizerFast`` tokenize-only;
+* promptkit ``chunks(text)``: A1111 attention parse + tokenize + 77-token
+  chunking with source spans, cold (fresh word cache) and warm;
+* promptkit ``chunks_for_sdxl(text)`` (both SDXL encoders).
+
+Peers get the whole prompt in one call (tokenize only: no emphasis parsing, no
+chunking), which is less work than promptkit does.  Targets (issue 3):
+promptkit >= 10x the slow tokenizer and >= 1x the fast one.
+
+    python benchmarks/bench_chunk.py            # 2,000 prompts, best of 5
+    python benchmarks/bench_chunk.py --quick    # 1,000 prompts, best of 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import importlib.util
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+SHARED = Path(os.environ.get("PROMPTKIT_SHARED", REPO.parent / "shared"))
+DANBOORU = SHARED / "tag_data" / "danbooru.csv"
+
+QUALITY = ["masterpiece", "best quality", "amazing quality", "very aesthetic", "absurdres", "newest", "highres"]
+NEGATIVE = ["worst quality", "low quality", "bad anatomy", "bad hands", "jpeg artifacts", "signature", "watermark"]
+
+
+def load_tags(limit: int = 20000) -> tuple[list[str], list[int], list[str]]:
+    """General/character/copyright tags and artists, most used first."""
+    tags, weights, artists = [], [], []
+    with open(DANBOORU, encoding="utf-8", newline="") as fh:
+        for row in csv.reader(fh):
+            if len(row) < 3 or not row[2].isdigit():
+                continue
+            name, cat, count = row[0], row[1], int(row[2])
+            if cat == "1":
+                if len(artists) < 3000:
+                    artists.append(name)
+            elif cat in ("0", "3", "4") and len(tags) < limit:
+                tags.append(name)
+                weights.append(count)
+    return tags, weights, artists
+
+
+def tag_text(name: str, rng: random.Random) -> str:
+    text = name.replace("_", " ") if rng.random() < 0.85 else name
+    return text.replace("(", "\\(").replace(")", "\\)")
+
+
+def make_prompts(n: int, seed: int = 1234) -> list[str]:
+    rng = random.Random(seed)
+    tags, weights, artists = load_tags()
+    prompts = []
+    while len(prompts) < n:
+        k = rng.choice([3, 6, 10, 15, 20, 28, 36, 45, 55, 70])
+        picked = rng.choices(tags, weights=weights, k=k)
+        parts = []
+        if rng.random() < 0.7:
+            parts += rng.sample(QUALITY, rng.randint(1, 4))
+        for t in picked:
+            s = tag_text(t, rng)
+            r = rng.random()
+            if r < 0.12:
+                s = f"({s}:{rng.choice(['0.8', '1.1', '1.2', '1.3', '1.4', '0.9'])})"
+            elif r < 0.17:
+                s = "((" + s + "))"
+            elif r < 0.20:
+                s = "[" + s + "]"
+            parts.append(s)
+        if rng.random() < 0.3:
+            parts.append("BREAK " + ("by " if rng.random() < 0.5 else "") + tag_text(rng.choice(artists), rng))
+        if rng.random() < 0.15:
+            parts = rng.sample(NEGATIVE, 4) + parts
+        prompts.append(", ".join(parts))
+    return prompts
+
+
+def clip_vocab_dir() -> Path:
+    from promptkit.tokenizer import clip_vocab_and_merges
+
+    vocab, merges = clip_vocab_and_merges()
+    d = Path(tempfile.mkdtemp(prefix="pk_bench_clip_"))
+    (d / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}), encoding="utf-8")
+    (d / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n", encoding="utf-8")
+    return d
+
+
+def slow_peer(vocab_dir: Path):
+    """(label, encode function) for the pure-Python CLIP tokenizer, or (label, None)."""
+    import transformers
+
+    if int(transformers.__version__.split(".")[0]) < 5:
+        tok = transformers.CLIPTokenizer.from_pretrained(str(vocab_dir))
+        return f"transformers {transformers.__version__} CLIPTokenizer (slow)", lambda p: tok(p, add_special_tokens=False)["input_ids"]
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        return "slow CLIP BPE (open_clip not installed: pip install --no-deps open_clip_torch)", None
+    path = Path(list(spec.submodule_search_locations)[0]) / "tokenizer.py"
+    mspec = importlib.util.spec_from_file_location("_pk_bench_open_clip_tokenizer", path)
+    mod = importlib.util.module_from_spec(mspec)
+    mspec.loader.exec_module(mod)  # only tokenizer.py (torch, ftfy, regex), not the models
+    from promptkit._resources import package_data
+
+    st = mod.SimpleTokenizer(str(package_data("bpe_simple_vocab_16e6.txt.gz")))
+    return "open_clip SimpleTokenizer (pure-Python CLIP BPE)", st.encode
+
+
+def bench(fn, prompts, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for p in prompts:
+            fn(p)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="1,000 prompts, best of 2")
+    ap.add_argument("-n", type=int, default=None, help="number of prompts (default 2000, --quick 1000)")
+    args = ap.parse_args(argv)
+    n = args.n or (1000 if args.quick else 2000)
+    repeat = 2 if args.quick else 5
+    if not DANBOORU.is_file():
+        print(f"error: {DANBOORU} not found (set PROMPTKIT_SHARED to the shared folder)", file=sys.stderr)
+        return 2
+
+    import transformers
+
+    from promptkit.chunk import chunks, chunks_for_sdxl
+    from promptkit.tokenizer import ClipTokenizer, _bundled
+
+    prompts = make_prompts(n)
+    vocab_dir = clip_vocab_dir()
+    fast = transformers.CLIPTokenizerFast.from_pretrained(str(vocab_dir))
+    plain = transformers.CLIPTokenizer.from_pretrained(str(vocab_dir))
+    counts = [chunks(p).token_count for p in prompts]
+    print(
+        f"{len(prompts)} prompts, {min(counts)}-{max(counts)} CLIP tokens (mean {sum(counts) / len(counts):.0f}),"
+        f" {sum(1 for p in prompts if 'BREAK' in p)} with BREAK; best of {repeat}; transformers {transformers.__version__}"
+    )
+
+    rows = []
+    slow_label, slow_fn = slow_peer(vocab_dir)
+    rows.append((slow_label, bench(slow_fn, prompts, repeat) if slow_fn else None))
+    same = transformers.CLIPTokenizer is transformers.CLIPTokenizerFast
+    rows.append(
+        (
+            "transformers CLIPTokenizer" + (" (= CLIPTokenizerFast in transformers >= 5)" if same else ""),
+            bench(lambda p: plain(p, add_special_tokens=False)["input_ids"], prompts, repeat),
+        )
+    )
+    rows.append(("transformers CLIPTokenizerFast", bench(lambda p: fast(p, add_special_tokens=False)["input_ids"], prompts, repeat)))
+
+    def cold(ps):
+        _bundled.cache_clear()
+        t0 = time.perf_counter()
+        tok = ClipTokenizer.bundled()
+        for p in ps:
+            chunks(p, tok)
+        return time.perf_counter() - t0
+
+    cold_t = min(cold(prompts) for _ in range(repeat))
+    rows.append(("promptkit chunks(): parse+tokenize+chunk, cold cache (incl. vocab load)", cold_t))
+    tok = ClipTokenizer.bundled()
+    rows.append(("promptkit chunks(): parse+tokenize+chunk, warm", bench(lambda p: chunks(p, tok), prompts, repeat)))
+    rows.append(("promptkit chunks_for_sdxl(): both encoders, warm", bench(chunks_for_sdxl, prompts, repeat)))
+
+    w = max(len(r[0]) for r in rows)
+    print(f"\n| {'implementation':<{w}} | prompts/s | µs/prompt |")
+    print(f"|{'-' * (w + 2)}|----------:|----------:|")
+    for label, t in rows:
+        if t is None:
+            print(f"| {label:<{w}} |       n/a |       n/a |")
+        else:
+            print(f"| {label:<{w}} | {len(prompts) / t:9.0f} | {t / len(prompts) * 1e6:9.1f} |")
+
+    warm = rows[4][1]
+    print()
+    if rows[0][1]:
+        print(f"promptkit warm vs slow tokenize-only: {rows[0][1] / warm:.1f}x (target >= 10x)")
+        print(f"promptkit cold vs slow tokenize-only: {rows[0][1] / cold_t:.1f}x")
+    else:
+        print("slow tokenizer not available: the >= 10x target is not measured in this run")
+    print(f"promptkit warm vs CLIPTokenizerFast tokenize-only: {rows[2][1] / warm:.2f}x (target >= 1x)")
+    print(f"promptkit cold vs CLIPTokenizerFast tokenize-only: {rows[2][1] / cold_t:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
