@@ -25,7 +25,8 @@ __all__ = ["CompletionIndex"]
 
 _SCAN = 192        # ranges up to this size are ranked on the fly
 _TOPK = 48         # precomputed hits per large prefix range
-_FUZZY_POOL = 4000  # most popular candidates the fuzzy fallback scores
+_FUZZY_POOL = 500     # most popular candidates the completion fuzzy fallback scores
+_SUGGEST_POOL = 5000  # … and suggest() (did-you-mean for unknown tags)
 _END = "\U0010ffff"
 _WORD_START = re.compile(r"(?<=[ (/])[^ \n]")
 _NEWLINE = re.compile(r"\n")
@@ -112,15 +113,18 @@ class CompletionIndex:
         path = cache_dir() / "index" / f"{db._hash}.complete.pkl" if db._hash else None
         if path is not None:
             state = _read_pickle(path)
-            if isinstance(state, tuple) and len(state) == 3 and all(isinstance(x, _SortedKeys) for x in state):
+            if isinstance(state, tuple) and len(state) == 4 and isinstance(state[3], dict):
                 self = cls.__new__(cls)
                 self.db = db
-                self.main, self.words, self.aliases = state
+                self.main, self.words, self.aliases, self.pools = state
                 self._names = db._names
+                self._pools = {}
+                self._cuts = {}
+                self._texts = {}
                 return self
         self = cls(db)
         if path is not None:
-            _write_cache(path, (self.main, self.words, self.aliases))
+            _write_cache(path, (self.main, self.words, self.aliases, self.pools))
         return self
 
     def __init__(self, db):
@@ -149,9 +153,27 @@ class CompletionIndex:
                 alias_idx.append(t)
                 alias_raw.append(raw)
         self.main = _SortedKeys(main_keys, main_idx, counts)
+        self.pools = self._build_pools()
         self.words = _SortedKeys(word_keys, word_idx, counts)
         self.aliases = _SortedKeys(alias_keys, alias_idx, counts, alias_raw)
         self._names = names
+        self._pools: dict[tuple, tuple[list[str], list[int]]] = {}
+        self._cuts: dict[tuple, list[str]] = {}
+        self._texts: dict[tuple, dict[int, str]] = {}  # insert_text per (profile, backend) and tag
+
+    def _build_pools(self) -> dict[str, list[int]]:
+        """Positions of the ``_FUZZY_POOL`` most popular keys of every wide two-letter
+        prefix, so the first fuzzy query on a prefix costs no more than the next."""
+        keys, cnt = self.main.keys, self.main.cnt
+        pools = {}
+        i, n = 0, len(keys)
+        while i < n:
+            prefix = keys[i][:2]
+            j = bisect_left(keys, prefix + _END, i)
+            if j - i > _FUZZY_POOL:
+                pools[prefix] = heapq.nlargest(_FUZZY_POOL, range(i, j), key=cnt.__getitem__)
+            i = max(j, i + 1)
+        return pools
 
     # ------------------------------------------------------------------
     def complete(self, query, limit=10, categories=None, profile=None, backend="a1111", fuzzy=True):
@@ -178,16 +200,18 @@ class CompletionIndex:
         out: list[Suggestion] = []
         seen: set[int] = set()
 
+        texts = self._texts.setdefault((prof.name if prof else None, backend), {})
+
         def emit(i: int, kind: str, alias: str | None = None, score: float = 100.0) -> bool:
             if i in seen or (accept is not None and not accept(i)):
                 return False
             seen.add(i)
             name = db._names[i]
             cat = CATEGORIES[cats[i]]
-            out.append(Suggestion(
-                name, format_tag(name, prof, backend, category=cat), cat, db._counts[i], alias,
-                db._source_names[db._srcs[i]], kind, score,
-            ))
+            text = texts.get(i)
+            if text is None:
+                text = texts[i] = format_tag(name, prof, backend, category=cat)
+            out.append(Suggestion(name, text, cat, db._counts[i], alias, db._source_names[db._srcs[i]], kind, score))
             return len(out) >= limit
 
         main = self.main
@@ -211,43 +235,60 @@ class CompletionIndex:
                 if emit(al.idx[p], "alias", al.extra[p]):
                     return out
         if fuzzy and len(out) < limit:
-            for i, score in self._fuzzy(q.strip(), limit * 2 + len(seen)):
+            for i, score in self._fuzzy(q.strip(), limit + len(seen)):
                 if emit(i, "fuzzy", None, score):
                     return out
         return out
 
     # ------------------------------------------------------------------
-    def _candidates(self, q: str) -> tuple[list[str], list[int]]:
-        main = self.main
-        for n in (3, 2, 1):
-            if len(q) < n:
-                continue
-            lo, hi = main.range(q[:n])
-            if hi - lo >= 20 or n == 1:
-                break
-        if hi - lo > _FUZZY_POOL:
-            pos = heapq.nlargest(_FUZZY_POOL, range(lo, hi), key=main.cnt.__getitem__)
-            return [main.keys[p] for p in pos], [main.idx[p] for p in pos]
-        return main.keys[lo:hi], main.idx[lo:hi]
+    def _candidates(self, q: str, size: int) -> tuple[list[str], list[int]]:
+        """The ``size`` most popular tags sharing the query's first two letters (first
+        letter when that is too narrow), memoized per prefix."""
+        prefix = q[:2]
+        pool = self._pools.get((prefix, size))
+        if pool is None:
+            main = self.main
+            lo, hi = main.range(prefix)
+            if hi - lo < 50 and len(prefix) > 1:
+                pool = self._candidates(q[:1], size)
+            else:
+                if size == _FUZZY_POOL and prefix in self.pools:
+                    pos = self.pools[prefix]
+                elif hi - lo > size:
+                    pos = heapq.nlargest(size, range(lo, hi), key=main.cnt.__getitem__)
+                else:
+                    pos = range(lo, hi)
+                pool = ([main.keys[p] for p in pos], [main.idx[p] for p in pos])
+            self._pools[(prefix, size)] = pool
+        return pool
 
-    def _fuzzy(self, q: str, want: int, cutoff: float = 72.0) -> list[tuple[int, float]]:
+    def _fuzzy(self, q: str, want: int, cutoff: float = 72.0, size: int = _FUZZY_POOL,
+               prefix: bool = True) -> list[tuple[int, float]]:
+        """Fuzzy hits as (tag index, score).  ``prefix`` compares the query with each
+        candidate cut to about the query's length, so a half-typed tag with a typo
+        still finds its completion; otherwise whole keys are compared."""
         from rapidfuzz import fuzz, process
 
-        keys, idx = self._candidates(q)
+        keys, idx = self._candidates(q, size)
         if not keys:
             return []
-        # compare against the key cut to about the query's length too, so a
-        # half-typed tag with a typo still finds its completion
-        hits = process.extract(q, keys, scorer=fuzz.ratio, limit=want, score_cutoff=cutoff)
-        partial = process.extract(
-            q, [k[: len(q) + 1] for k in keys], scorer=fuzz.ratio, limit=want, score_cutoff=cutoff + 8
-        )
+        if prefix:
+            cut = len(q) + 1
+            memo = (q[:2], size, cut)
+            choices = self._cuts.get(memo)
+            if choices is None:
+                if len(self._cuts) > 4096:
+                    self._cuts.clear()
+                choices = self._cuts[memo] = [k[:cut] for k in keys]
+        else:
+            choices = keys
+        hits = process.extract(q, choices, scorer=fuzz.ratio, limit=want * 3, score_cutoff=cutoff)
+        counts = self.db._counts
         best: dict[int, float] = {}
         for _, score, pos in hits:
-            best[idx[pos]] = max(best.get(idx[pos], 0.0), score)
-        for _, score, pos in partial:
-            best[idx[pos]] = max(best.get(idx[pos], 0.0), score - 5.0)
-        counts = self.db._counts
+            i = idx[pos]
+            if score > best.get(i, -1.0):
+                best[i] = score
         ranked = sorted(best.items(), key=lambda kv: (-round(kv[1]), -counts[kv[0]]))
         return ranked[:want]
 
@@ -263,7 +304,7 @@ class CompletionIndex:
         q = _fold_query(unescape(name)).strip()
         if q and len(out) < limit:
             squashed = q.replace(" ", "")
-            for i, _ in self._fuzzy(q, limit * 3, cutoff=75.0):
+            for i, _ in self._fuzzy(q, limit * 3, cutoff=75.0, size=_SUGGEST_POOL, prefix=False):
                 if i not in seen:
                     seen.add(i)
                     out.append(db._tag(i))

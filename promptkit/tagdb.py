@@ -64,7 +64,7 @@ _E621_CATS = {
     0: "general", 1: "artist", 2: "contributor", 3: "copyright", 4: "character",
     5: "species", 6: "invalid", 7: "meta", 8: "lore",
 }
-_INDEX_VERSION = 3
+_INDEX_VERSION = 4
 
 
 class TagDataError(ValueError):
