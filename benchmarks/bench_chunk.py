@@ -187,9 +187,27 @@ def main(argv=None) -> int:
 
     cold_t = min(cold(prompts) for _ in range(repeat))
     rows.append(("promptkit chunks(): parse+tokenize+chunk, cold cache (incl. vocab load)", cold_t))
+    # "warm": word and segment caches filled by a *different* set of prompts,
+    # and the whole-text cache emptied before every timed pass, so no timed
+    # prompt is ever a cache hit as a whole.
     tok = ClipTokenizer.bundled()
-    rows.append(("promptkit chunks(): parse+tokenize+chunk, warm", bench(lambda p: chunks(p, tok), prompts, repeat)))
-    rows.append(("promptkit chunks_for_sdxl(): both encoders, warm", bench(chunks_for_sdxl, prompts, repeat)))
+    tok_g = ClipTokenizer.bundled("open_clip")
+    for p in make_prompts(n, seed=99):
+        chunks_for_sdxl(p, tok, tok_g)
+
+    def warm(fn):
+        def timed(p):
+            return fn(p)
+
+        best = float("inf")
+        for _ in range(repeat):
+            tok._run_cache.clear()
+            tok_g._run_cache.clear()
+            best = min(best, bench(timed, prompts, 1))
+        return best
+
+    rows.append(("promptkit chunks(): parse+tokenize+chunk, warm", warm(lambda p: chunks(p, tok))))
+    rows.append(("promptkit chunks_for_sdxl(): both encoders, warm", warm(lambda p: chunks_for_sdxl(p, tok, tok_g))))
 
     w = max(len(r[0]) for r in rows)
     print(f"\n| {'implementation':<{w}} | prompts/s | µs/prompt |")

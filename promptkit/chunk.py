@@ -27,7 +27,8 @@ together the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Iterable, Mapping, NamedTuple, Sequence
 
 from .attention import Run, weighted_runs
@@ -50,25 +51,65 @@ class EmbeddingFix(NamedTuple):
     n_vectors: int
 
 
+class _SpanSource:
+    """Maps (run, token range) to source spans; shared by the chunks of one call.
+
+    Token offsets are only computed when a chunk's ``spans`` is first read, so
+    chunking itself never pays for them.
+    """
+
+    __slots__ = ("runs", "tokenizer", "_offs")
+
+    def __init__(self, runs: Sequence[Run], tokenizer):
+        self.runs = runs
+        self.tokenizer = tokenizer
+        self._offs: dict[int, list[tuple[int, int]]] = {}
+
+    def span(self, k: int, lo: int, hi: int) -> Span | None:
+        run = self.runs[k]
+        if not run.segs:
+            return None
+        offs = self._offs.get(k)
+        if offs is None:
+            offs = self._offs[k] = self.tokenizer.offsets(run.text)
+        return run.source_span(offs[lo][0], offs[hi - 1][1])
+
+
 @dataclass(frozen=True)
 class Chunk:
     """One 77-token window: BOS, 75 content/padding tokens, EOS.
 
-    ``tokens``/``weights``/``spans`` have 77 entries each; ``spans[i]`` is the
-    source span (character offsets in the prompt) of token ``i``, ``None`` for
-    BOS, EOS and padding.  ``n_content`` counts the tokens before padding,
-    ``closed_by`` says why the chunk ended (``"full"``, ``"break"``,
-    ``"backtrack"`` — its text after the last comma moved to the next chunk —
-    or ``"end"``) and ``moved`` how many tokens back-tracking moved out.
+    ``tokens`` and ``weights`` have 77 entries; ``spans[i]`` is the source span
+    (character offsets in the prompt) of token ``i``, ``None`` for BOS, EOS
+    and padding (and for runs given without source offsets).  ``n_content``
+    counts the tokens before padding, ``closed_by`` says why the chunk ended
+    (``"full"``, ``"break"``, ``"backtrack"`` — its text after the last comma
+    moved to the next chunk — or ``"end"``) and ``moved`` how many tokens
+    back-tracking moved out of it.
     """
 
     tokens: tuple[int, ...]
     weights: tuple[float, ...]
-    spans: tuple[Span | None, ...]
     fixes: tuple[EmbeddingFix, ...] = ()
     n_content: int = 0
     closed_by: str = "end"
     moved: int = 0
+    # (run index, first token, end token, chunk tokens) per content piece
+    _pieces: tuple[tuple[int, int, int, int], ...] = field(default=(), repr=False, compare=False)
+    _src: _SpanSource | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def spans(self) -> tuple[Span | None, ...]:
+        out: list[Span | None] = [None]
+        src = self._src
+        if src is not None:
+            for k, lo, hi, n in self._pieces:
+                if n == hi - lo:
+                    out += [src.span(k, i, i + 1) for i in range(lo, hi)]
+                else:  # embedding placeholders: all point at the name
+                    out += [src.span(k, lo, hi)] * n
+        out += [None] * (len(self.tokens) - len(out))
+        return tuple(out)
 
     @property
     def content_span(self) -> Span | None:
@@ -80,13 +121,12 @@ class Chunk:
 
 
 class ChunkList(list):
-    """``list[Chunk]`` with A1111's ``token_count``."""
+    """``list[Chunk]`` with A1111's ``token_count`` and the runs it was built from."""
 
-    token_count: int = 0
-
-    def __init__(self, items: Iterable[Chunk] = (), token_count: int = 0):
+    def __init__(self, items: Iterable[Chunk] = (), token_count: int = 0, runs: Sequence[Run] = ()):
         super().__init__(items)
         self.token_count = token_count
+        self.runs = list(runs)
 
     @property
     def target_token_count(self) -> int:
@@ -98,51 +138,79 @@ class ChunkList(list):
         return f"ChunkList({len(self)} chunks, token_count={self.token_count})"
 
 
-def _as_runs(text_or_runs) -> tuple[list[Run], str | None]:
+def _as_runs(text_or_runs) -> list[Run]:
     if isinstance(text_or_runs, str):
-        return weighted_runs(text_or_runs), text_or_runs
+        return weighted_runs(text_or_runs)
     if hasattr(text_or_runs, "children") and hasattr(text_or_runs, "source"):
-        return weighted_runs(text_or_runs), text_or_runs.source
+        return weighted_runs(text_or_runs)
     runs: list[Run] = []
-    for i, r in enumerate(text_or_runs):
+    try:
+        items = list(text_or_runs)
+    except TypeError:
+        raise TypeError(
+            f"chunks() needs a prompt string, a parsed Prompt or weighted runs, got {type(text_or_runs).__name__}"
+        ) from None
+    for i, r in enumerate(items):
         if isinstance(r, Run):
             runs.append(r)
-        elif isinstance(r, (list, tuple)) and len(r) == 2 and isinstance(r[0], str):
+        elif (
+            isinstance(r, (list, tuple))
+            and len(r) == 2
+            and isinstance(r[0], str)
+            and isinstance(r[1], (int, float))
+            and not isinstance(r[1], bool)
+        ):
             runs.append(Run(r[0], r[1], ()))
         else:
-            raise TypeError(
-                f"chunks() needs a prompt string, a parsed Prompt or weighted runs; item {i} is {r!r}"
-            )
-    return runs, None
+            raise TypeError(f"chunks(): item {i} of the runs is {r!r}, not a Run or a [text, weight] pair")
+    return runs
 
 
 def _embedding_lookup(tokenizer, embeddings: Mapping[str, int] | None) -> dict[int, list[tuple[tuple[int, ...], str, int]]]:
-    """First token id → [(name ids, name, n_vectors)], longest first (A1111's ids_lookup)."""
+    """First token id -> [(name ids, name, n_vectors)], longest first (A1111's ids_lookup)."""
     lookup: dict[int, list[tuple[tuple[int, ...], str, int]]] = {}
     if not embeddings:
         return lookup
     for name, n in embeddings.items():
-        if not isinstance(name, str) or not name:
+        if not isinstance(name, str) or not name.strip():
             raise ValueError(f"embedding name must be a non-empty string, got {name!r}")
-        n_vec = int(n)
-        if n_vec < 1 or n_vec > CHUNK_LENGTH:
-            raise ValueError(
-                f"embedding {name!r} has {n} vectors; it must have 1 to {CHUNK_LENGTH} to fit in a chunk"
-            )
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise ValueError(f"embedding {name!r}: number of vectors must be an int, got {n!r}")
+        if not 1 <= n <= CHUNK_LENGTH:
+            raise ValueError(f"embedding {name!r} has {n} vectors; it must have 1 to {CHUNK_LENGTH} to fit in a chunk")
         ids = tuple(tokenizer.encode(name))
         if not ids:
             raise ValueError(f"embedding name {name!r} tokenizes to nothing")
-        lookup.setdefault(ids[0], []).append((ids, name, n_vec))
+        lookup.setdefault(ids[0], []).append((ids, name, n))
     for lst in lookup.values():
         lst.sort(key=lambda e: -len(e[0]))
     return lookup
 
 
-class _Builder:
-    """A1111's tokenize_line state machine, plus spans and reasons."""
+def _split_pieces(pieces: list, cut: int) -> tuple[list, list]:
+    """Split content pieces at content index ``cut`` (never inside a placeholder group)."""
+    left: list = []
+    right: list = []
+    acc = 0
+    for p in pieces:
+        k, lo, hi, n = p
+        if acc + n <= cut:
+            left.append(p)
+        elif acc >= cut:
+            right.append(p)
+        else:
+            m = cut - acc
+            left.append((k, lo, lo + m, m))
+            right.append((k, lo + m, hi, n - m))
+        acc += n
+    return left, right
 
-    def __init__(self, bos: int, eos: int, comma: int, backtrack: int):
-        self.bos, self.eos, self.comma, self.backtrack = bos, eos, comma, backtrack
+
+class _Builder:
+    """A1111's tokenize_line state machine, with reasons and lazy source spans."""
+
+    def __init__(self, bos: int, eos: int, comma: int, backtrack: int, src: _SpanSource):
+        self.bos, self.eos, self.comma, self.backtrack, self.src = bos, eos, comma, backtrack, src
         self.out: list[Chunk] = []
         self.token_count = 0
         self.last_comma = -1
@@ -151,7 +219,7 @@ class _Builder:
     def _reset(self) -> None:
         self.ids: list[int] = []
         self.mults: list[float] = []
-        self.spans: list[Span | None] = []
+        self.pieces: list[tuple[int, int, int, int]] = []
         self.fixes: list[EmbeddingFix] = []
 
     def next_chunk(self, reason: str, is_last: bool = False, moved: int = 0) -> None:
@@ -160,105 +228,123 @@ class _Builder:
         pad = CHUNK_LENGTH - n
         tokens = (self.bos, *self.ids, *([self.eos] * pad), self.eos)
         weights = (1.0, *self.mults, *([1.0] * pad), 1.0)
-        spans = (None, *self.spans, *([None] * pad), None)
-        self.out.append(Chunk(tokens, weights, spans, tuple(self.fixes), n, reason, moved))
+        self.out.append(Chunk(tokens, weights, tuple(self.fixes), n, reason, moved, tuple(self.pieces), self.src))
         self.last_comma = -1
         self._reset()
 
-    def add_run(self, ids, spans, weight, emb_lookup, groups) -> None:
+    def full(self, tok: int) -> None:
+        """The chunk holds 75 tokens and ``tok`` (not a comma) arrives: back-track or close."""
+        if self.backtrack != 0 and self.last_comma != -1 and CHUNK_LENGTH - self.last_comma <= self.backtrack:
+            cut = self.last_comma + 1
+            r_ids, r_mults = self.ids[cut:], self.mults[cut:]
+            left, right = _split_pieces(self.pieces, cut)
+            r_fixes = [f._replace(index=f.index - cut) for f in self.fixes if f.index - 1 >= cut]
+            del self.ids[cut:], self.mults[cut:]
+            self.pieces = left
+            self.fixes = [f for f in self.fixes if f.index - 1 < cut]
+            self.next_chunk("backtrack" if r_ids else "full", moved=len(r_ids))
+            self.ids, self.mults, self.pieces, self.fixes = r_ids, r_mults, right, r_fixes
+        else:
+            self.next_chunk("full")
+
+    def add_run(self, k: int, ids: Sequence[int], weight: float) -> None:
+        """Bulk version for runs without embeddings: whole slices per chunk."""
+        comma = self.comma
+        pos = 0
+        n = len(ids)
+        while pos < n:
+            have = len(self.ids)
+            if have < CHUNK_LENGTH:
+                take = min(CHUNK_LENGTH - have, n - pos)
+                part = ids[pos : pos + take]
+                if comma in part:
+                    last = take - 1
+                    while part[last] != comma:
+                        last -= 1
+                    self.last_comma = have + last
+                self.ids += part
+                self.mults += [weight] * take
+                self.pieces.append((k, pos, pos + take, take))
+                pos += take
+                continue
+            tok = ids[pos]
+            if tok == comma:
+                # A1111 notes the comma, then closes the full chunk (which forgets it).
+                self.next_chunk("full")
+                self.ids.append(tok)
+                self.mults.append(weight)
+                self.pieces.append((k, pos, pos + 1, 1))
+                pos += 1
+            else:
+                self.full(tok)
+
+    def add_run_slow(self, k: int, ids: Sequence[int], weight: float, emb_lookup, groups) -> None:
+        """Token by token, as A1111 does, for runs that may hold embeddings."""
         pos = 0
         n = len(ids)
         while pos < n:
             tok = ids[pos]
             if tok == self.comma:
                 self.last_comma = len(self.ids)
-            elif (
-                self.backtrack != 0
-                and len(self.ids) == CHUNK_LENGTH
-                and self.last_comma != -1
-                and CHUNK_LENGTH - self.last_comma <= self.backtrack
-            ):
-                cut = self.last_comma + 1
-                r_ids, r_mults, r_spans = self.ids[cut:], self.mults[cut:], self.spans[cut:]
-                r_fixes = [f._replace(index=f.index - cut) for f in self.fixes if f.index - 1 >= cut]
-                del self.ids[cut:], self.mults[cut:], self.spans[cut:]
-                self.fixes = [f for f in self.fixes if f.index - 1 < cut]
-                self.next_chunk("backtrack", moved=len(r_ids))
-                self.ids, self.mults, self.spans, self.fixes = r_ids, r_mults, r_spans, r_fixes
+            elif len(self.ids) == CHUNK_LENGTH:
+                self.full(tok)
             if len(self.ids) == CHUNK_LENGTH:
                 self.next_chunk("full")
 
             match = None
-            cands = emb_lookup.get(tok) if emb_lookup else None
-            if cands:
-                for name_ids, name, n_vec in cands:
-                    if tuple(ids[pos : pos + len(name_ids)]) == name_ids:
-                        match = (name_ids, name, n_vec)
-                        break
-            if match is not None:
-                name_ids, name, n_vec = match
-                if len(self.ids) + n_vec > CHUNK_LENGTH:
-                    self.next_chunk("full")
-                span = _join_spans(spans[pos : pos + len(name_ids)])
+            for name_ids, name, n_vec in emb_lookup.get(tok, ()):
+                if tuple(ids[pos : pos + len(name_ids)]) == name_ids:
+                    match = (len(name_ids), name, n_vec)
+                    break
+            if match is None:
+                group = groups.get(tok) if groups else None
+                if group is not None and tuple(ids[pos : pos + len(group)]) == group:
+                    match = (len(group), None, len(group))
+            if match is None:
+                self.ids.append(tok)
+                self.mults.append(weight)
+                self.pieces.append((k, pos, pos + 1, 1))
+                pos += 1
+                continue
+            n_ids, name, n_vec = match
+            if len(self.ids) + n_vec > CHUNK_LENGTH:
+                self.next_chunk("full")
+            if name is not None:
                 self.fixes.append(EmbeddingFix(len(self.ids) + 1, name, n_vec))
                 self.ids += [0] * n_vec
-                self.mults += [weight] * n_vec
-                self.spans += [span] * n_vec
-                pos += len(name_ids)
-                continue
-            group = groups.get(tok) if groups else None
-            if group is not None and len(group) > 1 and tuple(ids[pos : pos + len(group)]) == group:
-                if len(self.ids) + len(group) > CHUNK_LENGTH:
-                    self.next_chunk("full")
-                self.ids += group
-                self.mults += [weight] * len(group)
-                self.spans += spans[pos : pos + len(group)]
-                pos += len(group)
-                continue
-            self.ids.append(tok)
-            self.mults.append(weight)
-            self.spans.append(spans[pos])
-            pos += 1
+            else:  # multi-vector added tokens keep their own ids
+                self.ids += ids[pos : pos + n_ids]
+            self.mults += [weight] * n_vec
+            self.pieces.append((k, pos, pos + n_ids, n_vec))
+            pos += n_ids
 
 
-def _join_spans(spans: Sequence[Span | None]) -> Span | None:
-    real = [s for s in spans if s is not None]
-    if not real:
-        return None
-    return Span(min(s.start for s in real), max(s.end for s in real))
-
-
-def _build(
-    runs: Sequence[Run],
-    encoded: Sequence[tuple[list[int], list[tuple[int, int]]]],
-    tokenizer,
-    comma_backtrack: int,
-    emb_lookup,
-) -> ChunkList:
-    b = _Builder(tokenizer.bos_id, tokenizer.eos_id, tokenizer.comma_id, comma_backtrack)
+def _build(runs: Sequence[Run], encoded: Sequence[Sequence[int]], tokenizer, comma_backtrack: int, emb_lookup) -> ChunkList:
+    src = _SpanSource(runs, tokenizer)
+    b = _Builder(tokenizer.bos_id, tokenizer.eos_id, tokenizer.comma_id, comma_backtrack, src)
     groups = getattr(tokenizer, "added_groups", None)
-    k = 0
-    for run in runs:
+    slow = bool(emb_lookup) or bool(groups)
+    j = 0
+    for k, run in enumerate(runs):
         if run.is_break:
             b.next_chunk("break")
             continue
-        ids, offs = encoded[k]
-        k += 1
-        if run.segs:
-            spans = [run.source_span(a, e) for a, e in offs]
+        ids = encoded[j]
+        j += 1
+        if slow:
+            b.add_run_slow(k, ids, run.weight, emb_lookup, groups)
         else:
-            spans = [None] * len(ids)
-        b.add_run(ids, spans, run.weight, emb_lookup, groups)
+            b.add_run(k, ids, run.weight)
     if b.ids or not b.out:
         b.next_chunk("end", is_last=True)
-    return ChunkList(b.out, b.token_count)
+    return ChunkList(b.out, b.token_count, runs)
 
 
 def _apply_pad(cl: ChunkList, eos: int, pad) -> ChunkList:
     if pad == "eos" or pad is None:
         return cl
-    if isinstance(pad, bool) or not isinstance(pad, int):
-        raise ValueError(f"pad must be 'eos' or a token id (int), got {pad!r}")
+    if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
+        raise ValueError(f"pad must be 'eos' or a token id (int >= 0), got {pad!r}")
     out = []
     for c in cl:
         first = c.tokens.index(eos)
@@ -266,9 +352,8 @@ def _apply_pad(cl: ChunkList, eos: int, pad) -> ChunkList:
             out.append(c)
             continue
         tokens = c.tokens[: first + 1] + (pad,) * (len(c.tokens) - first - 1)
-        spans = c.spans[: first + 1] + (None,) * (len(c.tokens) - first - 1)
-        out.append(Chunk(tokens, c.weights, spans, c.fixes, c.n_content, c.closed_by, c.moved))
-    return ChunkList(out, cl.token_count)
+        out.append(replace(c, tokens=tokens))
+    return ChunkList(out, cl.token_count, cl.runs)
 
 
 def _check_backtrack(comma_backtrack) -> int:
@@ -304,14 +389,14 @@ def chunks(
 
         tokenizer = ClipTokenizer.bundled()
     comma_backtrack = _check_backtrack(comma_backtrack)
-    runs, _ = _as_runs(text_or_runs)
-    encoded = tokenizer.encode_batch_with_offsets([r.text for r in runs if not r.is_break])
+    runs = _as_runs(text_or_runs)
+    encoded = tokenizer._ids_batch([r.text for r in runs if not r.is_break])
     lookup = _embedding_lookup(tokenizer, embeddings)
     return _apply_pad(_build(runs, encoded, tokenizer, comma_backtrack, lookup), tokenizer.eos_id, pad)
 
 
 def _empty_chunk(bos: int, eos: int) -> Chunk:
-    return Chunk((bos,) + (eos,) * (CHUNK_LENGTH + 1), (1.0,) * (CHUNK_LENGTH + 2), (None,) * (CHUNK_LENGTH + 2))
+    return Chunk((bos,) + (eos,) * (CHUNK_LENGTH + 1), (1.0,) * (CHUNK_LENGTH + 2))
 
 
 def chunks_for_sdxl(
@@ -338,11 +423,11 @@ def chunks_for_sdxl(
     tl = tokenizer_l if tokenizer_l is not None else ClipTokenizer.bundled("a1111")
     tg = tokenizer_g if tokenizer_g is not None else ClipTokenizer.bundled("open_clip")
     comma_backtrack = _check_backtrack(comma_backtrack)
-    runs, _ = _as_runs(text_or_runs)
+    runs = _as_runs(text_or_runs)
     texts = [r.text for r in runs if not r.is_break]
     lookup = _embedding_lookup(tl, embeddings)
-    cl = _build(runs, tl.encode_batch_with_offsets(texts), tl, comma_backtrack, lookup)
-    cg = _build(runs, tg.encode_batch_with_offsets(texts), tg, comma_backtrack, lookup)
+    cl = _build(runs, tl._ids_batch(texts), tl, comma_backtrack, lookup)
+    cg = _build(runs, tg._ids_batch(texts), tg, comma_backtrack, lookup)
     while len(cl) < len(cg):
         cl.append(_empty_chunk(tl.bos_id, tl.eos_id))
     while len(cg) < len(cl):
