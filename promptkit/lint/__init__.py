@@ -75,7 +75,7 @@ def _context(prompt, negative, profile, backend, db, settings, options) -> LintC
         raise LintError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     prof = _profile(profile)
     if db is None:
-        db = default_db()
+        db = default_db  # loaded on first use
     settings_dict = None
     settings_text = None
     settings_spans: dict = {}
@@ -92,7 +92,7 @@ def _context(prompt, negative, profile, backend, db, settings, options) -> LintC
     return LintContext(
         profile=prof,
         backend=backend,
-        db=db,
+        db_arg=db,
         positive=prompt,
         negative=negative,
         settings=settings_dict,
@@ -238,7 +238,7 @@ def fix(
         passes += 1
         if not changed:
             break
-        ctx = _context(texts["positive"], texts["negative"], ctx.profile, backend, ctx.db, settings, options)
+        ctx = _context(texts["positive"], texts["negative"], ctx.profile, backend, ctx.db_arg, settings, options)
         diags = _run(ctx, codes, sev)
     return FixResult(texts["positive"], texts["negative"], applied, diags, passes)
 

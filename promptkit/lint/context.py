@@ -133,6 +133,41 @@ def _children(node) -> tuple:
 
 
 _CARD_VOCAB: dict = {}
+_PROFILE_KEYS: dict = {}
+
+
+@dataclass(frozen=True)
+class ProfileKeys:
+    """A profile's vocabularies as lookup-key sets, computed once per profile."""
+
+    vocabulary: frozenset
+    style: frozenset
+    quality: frozenset
+    keep_underscore: frozenset
+    date: frozenset
+    date_year: bool
+
+    def is_date(self, key: str) -> bool:
+        if key in self.date:
+            return True
+        if self.date_year:
+            parts = key.split(" ")
+            return len(parts) == 2 and parts[0] == "year" and parts[1].isdigit()
+        return False
+
+
+def profile_keys(profile: Profile) -> ProfileKeys:
+    key = (profile.name, profile.path)
+    if key not in _PROFILE_KEYS:
+        _PROFILE_KEYS[key] = ProfileKeys(
+            profile.vocabulary,
+            profile.style_keys,
+            profile.quality_keys,
+            profile.keep_underscore_keys,
+            frozenset(vocab_key(t) for t in profile.date_tags),
+            profile.date_year,
+        )
+    return _PROFILE_KEYS[key]
 
 
 def card_vocabulary(profile: Profile) -> frozenset[str]:
@@ -158,7 +193,7 @@ def card_vocabulary(profile: Profile) -> frozenset[str]:
 class LintContext:
     profile: Profile
     backend: str
-    db: Any
+    db_arg: Any  # a TagDB, or a zero-argument callable that loads one on first use
     positive: str
     negative: str | None = None
     settings: dict | None = None  # parsed infotext settings (see promptkit.lint.infotext)
@@ -167,6 +202,11 @@ class LintContext:
     options: dict = field(default_factory=dict)  # per-rule options from config
     comma_backtrack: int = 20
     _fields: dict = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def db(self):
+        """The tag database, loaded only when a selected rule needs it."""
+        return self.db_arg() if callable(self.db_arg) and not hasattr(self.db_arg, "get") else self.db_arg
 
     def field(self, name: str) -> FieldView | None:
         if name not in self._fields:
@@ -194,9 +234,14 @@ class LintContext:
         except (KeyError, ValueError):
             return None
 
+    @cached_property
+    def keys(self) -> ProfileKeys:
+        return profile_keys(self.profile)
+
     def in_vocab(self, key: str) -> bool:
         """The profile's own special vocabulary (quality, rating, date, style … tags)."""
-        return key in self.profile.vocabulary or self.profile.is_date_tag(key)
+        keys = self.keys
+        return key in keys.vocabulary or keys.is_date(key)
 
     def info(self, ref) -> TagInfo:
         key = ref.key

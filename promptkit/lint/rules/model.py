@@ -38,7 +38,7 @@ def _artist_infos(field):
 
 
 def _is_style(info, ctx) -> bool:
-    return info.key in ctx.profile.style_keys or info.key in ctx.profile.vocabulary or info.key in quality_universe()
+    return info.key in ctx.keys.style or info.key in ctx.keys.vocabulary or info.key in quality_universe()
 
 
 @register
@@ -266,7 +266,7 @@ class NonStandardQualityTag(Rule):
 
     def check(self, ctx):
         universe = quality_universe()
-        own = ctx.profile.quality_keys | ctx.profile.vocabulary
+        own = ctx.keys.quality | ctx.keys.vocabulary
         for field in ctx.fields:
             for info in field.infos:
                 if info.key in universe and info.key not in own:

@@ -233,9 +233,11 @@ class BreakInGroup(Rule):
                     start -= 1
                 while end < len(text) and text[end] in " \t":
                     end += 1
-                closes = "".join(_close_text(g, text) for g in reversed(groups))
-                opens = "".join(_open_text(g) for g in groups if g.closed)
-                fix = Fix(Span(start, end), f"{closes} BREAK {opens}", False, "close the groups before BREAK and reopen them after")
+                fix = None
+                if all(g.closed for g in groups):  # an unclosed opener is PK101/PK102's to fix first
+                    closes = "".join(_close_text(g, text) for g in reversed(groups))
+                    opens = "".join(_open_text(g) for g in groups)
+                    fix = Fix(Span(start, end), f"{closes} BREAK {opens}", False, "close the groups before BREAK and reopen them after")
                 yield ctx.diag(
                     self, node.span,
                     "BREAK inside a group is the literal token 'BREAK' with a negative weight, not a chunk break",

@@ -21,7 +21,7 @@ def _is_special(info, ctx) -> bool:
         or text.startswith("__")
         or text.startswith("<")
         or info.key == "break"
-        or info.key in ctx.profile.keep_underscore_keys
+        or info.key in ctx.keys.keep_underscore
     )
 
 
@@ -67,8 +67,6 @@ class UnderscoreTag(Rule):
                 if "_" not in text or _is_special(info, ctx) or text.strip() in kao:
                     continue
                 if text.strip().lower().replace(" ", "_") in kao:
-                    continue
-                if info.in_vocab and info.key.replace(" ", "_") in {k.replace(" ", "_") for k in ctx.profile.keep_underscore}:
                     continue
                 fixed = text.replace("_", " ")
                 yield ctx.diag(
