@@ -94,7 +94,8 @@ class Chunk:
     n_content: int = 0
     closed_by: str = "end"
     moved: int = 0
-    # (run index, first token, end token, chunk tokens) per content piece
+    # (run index, first token, end token, n) per content piece: n > 0 tokens map
+    # one to one; n < 0: -n embedding placeholders for the tokens lo..hi
     _pieces: tuple[tuple[int, int, int, int], ...] = field(default=(), repr=False, compare=False)
     _src: _SpanSource | None = field(default=None, repr=False, compare=False)
 
@@ -104,10 +105,10 @@ class Chunk:
         src = self._src
         if src is not None:
             for k, lo, hi, n in self._pieces:
-                if n == hi - lo:
+                if n > 0:
                     out += [src.span(k, i, i + 1) for i in range(lo, hi)]
-                else:  # embedding placeholders: all point at the name
-                    out += [src.span(k, lo, hi)] * n
+                else:  # -n embedding placeholders, all pointing at the name
+                    out += [src.span(k, lo, hi)] * -n
         out += [None] * (len(self.tokens) - len(out))
         return tuple(out)
 
@@ -194,6 +195,8 @@ def _split_pieces(pieces: list, cut: int) -> tuple[list, list]:
     acc = 0
     for p in pieces:
         k, lo, hi, n = p
+        if n < 0:  # placeholders: atomic (a comma is never inside them)
+            n = -n
         if acc + n <= cut:
             left.append(p)
         elif acc >= cut:
@@ -315,7 +318,7 @@ class _Builder:
             else:  # multi-vector added tokens keep their own ids
                 self.ids += ids[pos : pos + n_ids]
             self.mults += [weight] * n_vec
-            self.pieces.append((k, pos, pos + n_ids, n_vec))
+            self.pieces.append((k, pos, pos + n_ids, -n_vec if name is not None else n_vec))
             pos += n_ids
 
 
