@@ -212,7 +212,7 @@ def _results(text="1girl, (smile, long_hair", negative="smile"):
 def test_concise_and_full_output():
     out = render(_results(), "concise")
     assert out.splitlines()[0] == "<prompt>:1:8: PK101 '(' is never closed: everything after it is weighted ×1.1"
-    assert "PK201 [*]" in out and "(in negative prompt)" in out
+    assert "PK201 [*]" in out and "<negative>:1:1: PK502" in out
     full = render(_results(), "full")
     assert "1 | 1girl, (smile, long_hair\n  |        ^ PK101" in full
     assert "= help:" in full

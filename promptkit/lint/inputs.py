@@ -47,6 +47,12 @@ class Source:
             return self.settings.text if self.settings else None
         return None
 
+    def label_for(self, name: str) -> str:
+        """The location label of a field: ``<negative>`` for a negative given as an argument."""
+        if name == "negative" and self.path is None and name not in self.offsets and self.label == "<prompt>":
+            return "<negative>"
+        return self.label
+
     def locate(self, name: str, span: Span) -> dict:
         """1-based line/column (start and end) and 0-based offsets of ``span`` in field ``name``."""
         text = self.field_text(name) or ""

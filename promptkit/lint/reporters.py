@@ -35,6 +35,8 @@ def _field_note(src: Source, d: Diagnostic) -> str:
         return ""
     if src.file_text is not None and d.field in src.offsets:
         return ""  # the file line already says where
+    if src.label_for(d.field) != src.label:
+        return ""  # the label says it
     return f" (in {d.field} prompt)" if d.field == "negative" else f" (in {d.field})"
 
 
@@ -44,7 +46,7 @@ def _concise(results: Sequence[Result], unsafe: bool) -> str:
         for d in r.diagnostics:
             loc = r.source.locate(d.field, d.span)
             mark = " [*]" if _fixable(d, unsafe) else ""
-            lines.append(f"{r.source.label}:{loc['line']}:{loc['column']}: {d.code}{mark} {d.message}{_field_note(r.source, d)}")
+            lines.append(f"{r.source.label_for(d.field)}:{loc['line']}:{loc['column']}: {d.code}{mark} {d.message}{_field_note(r.source, d)}")
     return "\n".join(lines)
 
 
@@ -74,7 +76,7 @@ def _full(results: Sequence[Result], unsafe: bool) -> str:
         for d in r.diagnostics:
             loc = r.source.locate(d.field, d.span)
             mark = " [*]" if _fixable(d, unsafe) else ""
-            out = [f"{r.source.label}:{loc['line']}:{loc['column']}: {d.code}{mark} {d.message}{_field_note(r.source, d)}"]
+            out = [f"{r.source.label_for(d.field)}:{loc['line']}:{loc['column']}: {d.code}{mark} {d.message}{_field_note(r.source, d)}"]
             out += _excerpt(r.source, d)
             if d.fix is not None:
                 kind = "safe fix" if d.fix.safe else "unsafe fix (--unsafe-fixes)"
@@ -113,7 +115,7 @@ def json_record(src: Source, d: Diagnostic, unsafe: bool) -> dict:
         "severity": d.severity,
         "message": d.message,
         "field": d.field,
-        "location": {"path": src.label if src.path is None else src.path, **loc},
+        "location": {"path": src.label_for(d.field) if src.path is None else src.path, **loc},
         "fix": None,
         "url": None,
     }
@@ -154,8 +156,8 @@ def _sarif(results: Sequence[Result], unsafe: bool) -> str:
         )
     out_results = []
     for r in results:
-        uri = r.source.path or r.source.label
         for d in r.diagnostics:
+            uri = r.source.path or r.source.label_for(d.field)
             loc = r.source.locate(d.field, d.span)
             region = {
                 "startLine": loc["line"],

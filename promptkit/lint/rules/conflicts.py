@@ -82,9 +82,11 @@ class PositiveNegativeOverlap(Rule):
                 continue
             other = keys.get(info.canonical)
             if other is not None:
+                same = other.ref.text.strip() == info.ref.text.strip()
                 yield ctx.diag(
                     self, info.span,
-                    f"'{info.ref.text.strip()}' is also in the positive prompt ('{other.ref.text.strip()}')",
+                    f"'{info.ref.text.strip()}' is also in the positive prompt"
+                    + ("" if same else f" (as '{other.ref.text.strip()}')"),
                     field="negative",
                 )
 

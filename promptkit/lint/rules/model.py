@@ -267,9 +267,10 @@ class NonStandardQualityTag(Rule):
     def check(self, ctx):
         universe = quality_universe()
         own = ctx.keys.quality | ctx.keys.vocabulary
+        removed = {vocab_key(t) for t in ctx.profile.removed_meta_tags}  # PK303 reports those
         for field in ctx.fields:
             for info in field.infos:
-                if info.key in universe and info.key not in own:
+                if info.key in universe and info.key not in own and info.key not in removed:
                     yield ctx.diag(
                         self, info.span, f"'{info.ref.text.strip()}' is not one of {ctx.profile.name}'s quality tags",
                         field=field.name, fix=removal_fix(field, info.span, safe=False, description="remove the tag"),

@@ -164,8 +164,6 @@ class UnknownTag(Rule):
         return ctx.db is not None and ctx.profile.tag_format != "natural"
 
     def check(self, ctx):
-        from rapidfuzz import fuzz
-
         close = float(ctx.option(self.code, "phrase-similarity", 80))
         for field in ctx.fields:
             for info in field.infos:
@@ -177,11 +175,17 @@ class UnknownTag(Rule):
                     continue  # an alias: PK205's business
                 if info.key.replace(" ", "_") in _kaomoji():
                     continue
+                from .model import quality_universe
+
+                if info.key in quality_universe():
+                    continue  # a quality spell: PK304 says whether this model knows it
                 try:
                     sugg = [t.name for t in ctx.db.suggest(info.key, limit=3)]
                 except Exception:  # noqa: BLE001 - a suggestion must never break linting
                     sugg = []
                 if " " in info.key:
+                    from rapidfuzz import fuzz
+
                     # a multi-word item is a misspelled tag only when it is close to one;
                     # otherwise it is a short description ("cinematic composition")
                     best = max((fuzz.ratio(info.key, s.replace("_", " ")) for s in sugg), default=0)
