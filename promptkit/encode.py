@@ -29,6 +29,7 @@ This module (with :mod:`promptkit.diffusers`) is the only place promptkit import
 from __future__ import annotations
 
 import math
+import re
 import threading
 import warnings
 from collections import OrderedDict
@@ -317,6 +318,17 @@ class SDXLEncoder:
             )
         return dev_l
 
+    @staticmethod
+    def loras(prompt: str) -> list[tuple[str, float]]:
+        """``(name, weight)`` of the ``<lora:name:weight>`` tags in ``prompt`` (comments ignored, as A1111).
+
+        Call it *before* encoding when a LoRA also trains the text encoders: load it, then
+        :meth:`clear_cache`, then encode.  (The same list is on ``cond.loras``.)
+        """
+        from .schedule import extract_extra_networks, strip_comments
+
+        return _loras(extract_extra_networks(strip_comments(prompt))[1])
+
     def clear_cache(self) -> None:
         """Forget cached chunk encodings (needed after changing the text encoders' weights)."""
         self.cache.clear()
@@ -367,8 +379,11 @@ class SDXLEncoder:
         if callback_on_step_end is not None and steps is None:
             raise ValueError("callback_on_step_end is chained to promptkit's schedule callback: pass steps= too")
 
-        pos_sources = [self._positive_source(p, steps, i) for i, p in enumerate(prompts)]
-        neg_sources = [self._negative_source(n, steps, i) for i, n in enumerate(negatives)]
+        pos_sources, neg_sources = [], []  # plain loops: warnings point at the caller (stacklevel)
+        for i, p in enumerate(prompts):
+            pos_sources.append(self._positive_source(p, steps, i))
+        for i, neg in enumerate(negatives):
+            neg_sources.append(self._negative_source(neg, steps, i))
         ranges, counts = self._encode_sources(pos_sources + neg_sources)
         n = len(prompts)
         rep = num_images_per_prompt
@@ -431,9 +446,11 @@ class SDXLEncoder:
         subprompts = _get(processed, "subprompts")
         where = f"prompt[{index}]" if index else "prompt"
         if len(subprompts) != 1:
+            at = re.search(r"\bAND\b", text)
             raise ValueError(
-                f"{where} uses AND ({len(subprompts)} subprompts): A1111's composable diffusion has no equivalent "
-                f"in diffusers pipelines; remove AND or encode the parts separately"
+                f"{where} uses AND ({len(subprompts)} subprompts, first AND at offset {at.start() if at else '?'}): "
+                f"A1111's composable diffusion has no equivalent in diffusers pipelines; remove AND or encode the "
+                f"parts separately"
             )
         sub = subprompts[0]
         weight = float(_get(sub, "weight"))
@@ -441,9 +458,10 @@ class SDXLEncoder:
             warnings.warn(
                 f"{where} ends with a ':{_get(sub, 'weight')}' subprompt weight, which A1111 applies to the guidance "
                 f"scale (and strips from the text); diffusers has no such input, so it is ignored",
-                stacklevel=3,
+                stacklevel=4,
             )
         variants = [(int(end), str(t)) for end, t in _get(sub, "schedule")]
+        _warn_diagnostics(where, _get(sub, "text"), getattr(processed, "diagnostics", ()), variants)
         self._check_static(variants, steps, where, text)
         return _Source(variants=variants, loras=tuple(_loras(_get(processed, "extra_networks"))))
 
@@ -455,6 +473,7 @@ class SDXLEncoder:
         processed = schedule.process_negative_prompt(text, steps if steps is not None else _PROBE_STEPS)
         variants = [(int(end), str(t)) for end, t in _get(processed, "schedule")]
         where = f"negative_prompt[{index}]" if index else "negative_prompt"
+        _warn_diagnostics(where, _get(processed, "after_comments"), getattr(processed, "diagnostics", ()), variants)
         self._check_static(variants, steps, where, text)
         zeroed = bool(_get(processed, "sdxl_zeroed")) and self.empty_negative == "a1111"
         return _Source(variants=variants, zeroed=zeroed)
@@ -597,6 +616,34 @@ class _KeyedCache:
 
     def put(self, key, value):
         self._cache.put((self._prefix, key), value)
+
+
+def _warn_diagnostics(where: str, text: str, schedule_diags, variants) -> None:
+    """Warn (once per problem) where A1111 would disable prompt editing or abort on a weight.
+
+    promptkit still encodes such prompts the way A1111's parsers read them (editing off; an invalid
+    ``(a:.)`` weight kept as text), so a generation script keeps running; the warning names the problem
+    and its offset.
+    """
+    from .attention import weighted_runs_with_diagnostics
+
+    seen = set()
+    found = [(d, text) for d in schedule_diags]
+    for _, variant in variants:
+        found.extend((d, variant) for d in weighted_runs_with_diagnostics(variant)[1])
+    for diag, source in found:
+        if getattr(diag, "severity", "error") not in ("error", "warning"):
+            continue
+        span = getattr(diag, "span", None)
+        start = span[0] if span is not None else -1
+        key = (diag.code, diag.message, start)
+        if key in seen:
+            continue
+        seen.add(key)
+        excerpt = source[max(0, start - 15): start + 25] if start >= 0 else ""
+        warnings.warn(
+            f"{where}: {diag.code} {diag.message} (offset {start}: {excerpt!r})", UserWarning, stacklevel=5
+        )
 
 
 def _pick(variants: list[tuple[int, str]], end: int) -> int:

@@ -207,3 +207,14 @@ def test_loras_are_stripped_and_listed(pipe):
     neg = enc("1girl", negative_prompt="<lora:x:1> lowres")
     assert neg.loras == []
     assert not torch.allclose(neg.negative_prompt_embeds, enc("1girl", negative_prompt=" lowres").negative_prompt_embeds)
+
+
+def test_loras_before_encoding():
+    assert SDXLEncoder.loras("# <lora:commented:1>\n<lora:a:0.5> x <lora:b:1.5:0.2> <hypernet:h:1>") == [
+        ("a", 0.5), ("b", 1.5)]
+
+
+def test_warns_where_a1111_would_fail(pipe):
+    enc = SDXLEncoder(pipe)
+    with pytest.warns(UserWarning, match=r"offset \d+"):
+        enc("a (cat:.) on a mat")
