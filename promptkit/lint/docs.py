@@ -7,7 +7,7 @@ from .registry import all_rules, get_rule
 _FIX_TEXT = {
     "safe": "safe (applied by --fix)",
     "unsafe": "unsafe (applied with --fix --unsafe-fixes)",
-    "sometimes": "safe in some cases, otherwise unsafe or none (see above)",
+    "sometimes": "safe in some cases, otherwise unsafe or none (see Fix below)",
     "none": "none",
 }
 
