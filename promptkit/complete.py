@@ -131,8 +131,9 @@ class CompletionIndex:
         self.db = db
         counts = db._counts
         names = db._names
-        main_idx = list(db._key.values())
-        main_keys = [_fold(k) for k in db._key]
+        primary = list(db._primary())
+        main_idx = [i for _, i in primary]
+        main_keys = [_fold(k) for k, _ in primary]
         # every word start inside a key: after a space, "(" or "/"
         joined = "\n".join(main_keys)
         starts = [m.start() for m in _WORD_START.finditer(joined)]
@@ -319,7 +320,7 @@ class CompletionIndex:
     def _split_words(self, squashed: str) -> list[int]:
         found = []
         for cut in range(1, len(squashed)):
-            i = self.db._key.get(squashed[:cut] + " " + squashed[cut:])
+            i = self.db._lookup(squashed[:cut] + " " + squashed[cut:])
             if i is not None:
                 found.append(i)
         return found

@@ -29,7 +29,8 @@ import pickle
 import sys
 import tempfile
 from array import array
-from itertools import repeat
+import operator
+from itertools import accumulate, compress, count, islice, repeat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence, Union
@@ -64,7 +65,7 @@ _E621_CATS = {
     0: "general", 1: "artist", 2: "contributor", 3: "copyright", 4: "character",
     5: "species", 6: "invalid", 7: "meta", 8: "lore",
 }
-_INDEX_VERSION = 4
+_INDEX_VERSION = 7
 
 
 class TagDataError(ValueError):
@@ -342,23 +343,28 @@ def _parse_fast(text: str, source: str) -> _Table | None:
     if source == "merged":
         return None
     lines = text.splitlines()
-    plain = [ln for ln in lines if '"' not in ln]
-    quoted = [ln for ln in lines if '"' in ln] if len(plain) != len(lines) else []
-    if not plain or set(map(str.count, plain, repeat(","))) != {3}:
+    if lines and not lines[-1].strip():
+        while lines and not lines[-1].strip():
+            lines.pop()
+    # quoted rows (alias lists with commas, names with quotes) get a placeholder
+    # so the plain rows split column-wise in one go; they are parsed with csv after
+    quoted = list(compress(count(), map(operator.contains, lines, repeat('"')))) if '"' in text else []
+    original = [lines[n] for n in quoted]
+    for n in quoted:
+        lines[n] = "x,0,0,"
+    if not lines or set(map(str.count, lines, repeat(","))) != {3}:
         return None
-    flat = ",".join(plain).split(",")
+    flat = ",".join(lines).split(",")
     names, cat_col, count_col, aliases = flat[0::4], flat[1::4], flat[2::4], flat[3::4]
-    for ln in quoted:
-        try:
-            parts = next(csv.reader([ln], strict=True))
-        except csv.Error:
-            return None
-        if len(parts) != 4:
-            return None
-        names.append(parts[0])
-        cat_col.append(parts[1])
-        count_col.append(parts[2])
-        aliases.append(parts[3])
+    if quoted:
+        for n, line in zip(quoted, original):
+            try:
+                parts = next(csv.reader([line], strict=True))
+            except csv.Error:
+                return None
+            if len(parts) != 4:
+                return None
+            names[n], cat_col[n], count_col[n], aliases[n] = parts
     code, _ = _catmaps(source)
     by_text = {str(k): v for k, v in code.items()}
     try:
@@ -439,18 +445,48 @@ def _parse_rows(text: str, path: str, source: str, strict: bool) -> _Table:
 # the database
 
 
+class _Names:
+    """Tag names as one string and start offsets: a sequence without 140,000 str objects."""
+
+    __slots__ = ("_blob", "_starts")
+
+    def __init__(self, blob: str, starts: array):
+        self._blob = blob
+        self._starts = starts
+
+    @staticmethod
+    def starts_of(names) -> array:
+        """Start offset of each name in ``"\\n".join(names)``."""
+        starts = array("i", [0])
+        starts.extend(accumulate(len(n) + 1 for n in names))
+        starts.pop()
+        return starts if len(names) else array("i")
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def __getitem__(self, i: int) -> str:
+        starts = self._starts
+        start = starts[i]
+        end = starts[i + 1] - 1 if i + 1 < len(starts) else len(self._blob)
+        return self._blob[start:end]
+
+    def __iter__(self):
+        return iter(self._blob.split("\n") if self._blob else ())
+
+
 class TagDB:
     """A tag database (see module docs).  Build with :meth:`load`."""
 
     def __init__(self):
-        self._names: list[str] = []
+        self._names: Sequence[str] = []
         self._cats = bytearray()
-        self._counts: list[int] = []
-        self._aliases: list[str] = []
+        self._counts = array("q")
+        self._aliases: dict[int, str] = {}   # tag index → raw alias column (non-empty only)
         self._srcs = bytearray()
         self._source_names: list[str] = []
-        self._key: dict[str, int] = {}
-        self._dups: dict[str, list[int]] = {}
+        self._skeys: list[str] = []           # look-up keys, sorted (bisect)
+        self._sidx = array("i")               # tag index of each sorted key
         self._alias: dict[str, object] = {}      # alias key -> idx, or tuple of idx when ambiguous
         self._fold: dict[str, int] | None = None
         self._complete = None
@@ -552,10 +588,7 @@ class TagDB:
         db._hash = digest
         if use_cache:
             state = _read_cache(idx_path)
-            if state is not None:
-                db.__dict__.update(state)
-                db._fold = None
-                db._complete = None
+            if state is not None and db._restore(state):
                 db._from_cache = True
                 if strict and db._first_error is not None:
                     path_i, line, msg = db._first_error
@@ -579,27 +612,101 @@ class TagDB:
             _write_cache(idx_path, db._state())
         return db
 
-    _STATE_FIELDS = (
-        "_names", "_cats", "_counts", "_aliases", "_srcs", "_source_names", "_key", "_dups", "_alias",
-        "_per_file_counts", "_skipped", "_first_error", "_hash",
-    )
-
     def _state(self) -> dict:
-        # (the completion index is cached separately, on first use)
-        return {k: getattr(self, k) for k in self._STATE_FIELDS}
+        """A compact picklable form: a few big strings and byte arrays instead of
+        140,000 small objects (the completion index is cached separately)."""
+        alias_idx = array("i", sorted(self._aliases))
+        return {
+            "version": _INDEX_VERSION,
+            "names": "\n".join(self._names),
+            "name_starts": _Names.starts_of(self._names).tobytes(),
+            "skeys": "\n".join(self._skeys),
+            "sidx": self._sidx.tobytes(),
+            "cats": bytes(self._cats),
+            "counts": self._counts.tobytes(),
+            "srcs": bytes(self._srcs),
+            "source_names": list(self._source_names),
+            "alias_idx": alias_idx.tobytes(),
+            "alias_raw": "\n".join(self._aliases[i] for i in alias_idx),
+            "alias": self._alias,
+            "per_file_counts": self._per_file_counts,
+            "skipped": self._skipped,
+            "first_error": self._first_error,
+        }
+
+    def _restore(self, st: dict) -> bool:
+        try:
+            if st.get("version") != _INDEX_VERSION:
+                return False
+            starts = array("i")
+            starts.frombytes(st["name_starts"])
+            self._names = _Names(st["names"], starts)
+            self._skeys = st["skeys"].split("\n") if st["skeys"] else []
+            sidx = array("i")
+            sidx.frombytes(st["sidx"])
+            self._sidx = sidx
+            self._cats = bytearray(st["cats"])
+            counts = array("q")
+            counts.frombytes(st["counts"])
+            self._counts = counts
+            self._srcs = bytearray(st["srcs"])
+            self._source_names = list(st["source_names"])
+            idx = array("i")
+            idx.frombytes(st["alias_idx"])
+            raw = st["alias_raw"]
+            self._aliases = dict(zip(idx, raw.split("\n"))) if len(idx) else {}
+            self._alias = st["alias"]
+            self._per_file_counts = st["per_file_counts"]
+            self._skipped = st["skipped"]
+            self._first_error = st["first_error"]
+        except (KeyError, TypeError, ValueError):
+            return False
+        n = len(self._names)
+        return len(self._cats) == n == len(self._counts) == len(self._skeys) == len(self._sidx)
+
+    def _lookup(self, key: str) -> int | None:
+        """Index of the first-loaded tag with this exact key."""
+        keys = self._skeys
+        p = bisect.bisect_left(keys, key)
+        if p < len(keys) and keys[p] == key:
+            return self._sidx[p]
+        return None
+
+    def _same_key(self, key: str) -> list[int]:
+        """Every tag index with this key (several sources), first-loaded first."""
+        keys = self._skeys
+        p = bisect.bisect_left(keys, key)
+        out = []
+        while p < len(keys) and keys[p] == key:
+            out.append(self._sidx[p])
+            p += 1
+        return out
+
+    def _primary(self):
+        """(key, index) of the first-loaded tag of every key, in key order."""
+        keys, sidx = self._skeys, self._sidx
+        prev = None
+        for p, k in enumerate(keys):
+            if k != prev:
+                yield k, sidx[p]
+                prev = k
 
     def _assemble(self, tables: list[_Table]) -> None:
-        names, cats, counts, aliases, srcs, source_names = [], bytearray(), [], [], bytearray(), []
+        names, cats, counts, srcs, source_names = [], bytearray(), array("q"), bytearray(), []
+        aliases: dict[int, str] = {}
         for t in tables:
             offset = []
             for s in t.source_names:
                 if s not in source_names:
                     source_names.append(s)
                 offset.append(source_names.index(s))
+            base = len(names)
             names.extend(t.names)
             cats.extend(t.cats)
             counts.extend(t.counts)
-            aliases.extend(t.aliases)
+            for i, raw in enumerate(t.aliases):
+                if raw:
+                    aliases[base + i] = raw
             if offset == list(range(len(offset))):
                 srcs.extend(t.srcs)
             else:
@@ -607,29 +714,32 @@ class TagDB:
         self._names, self._cats, self._counts, self._aliases = names, cats, counts, aliases
         self._srcs, self._source_names = srcs, source_names
         joined = "\n".join(names).replace("_", " ")
-        keys = joined.split("\n")
+        keys = joined.split("\n") if names else []
         if "  " in joined or " \n" in joined or "\n " in joined or joined[:1] == " " or joined[-1:] == " ":
             keys = [" ".join(k.split()) for k in keys]
-        n = len(keys)
-        key = dict(zip(reversed(keys), range(n - 1, -1, -1)))   # first occurrence wins
-        dups: dict[str, list[int]] = {}
-        if len(key) != n:
-            for i, k in enumerate(keys):
-                if key[k] != i:
-                    dups.setdefault(k, []).append(i)
-        self._key, self._dups = key, dups
+        order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: first-loaded first
+        skeys = list(operator.itemgetter(*order)(keys)) if len(order) > 1 else [keys[o] for o in order]
+        self._skeys = skeys
+        self._sidx = array("i", order)
+        first: dict[int, int] = {}  # index of a duplicate → index of the first tag with its key
+        if any(map(operator.eq, skeys, islice(skeys, 1, None))):
+            for p in range(1, len(skeys)):
+                if skeys[p] == skeys[p - 1]:
+                    first[order[p]] = first.get(order[p - 1], order[p - 1])
         alias: dict[str, object] = {}
         alias_src: dict[str, int] = {}
-        for i, raw in enumerate(aliases):
-            if not raw:
-                continue
+        blob = ",".join(aliases.values())
+        # tagcomplete's alias lists are lowercase with underscores: a plain replace is the key
+        simple = blob == blob.lower() and " " not in blob and "__" not in blob and "\t" not in blob
+        for i, raw in aliases.items():
             src = srcs[i]
-            target = key.get(keys[i], i)
+            target = first.get(i, i)
             for a in raw.split(","):
-                a = a.strip()
+                if not simple:
+                    a = a.strip()
                 if not a:
                     continue
-                ak = tag_key(a)
+                ak = a.replace("_", " ") if simple and a[0] != "_" and a[-1] != "_" else tag_key(a)
                 prev = alias.get(ak)
                 if prev is None:
                     alias[ak] = target
@@ -658,20 +768,20 @@ class TagDB:
         return tuple(self._source_names)
 
     def _tag(self, i: int) -> Tag:
-        raw = self._aliases[i]
+        raw = self._aliases.get(i)
         al = tuple(a for a in raw.split(",") if a) if raw else ()
         return Tag(self._names[i], CATEGORIES[self._cats[i]], self._counts[i], al, self._source_names[self._srcs[i]])
 
     def _index(self, name: str) -> int | None:
         k = tag_key(name)
-        i = self._key.get(k)
+        i = self._lookup(k)
         if i is None and "\\" in name:
-            i = self._key.get(tag_key(unescape(name)))
+            i = self._lookup(tag_key(unescape(name)))
         if i is None:
             # dash-insensitive: "close up" finds close-up (only keys with a dash need the second map)
             if self._fold is None:
                 self._fold = {}
-                for kk, ii in self._key.items():
+                for kk, ii in self._primary():
                     if "-" in kk:
                         self._fold.setdefault(" ".join(kk.replace("-", " ").split()), ii)
             i = self._fold.get(" ".join(k.replace("-", " ").split()))
@@ -716,8 +826,8 @@ class TagDB:
         if i is None:
             return ()
         k = tag_key(self._names[i])
-        out = [self._source_names[self._srcs[i]]]
-        for j in self._dups.get(k, ()):
+        out = []
+        for j in self._same_key(k):
             s = self._source_names[self._srcs[j]]
             if s not in out:
                 out.append(s)
@@ -729,7 +839,7 @@ class TagDB:
         if i is None:
             return None
         k = tag_key(self._names[i])
-        for j in (i, *self._dups.get(k, ())):
+        for j in self._same_key(k):
             if self._source_names[self._srcs[j]] == source:
                 return self._tag(j)
         return None
@@ -737,7 +847,7 @@ class TagDB:
     def tags(self, category: str | None = None) -> Iterable[Tag]:
         """Iterate over the primary tags (optionally one category)."""
         code = _CAT.get(category) if category else None
-        for i in self._key.values():
+        for _, i in self._primary():
             if code is None or self._cats[i] == code:
                 yield self._tag(i)
 
@@ -783,7 +893,7 @@ def _read_pickle(path: Path):
 
 def _read_cache(path: Path):
     state = _read_pickle(path)
-    if not isinstance(state, dict) or set(state) != set(TagDB._STATE_FIELDS):
+    if not isinstance(state, dict):
         return None
     return state
 
