@@ -429,8 +429,14 @@ def chunks_for_sdxl(
     runs = _as_runs(text_or_runs)
     texts = [r.text for r in runs if not r.is_break]
     lookup = _embedding_lookup(tl, embeddings)
-    cl = _build(runs, tl._ids_batch(texts), tl, comma_backtrack, lookup)
-    cg = _build(runs, tg._ids_batch(texts), tg, comma_backtrack, lookup)
+    ids_l = tl._ids_batch(texts)
+    ids_g = tg._ids_batch_like(texts, tl, ids_l)
+    cl = _build(runs, ids_l, tl, comma_backtrack, lookup)
+    if all(a is b or a == b for a, b in zip(ids_l, ids_g)):
+        # same ids and weights: the same chunk layout (spans included)
+        cg = ChunkList(cl, cl.token_count, runs)
+    else:
+        cg = _build(runs, ids_g, tg, comma_backtrack, lookup)
     while len(cl) < len(cg):
         cl.append(_empty_chunk(tl.bos_id, tl.eos_id))
     while len(cg) < len(cl):

@@ -47,6 +47,7 @@ import json
 import re
 import threading
 from functools import lru_cache
+from itertools import chain
 from typing import Iterable, Mapping, Sequence
 
 import regex
@@ -74,6 +75,7 @@ _NONSPACE = re.compile(r"\S+")
 _A1111_ASCII_PAT = re.compile(r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[a-z]+|[0-9]|[^\sa-z0-9]+")
 _OPEN_CLIP_ASCII_PAT = re.compile(r"<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[a-z]+|[0-9]|[^\sa-z0-9]+")
 _RUN_CACHE_SIZE = 1 << 16
+_chain = chain.from_iterable
 # Text for which ftfy.fix_text is the identity and lower() keeps every offset:
 # printable ASCII and ordinary whitespace, no HTML entity start.
 _SIMPLE = re.compile(r"[\t\n\r\x20-\x25\x27-\x7e]*")
@@ -251,6 +253,7 @@ class ClipTokenizer:
         self._seg_cache: dict[str, tuple[int, ...]] = {}
         self._seg_offsets: dict[str, tuple[tuple[int, int], ...]] = {}
         self._run_cache: dict[str, tuple[int, ...]] = {}
+        self._agrees: dict[int, bool] = {}
         self._ascii_pat = _OPEN_CLIP_ASCII_PAT if clean == "open_clip" else _A1111_ASCII_PAT
         self._special_words: dict[str, int] = {}
         if clean == "a1111":
@@ -436,14 +439,14 @@ class ClipTokenizer:
                 (slow_todo if self._hf is None else hf_todo).append(i)
                 continue
             segs = text.lower().split()
-            ids: list[int] = []
             try:
-                for seg in segs:
-                    ids += segcache[seg]
+                ids = tuple(_chain(map(segcache.__getitem__, segs)))
             except KeyError:
                 fast_todo.append((i, segs))
                 continue
-            out[i] = self._remember(text, ids)
+            if len(run_cache) >= _RUN_CACHE_SIZE:
+                run_cache.clear()
+            run_cache[text] = out[i] = ids
         if hf_todo:
             encs = self._hf.encode_batch([texts[i] for i in hf_todo], add_special_tokens=False)
             for i, e in zip(hf_todo, encs):
@@ -464,6 +467,38 @@ class ClipTokenizer:
                 for word, fixed in plan:
                     ids += fixed if word is None else cache[word][0]
                 out[i] = self._remember(texts[i], ids)
+        return out
+
+    def _agrees_on_plain_text(self, other: "ClipTokenizer") -> bool:
+        """True when both give the same ids for any plain-ASCII text without ``<``.
+
+        Such text needs no clean-up but ``lower()`` in every mode, and only
+        special strings (which start with ``<``) differ between the modes; so
+        equal vocabularies and no added tokens suffice.
+        """
+        key = id(other)
+        hit = self._agrees.get(key)
+        if hit is None:
+            hit = (
+                not self.added_tokens
+                and not other.added_tokens
+                and self._merges == other._merges
+                and self._vocab == other._vocab
+            )
+            self._agrees[key] = hit
+        return hit
+
+    def _ids_batch_like(self, texts: list[str], other: "ClipTokenizer", other_ids: list) -> list[tuple[int, ...]]:
+        """:meth:`_ids_batch`, reusing ``other``'s ids for texts where both must agree."""
+        if other is self:
+            return other_ids
+        if not self._agrees_on_plain_text(other):
+            return self._ids_batch(texts)
+        out = list(other_ids)
+        redo = [i for i, t in enumerate(texts) if "<" in t or _SIMPLE.fullmatch(t) is None]
+        if redo:
+            for i, ids in zip(redo, self._ids_batch([texts[i] for i in redo])):
+                out[i] = ids
         return out
 
     def _remember(self, text: str, ids) -> tuple[int, ...]:
