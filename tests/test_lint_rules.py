@@ -235,6 +235,12 @@ def test_chunk_rules_follow_backend():
     listing = ", ".join(["very long hair", "looking at viewer", "blue eyes"] * 10)
     assert codes(listing, select=["PK401"], backend="a1111") == []
     assert "PK401" in codes(listing, select=["PK401"], backend="diffusers")
+    # ComfyUI keeps words whole but cuts multi-word tags between words
+    comfy = lint(listing, select=["PK401"], backend="comfy", db=lint_db())
+    assert comfy and all(" " in d.message.split("'")[1] for d in comfy)
+    one_word = ", ".join(["smile"] * 60)
+    assert codes(one_word, select=["PK401"], backend="comfy") == []
+    assert codes(one_word, select=["PK401"], backend="diffusers") == []
     d = lint(", ".join(["long hair, blue eyes, smile"] * 40), select=["PK402"], db=lint_db())
     assert d and d[0].severity == "warning"
 

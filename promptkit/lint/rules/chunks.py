@@ -5,7 +5,7 @@ from __future__ import annotations
 from promptkit.diagnostics import Fix, Span
 
 from ..registry import Example, Rule, register
-from .model import _chunk_of
+from .model import _chunk_of, chunk_count, token_layout
 
 # a long comma-less run of tags that crosses the first 75-token border
 _PHRASE = "a girl with very long silver hair standing in a wide field of flowers under a bright sky"
@@ -21,9 +21,11 @@ class TagStraddlesChunk(Rule):
     **What it catches.** With A1111 the chunker moves the text after the last
     comma to the next chunk when that comma is within 20 tokens of the border,
     so this happens to long comma-less phrases; with `--backend diffusers`
-    (sd_embed) the split is a hard 75 and any tag can be cut.  The check uses
-    the chunk layout promptkit computes exactly like A1111 (ComfyUI's
-    word-keeping split is approximated by the hard split).
+    (sd_embed) the split is a hard 75 and any tag can be cut; with `comfy`
+    words stay whole but a multi-word tag (`looking at | viewer`) can be
+    cut between words.  A1111/diffusers layouts come from promptkit's
+    A1111-exact chunker; ComfyUI's word grouping is simulated on the same
+    tokens.
 
     **Why.** Half a tag in each chunk means neither encodes it; RouWei's card
     notes tags near the border get ignored on some v-pred models.
@@ -40,7 +42,7 @@ class TagStraddlesChunk(Rule):
 
     def check(self, ctx):
         for field in ctx.fields:
-            if len(field.chunks) < 2:
+            if chunk_count(field) < 2:
                 continue
             chunk_of = _chunk_of(field)
             for info in field.infos:
@@ -49,7 +51,7 @@ class TagStraddlesChunk(Rule):
                     continue
                 a, b = min(hit), max(hit)
                 fix = None
-                if not getattr(info.ref, "depth", 0) and ctx.backend == "a1111":
+                if not getattr(info.ref, "depth", 0) and ctx.backend == "a1111" and info.span.start > 0:
                     fix = Fix(Span(info.span.start, info.span.start), "BREAK ", False, "start a new chunk before the tag")
                 yield ctx.diag(
                     self, info.span,
@@ -87,14 +89,14 @@ class TooManyChunks(Rule):
         limit = int(ctx.option(self.code, "max", 3))
         warn = int(ctx.option(self.code, "warn", 4))
         for field in ctx.fields:
-            cl = field.chunks
-            if len(cl) <= limit:
+            n = chunk_count(field)
+            if n <= limit:
                 continue
-            first = cl[limit].content_span
-            start = first.start if first else 0
-            sev = "warning" if len(cl) > warn else "info"
+            layout = token_layout(field)
+            start = min((a for a, _, c in layout if c >= limit), default=0)
+            sev = "warning" if n > warn else "info"
             yield ctx.diag(
                 self, Span(start, len(field.text)),
-                f"{len(cl)} CLIP chunks ({cl.token_count} tokens); more than {limit} dilutes the prompt and only chunk 1 feeds the pooled vector",
+                f"{n} CLIP chunks ({len(layout)} tokens); more than {limit} dilutes the prompt and only chunk 1 feeds the pooled vector",
                 field=field.name, severity=sev, chunk=limit,
             )

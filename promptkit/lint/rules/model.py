@@ -89,29 +89,95 @@ class ArtistMissingBy(Rule):
                 )
 
 
+def token_layout(field) -> list[tuple[int, int, int]]:
+    """``(source start, source end, chunk index)`` of every content token, for the field's backend.
+
+    A1111 and diffusers (sd_embed: comma back-tracking off, a hard split every
+    75 tokens) come from :func:`promptkit.chunk.chunks`; ComfyUI is simulated
+    from the same tokens: ComfyUI's ``SDTokenizer`` tokenizes each
+    space-separated word and moves a word that does not fit to the next
+    chunk unless it is 8 tokens or longer (``max_word_length``), and treats
+    BREAK as a word.
+    """
+    cached = field.__dict__.get("_token_layout")
+    if cached is not None:
+        return cached
+    out: list[tuple[int, int, int]] = []
+    if field.ctx.backend == "comfy":
+        out = _comfy_layout(field)
+    else:
+        for ci, ch in enumerate(field.chunks):
+            for sp in ch.spans[1 : 1 + ch.n_content]:
+                if sp is not None and sp.start >= 0:
+                    out.append((sp.start, sp.end, ci))
+    out.sort()
+    field.__dict__["_token_layout"] = out
+    return out
+
+
+COMFY_MAX_WORD = 8
+CHUNK_TOKENS = 75
+
+
+def _comfy_layout(field) -> list[tuple[int, int, int]]:
+    from promptkit.tokenizer import ClipTokenizer
+
+    tok = ClipTokenizer.bundled()
+    words: list[list[tuple[int, int]]] = []  # per word: source spans of its tokens
+    for run in field.runs:
+        text = run.text.replace("\n", " ")
+        pos = 0
+        for piece in text.split(" "):
+            start = pos
+            pos += len(piece) + 1
+            if not piece.strip():
+                continue
+            ids, offs = tok.encode_with_offsets(piece)
+            spans = []
+            for a, b in offs:
+                sa = run.source_offset(start + a)
+                sb = run.source_offset(start + b - 1) + 1 if b > a else sa
+                spans.append((sa, sb))
+            if spans:
+                words.append(spans)
+    out: list[tuple[int, int, int]] = []
+    chunk, used = 0, 0
+    for spans in words:
+        large = len(spans) >= COMFY_MAX_WORD
+        rest = list(spans)
+        while rest:
+            if used + len(rest) > CHUNK_TOKENS:
+                if large:
+                    room = CHUNK_TOKENS - used
+                    out.extend((a, b, chunk) for a, b in rest[:room])
+                    rest = rest[room:]
+                chunk, used = chunk + 1, 0
+            else:
+                out.extend((a, b, chunk) for a, b in rest)
+                used += len(rest)
+                rest = []
+    return out
+
+
+def chunk_count(field) -> int:
+    layout = token_layout(field)
+    return (max(c for _, _, c in layout) + 1) if layout else 1
+
+
 def _chunk_of(field) -> callable:
-    """offset → index of the CLIP chunk holding the token at that offset."""
+    """span → set of indexes of the CLIP chunks holding tokens of that span."""
     import bisect
 
-    starts: list[int] = []
-    idx: list[int] = []
-    for ci, ch in enumerate(field.chunks):
-        for sp in ch.spans[1 : 1 + ch.n_content]:
-            if sp is not None and sp.start >= 0:
-                starts.append(sp.start)
-                idx.append(ci)
-    order = sorted(range(len(starts)), key=lambda k: starts[k])
-    starts = [starts[k] for k in order]
-    idx = [idx[k] for k in order]
+    layout = token_layout(field)
+    starts = [a for a, _, _ in layout]
 
     def lookup(span: Span) -> set[int]:
-        lo = bisect.bisect_right(starts, span.start) - 1
-        lo = max(lo, 0)
         out = set()
-        k = lo
-        while k < len(starts) and starts[k] < span.end:
-            if starts[k] >= span.start or k == lo:
-                out.add(idx[k])
+        k = max(bisect.bisect_right(starts, span.start) - 1, 0)
+        while k < len(layout) and layout[k][0] < span.end:
+            a, b, c = layout[k]
+            if b > span.start and a < span.end:
+                out.add(c)
             k += 1
         return out
 
