@@ -257,3 +257,33 @@ def test_settings_rules():
     cfg = next(d for d in got if d.code == "PK701")
     assert cfg.field == "settings" and s[cfg.span.start : cfg.span.end] == "7"
     assert codes("1girl", settings="Steps: 28, Sampler: Euler a, CFG scale: 5, Size: 2048x2048", select=["PK703"]) == ["PK703"]
+
+
+def test_removed_meta_tag_list_is_configurable():
+    assert codes("1girl, jpeg artifacts", select=["PK303"]) == []
+    assert codes("1girl, jpeg artifacts", select=["PK303"], options={"PK303": {"tags": ["jpeg artifacts"]}}) == ["PK303"]
+
+
+def test_artist_isolation_fix_moves_to_end_where_break_is_text():
+    db = lint_db()
+    res = fix("1girl, by wlop, smile", profile="rouwei", backend="comfy", select=["PK302"], unsafe=True, db=db)
+    assert res.text == "1girl, smile, by wlop" and not res.remaining
+
+
+def test_lint_is_total_on_golden_prompts():
+    """Every golden prompt lints and fixes without error under every backend, and fixes converge."""
+    from conftest import load_golden
+
+    rows = load_golden("attention")
+    if not rows:
+        pytest.skip("golden-sample/attention.jsonl not found")
+    db = lint_db()
+    for row in rows[::3]:
+        p = row["prompt"]
+        for backend in ("a1111", "comfy", "diffusers"):
+            diags = lint(p, p[:30], profile="rouwei", backend=backend, db=db, select="ALL")
+            for d in diags:
+                text = p if d.field == "positive" else p[:30]
+                assert 0 <= d.span.start <= d.span.end <= len(text), (p, d)
+            res = fix(p, p[:30], profile="rouwei", backend=backend, db=db, select="ALL", unsafe=True)
+            assert not [d for d in res.remaining if d.fix is not None], (p, backend, res.remaining)

@@ -194,7 +194,8 @@ class ArtistNotIsolated(Rule):
 
     **Why.** "Otherwise, significant degradation of results is likely."
 
-    **Fix.** Unsafe: move the artist items to the front, followed by BREAK.
+    **Fix.** Unsafe: move the artist items to the front, followed by BREAK
+    (A1111); to the very end for ComfyUI and diffusers, where BREAK is text.
     """
 
     code = "PK302"
@@ -235,7 +236,7 @@ class ArtistNotIsolated(Rule):
                 bad.append((a, mates[0]))
         if not bad:
             return
-        fix = self._fix(field, [a for a, _ in bad], artists)
+        fix = self._fix(field, [a for a, _ in bad], artists, ctx.backend)
         for a, mate in bad:
             yield ctx.diag(
                 self, a.span,
@@ -244,7 +245,7 @@ class ArtistNotIsolated(Rule):
             )
 
     @staticmethod
-    def _fix(field, bad, artists):
+    def _fix(field, bad, artists, backend):
         text = field.text
         moved = sorted({item_extent(field, a.span) for a in artists}, key=lambda s: s.start)
         pieces = [text[s.start : s.end] for s in moved]
@@ -253,6 +254,10 @@ class ArtistNotIsolated(Rule):
             rs = removal_fix(field, s, safe=False, description="").span
             rest = rest[: rs.start] + rest[rs.end :]
         rest = rest.strip().strip(",").strip()
+        if backend != "a1111":
+            # BREAK is plain text for ComfyUI core and sd_embed: the very end is the isolated place
+            new = (rest + ", " if rest else "") + ", ".join(pieces)
+            return Fix(Span(0, len(text)), new, False, "move the artists to the very end")
         if rest.startswith("BREAK"):
             rest = rest[5:].lstrip()
         new = ", ".join(pieces) + (" BREAK " + rest if rest else "")
@@ -263,7 +268,8 @@ class ArtistNotIsolated(Rule):
 class RemovedMetaTag(Rule):
     """A meta tag the model was trained without (RouWei: `lowres`).
 
-    **What it catches.** The profile's `removed_meta` list; RouWei's card:
+    **What it catches.** The profile's `removed_meta` list (plus the option
+    `[tool.promptkit.lint.removed-meta-tag] tags = [...]`); RouWei's card:
     "Meta tags like lowres have been removed and don't work".
 
     **Why.** The tag costs tokens and does nothing (or something random).
@@ -285,10 +291,11 @@ class RemovedMetaTag(Rule):
     )
 
     def applies(self, ctx):
-        return bool(ctx.profile.removed_meta_tags)
+        return bool(ctx.profile.removed_meta_tags) or bool(ctx.option(self.code, "tags", None))
 
     def check(self, ctx):
-        removed = {vocab_key(t) for t in ctx.profile.removed_meta_tags}
+        extra = ctx.option(self.code, "tags", None) or ()
+        removed = {vocab_key(t) for t in (*ctx.profile.removed_meta_tags, *extra)}
         for field in ctx.fields:
             for info in field.infos:
                 if info.key in removed:
