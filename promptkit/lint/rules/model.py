@@ -408,7 +408,7 @@ class ArtistPrefixConvention(Rule):
     name = "artist-prefix-convention"
     severity = "warning"
     fix = "safe"
-    default = True
+    default = False
     examples = (
         Example(bad="artist:wlop, @ciloranko, 1girl", good="wlop, ciloranko, 1girl", fixed="wlop, ciloranko, 1girl", profile="noobai"),
         Example(bad="@wlop BREAK 1girl", good="by wlop BREAK 1girl", fixed="by wlop BREAK 1girl", profile="rouwei"),

@@ -544,6 +544,11 @@ class EmptyGroupOrSeparator(Rule):
                         fix=Fix(node.span, "", True, "remove the empty group"),
                     )
             refs = field.tags
+            for ref in refs:
+                if "  " in ref.text:
+                    collapsed = " ".join(part for part in ref.text.split(" ") if part)
+                    yield ctx.diag(self, ref.span, f"doubled space in '{collapsed}'", field=field.name,
+                                   fix=Fix(ref.span, collapsed, True, "use one space"))
             bounds = [0] + [p for r in refs for p in (r.span.start, r.span.end)] + [len(text)]
             for k in range(0, len(bounds), 2):
                 start, end = bounds[k], bounds[k + 1]
