@@ -106,13 +106,12 @@ def stats(ns: list[int]) -> dict:
     }
 
 
-def time_queries(fn, queries) -> list[int]:
+def time_queries(fn, queries, clock=time.perf_counter_ns) -> list[int]:
     out = []
-    perf = time.perf_counter_ns
     for _, q in queries:
-        t0 = perf()
+        t0 = clock()
         fn(q)
-        out.append(perf() - t0)
+        out.append(clock() - t0)
     return out
 
 
@@ -151,6 +150,9 @@ def main(argv=None) -> int:
     for _, q in queries[:200]:  # warm the process (imports, profile, rapidfuzz)
         db.complete(q)
     ns = time_queries(lambda q: db.complete(q, limit=10), queries)
+    # the same replay timed with the thread's CPU clock: on a shared machine the wall-clock
+    # tail is the scheduler's time slice, not the query
+    cpu_ns = time_queries(lambda q: db.complete(q, limit=10), queries, time.thread_time_ns)
 
     scan = LinearScan(db)
     step = max(1, len(queries) // args.baseline_queries)
@@ -175,6 +177,7 @@ def main(argv=None) -> int:
     overall = row("promptkit, all", ns)
     for k in kinds:
         row(f"promptkit, {k}", [v for (kk, _), v in zip(queries, ns) if kk == k])
+    cpu = row("promptkit, all (thread CPU time)", cpu_ns)
     row("promptkit, baseline subset", pk_sub)
     base = row("linear scan (extensions), subset", base_ns)
     print()
@@ -182,9 +185,13 @@ def main(argv=None) -> int:
     print(f"median speed-up over the linear scan: {speedup:,.0f}x")
     ok_median = overall["median"] <= 50
     ok_p99 = overall["p99"] <= 1000
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} "
+          f"(p99 wall {fmt(overall['p99'])}, p99 CPU {fmt(cpu['p99'])})")
     ok_mem = total_mem <= 150e6
-    print(f"targets: median ≤ 50 µs {'OK' if ok_median else 'MISSED'}; p99 ≤ 1 ms {'OK' if ok_p99 else 'MISSED'}; "
-          f"memory ≤ 150 MB {'OK' if ok_mem else 'MISSED'}")
+    print(f"targets (wall clock): median ≤ 50 µs {'OK' if ok_median else 'MISSED'}; "
+          f"p99 ≤ 1 ms {'OK' if ok_p99 else 'MISSED'}; memory ≤ 150 MB {'OK' if ok_mem else 'MISSED'}")
+    print(f"targets (thread CPU time): median ≤ 50 µs {'OK' if cpu['median'] <= 50 else 'MISSED'}; "
+          f"p99 ≤ 1 ms {'OK' if cpu['p99'] <= 1000 else 'MISSED'}")
     return 0
 
 

@@ -30,7 +30,7 @@ import sys
 import tempfile
 from array import array
 import operator
-from itertools import accumulate, compress, count, islice, repeat
+from itertools import accumulate, chain, compress, count, islice, repeat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence, Union
@@ -65,7 +65,7 @@ _E621_CATS = {
     0: "general", 1: "artist", 2: "contributor", 3: "copyright", 4: "character",
     5: "species", 6: "invalid", 7: "meta", 8: "lore",
 }
-_INDEX_VERSION = 7
+_INDEX_VERSION = 8
 
 
 class TagDataError(ValueError):
@@ -704,9 +704,7 @@ class TagDB:
             names.extend(t.names)
             cats.extend(t.cats)
             counts.extend(t.counts)
-            for i, raw in enumerate(t.aliases):
-                if raw:
-                    aliases[base + i] = raw
+            aliases.update(zip(compress(count(base), t.aliases), filter(None, t.aliases)))
             if offset == list(range(len(offset))):
                 srcs.extend(t.srcs)
             else:
@@ -726,32 +724,55 @@ class TagDB:
             for p in range(1, len(skeys)):
                 if skeys[p] == skeys[p - 1]:
                     first[order[p]] = first.get(order[p - 1], order[p - 1])
-        alias: dict[str, object] = {}
-        alias_src: dict[str, int] = {}
-        blob = ",".join(aliases.values())
-        # tagcomplete's alias lists are lowercase with underscores: a plain replace is the key
-        simple = blob == blob.lower() and " " not in blob and "__" not in blob and "\t" not in blob
-        for i, raw in aliases.items():
-            src = srcs[i]
-            target = first.get(i, i)
-            for a in raw.split(","):
-                if not simple:
-                    a = a.strip()
-                if not a:
+        self._alias = self._build_alias_map(aliases, first, srcs)
+
+    @staticmethod
+    def _build_alias_map(aliases: dict, first: dict, srcs) -> dict:
+        """alias key → tag index, or a tuple of indices when the alias names several tags
+        of one source; an alias defined by an earlier source is not overridden by a later one.
+        Done column-wise: one join/split for all alias strings, Python only for collisions."""
+        if not aliases:
+            return {}
+        idxs = list(aliases)
+        raws = list(aliases.values())
+        targets = [first.get(i, i) for i in idxs] if first else idxs
+        per_row = [r.count(",") + 1 for r in raws]
+        keys = ",".join(raws).lower().replace("_", " ").split(",")
+        blob = "," + ",".join(keys) + ","
+        odd = []
+        if "  " in blob or " ," in blob or ", " in blob or ",," in blob:
+            odd = [n for n, k in enumerate(keys) if not k or k[0] == " " or k[-1] == " " or "  " in k]
+        for n in odd:
+            keys[n] = " ".join(keys[n].split())
+        tgt = list(chain.from_iterable(map(repeat, targets, per_row)))
+        src = list(chain.from_iterable(map(repeat, (srcs[i] for i in idxs), per_row)))
+        alias: dict[str, object] = dict(zip(reversed(keys), reversed(tgt)))  # first definition wins
+        if len(alias) != len(keys) or odd:
+            # collisions: the same alias string listed more than once
+            seen: dict[str, int] = {}
+            collide = set()
+            for k in keys:
+                if k in seen:
+                    collide.add(k)
+                seen[k] = 1
+            fixed: dict[str, object] = {}
+            fixed_src: dict[str, int] = {}
+            for k, t, sr in zip(keys, tgt, src):
+                if k not in collide:
                     continue
-                ak = a.replace("_", " ") if simple and a[0] != "_" and a[-1] != "_" else tag_key(a)
-                prev = alias.get(ak)
+                prev = fixed.get(k)
                 if prev is None:
-                    alias[ak] = target
-                    alias_src[ak] = src
-                elif alias_src[ak] != src or prev == target:
+                    fixed[k], fixed_src[k] = t, sr
+                elif fixed_src[k] != sr or prev == t:
                     continue
                 elif isinstance(prev, tuple):
-                    if target not in prev:
-                        alias[ak] = prev + (target,)
+                    if t not in prev:
+                        fixed[k] = prev + (t,)
                 else:
-                    alias[ak] = (prev, target)
-        self._alias = alias
+                    fixed[k] = (prev, t)
+            alias.update(fixed)
+        alias.pop("", None)
+        return alias
 
     # -- look-ups ---------------------------------------------------------
     def __len__(self) -> int:
