@@ -217,3 +217,45 @@ def test_full_e621_list_has_one_malformed_row():
     assert db.source_info.skipped_rows == 1
     assert db.get("hi_res").source == "e621" and db.get("highres").source == "danbooru"
     assert db.get("mammal").category == "species"
+
+
+def _reference_alias_map(db):
+    """The alias rule written row by row (first source to define an alias wins; several
+    targets within that source make it ambiguous)."""
+    from promptkit.tagdb import tag_key
+
+    ref, ref_src = {}, {}
+    for i in sorted(db._aliases):
+        target = db._lookup(tag_key(db._names[i]))
+        src = db._srcs[i]
+        for a in db._aliases[i].split(","):
+            k = tag_key(a)
+            if not k:
+                continue
+            prev = ref.get(k)
+            if prev is None:
+                ref[k], ref_src[k] = target, src
+            elif ref_src[k] != src or prev == target:
+                continue
+            elif isinstance(prev, tuple):
+                if target not in prev:
+                    ref[k] = prev + (target,)
+            else:
+                ref[k] = (prev, target)
+    return ref
+
+
+def test_alias_map_matches_row_by_row_rule(tmp_path):
+    d = write(tmp_path / "danbooru.csv", SMALL + "x_tag,0,1,\"_odd_alias_,Upper_Case, spaced\"\n")
+    e = write(tmp_path / "e621.csv", "hi_res,7,9,\"highres,hires,longhair,x\"\nother,0,1,\"z,y\"\nthird,0,1,y\n")
+    db = TagDB.load([d, e])
+    assert db._alias == _reference_alias_map(db)
+    assert db.resolve("odd alias").name == "x_tag" and db.resolve("upper case").name == "x_tag"
+    assert db.resolve("longhair").name == "long_hair"  # Danbooru defined it first
+    assert db.resolve("x").name == "hi_res" and db.resolve("y") is None  # ambiguous inside e621
+
+
+@needs_tags
+def test_alias_map_full_lists():
+    db = TagDB.load([DANBOORU_CSV, E621_CSV], strict=False)
+    assert db._alias == _reference_alias_map(db)
