@@ -1,0 +1,44 @@
+"""`import promptkit` (and the parse/schedule stages, the CLI parser) load no torch/transformers/diffusers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEAVY = ("torch", "transformers", "diffusers")
+
+CODE = """
+import sys
+import promptkit
+import promptkit.syntax, promptkit.schedule, promptkit.attention
+from promptkit.cli import build_parser
+build_parser()
+tree = promptkit.parse("a (b:1.2) [c:d:0.5] BREAK e")
+promptkit.weighted_runs(tree)
+promptkit.schedules("a [c:d:0.5]", 20)
+promptkit.process_prompt("a <lora:x:1> AND b", 20)
+print(",".join(sorted(m for m in sys.modules if m.split(".")[0] in {heavy!r})))
+"""
+
+
+def test_import_is_light():
+    out = subprocess.run(
+        [sys.executable, "-c", CODE.format(heavy=set(HEAVY))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    loaded = out.stdout.strip()
+    assert loaded == "", f"light imports pulled in heavy modules: {loaded}"
+
+
+def test_the_check_can_fail():
+    # the same probe does see a heavy module when one is imported (json stands in for torch)
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, json; print('json' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.stdout.strip() == "True"
