@@ -92,7 +92,7 @@ class ScheduleCallback:
         out: dict = {}
         current = self.range_for_call(step_index)
         following = self.range_for_call(step_index + 1)
-        if following != current:
+        if following != current and self.schedule[following].prompt_embeds is not self.schedule[current].prompt_embeds:
             entry = self.schedule[following]
             self.switches.append((step_index + 1, following))
             for name in _SWAPPED:

@@ -32,6 +32,7 @@ import math
 import re
 import threading
 import warnings
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Sequence
@@ -110,6 +111,26 @@ class ChunkCache:
 
 
 # --------------------------------------------------------------------------------------------- sides
+_WRAPPED: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+_WRAPPED_LOCK = threading.Lock()
+
+
+def _wrap_tokenizer(cls, hf_tokenizer: Any, clean: str):
+    """``ClipTokenizer.from_hf`` once per transformers tokenizer, clean-up and vocabulary size (building
+    one takes a while; every encoder of the same pipeline shares it)."""
+    key = (clean, len(hf_tokenizer))
+    try:
+        with _WRAPPED_LOCK:
+            hit = _WRAPPED.get(hf_tokenizer, {}).get(key)
+    except TypeError:  # not weak-referenceable / hashable: no sharing
+        return cls.from_hf(hf_tokenizer, clean=clean)
+    if hit is None:
+        hit = cls.from_hf(hf_tokenizer, clean=clean)
+        with _WRAPPED_LOCK:
+            _WRAPPED.setdefault(hf_tokenizer, {})[key] = hit
+    return hit
+
+
 def _is_clip_tokenizer(tok: Any) -> bool:
     try:
         vocab = tok.get_vocab()
@@ -342,8 +363,8 @@ class SDXLEncoder:
         if self._tokenizers is None or sizes != self._tokenizer_sizes:
             # A1111 cleans CLIP-L text with ftfy and bigG text with open_clip's clean-up
             self._tokenizers = (
-                ClipTokenizer.from_hf(self.clip_l.hf_tokenizer, clean="a1111"),
-                ClipTokenizer.from_hf(self.clip_g.hf_tokenizer, clean="open_clip"),
+                _wrap_tokenizer(ClipTokenizer, self.clip_l.hf_tokenizer, "a1111"),
+                _wrap_tokenizer(ClipTokenizer, self.clip_g.hf_tokenizer, "open_clip"),
             )
             self._tokenizer_sizes = sizes
             # a changed vocabulary can re-map ids of added tokens: cached encodings are not trustworthy
@@ -398,7 +419,12 @@ class SDXLEncoder:
         loras: list[tuple[str, float]] = []
         for src in pos_sources:
             loras.extend(src.loras)
-        per_range = [(end,) + split(e, p) for end, e, p in ranges]
+        done: dict[int, tuple] = {}  # shared range tensors stay shared (the callback skips no-op swaps)
+        per_range = []
+        for end, e, p in ranges:
+            if id(e) not in done:
+                done[id(e)] = split(e, p)
+            per_range.append((end,) + done[id(e)])
         return Conditioning._from_ranges(
             per_range,
             steps=steps,
@@ -577,11 +603,17 @@ class SDXLEncoder:
         # one tensor per global step range (union of every source's boundaries)
         ends = sorted({end for src in sources for end, _ in src.variants})
         ranges = []
+        # ranges whose sources all use the same texts hold identical numbers (same z, same weights, same
+        # per-prompt mean): share the tensors (an alternation [a|b] over 28 steps keeps 2, not 28)
+        shared: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         for end in ends:
             picks = [_pick(src.variants, end) for src in sources]
-            embeds = torch.stack([e[i] for (e, _), i in zip(per_source, picks)])
-            pooled = torch.stack([p[i] for (_, p), i in zip(per_source, picks)])
-            ranges.append((end, embeds.contiguous(), pooled.contiguous()))
+            key = tuple(src.variants[i][1] for src, i in zip(sources, picks))
+            if key not in shared:
+                embeds = torch.stack([e[i] for (e, _), i in zip(per_source, picks)])
+                pooled = torch.stack([p[i] for (_, p), i in zip(per_source, picks)])
+                shared[key] = (embeds.contiguous(), pooled.contiguous())
+            ranges.append((end,) + shared[key])
         return ranges, counts
 
     def _emphasize(self, z: torch.Tensor, weights: list, empty: torch.Tensor, device) -> torch.Tensor:
