@@ -6,6 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import DANBOORU_CSV, needs_tags
+
 from promptkit.syntax import parse
 from promptkit.tagdb import TagDB
 from promptkit.tagnorm import TagRef, iter_tags, normalize
@@ -150,3 +152,38 @@ prompts = st.lists(
 def test_idempotent(db, prompt, profile, backend):
     once = normalize(prompt, db=db, profile=profile, backend=backend)
     assert normalize(once, db=db, profile=profile, backend=backend) == once
+
+
+def test_cli_normalize(tmp_path, capsys, monkeypatch):
+    import io
+
+    from promptkit.cli import main
+
+    monkeypatch.setenv("PROMPTKIT_CACHE_DIR", str(tmp_path))
+    csv = tmp_path / "t.csv"
+    csv.write_text("".join(f'{n},{c},{p},"{a}"\n' for n, c, p, a in ROWS))
+    assert main(["normalize", "kantoku, 1girls, karin_(blue_archive)", "--tags", str(csv), "--profile", "rouwei"]) == 0
+    assert capsys.readouterr().out == "by kantoku BREAK 1girl, karin \\(blue archive\\)\n"
+    assert main(["normalize", "kantoku, 1girls", "--tags", str(csv), "--profile", "rouwei",
+                 "--no-isolate-artists"]) == 0
+    assert capsys.readouterr().out == "by kantoku, 1girl\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO("Long_Hair, long hair\n"))
+    assert main(["normalize", "--tags", str(csv)]) == 0
+    assert capsys.readouterr().out == "long hair\n"
+    assert main(["normalize", "x", "--tags", str(csv), "--profile", "sd15"]) == 2
+    assert "unknown profile" in capsys.readouterr().err
+
+
+@needs_tags
+def test_full_list_normalization(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMPTKIT_CACHE_DIR", str(tmp_path))
+    db = TagDB.load(DANBOORU_CSV)
+    out = normalize("kantoku, wlop, karin_(bunny)_(blue_archive), 1girls, Long_Hair, long hair, masterpiece",
+                    db=db, profile="rouwei")
+    assert out == "by kantoku, by wlop, masterpiece BREAK karin \\(bunny\\) \\(blue archive\\), 1girl, long hair"
+    assert normalize("hoshimachi suisei (1st costume), /lh, \\m/", db=db) == (
+        "hoshimachi suisei \\(1st costume\\), long hair, \\\\m/"
+    )
+    # a model card's own prompt is already normal
+    card = "face focus, cute, masterpiece, best quality, 1girl, green hair, sweater, looking at viewer"
+    assert normalize(card, db=db, profile="animagine2") == card
