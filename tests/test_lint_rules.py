@@ -287,3 +287,31 @@ def test_lint_is_total_on_golden_prompts():
                 assert 0 <= d.span.start <= d.span.end <= len(text), (p, d)
             res = fix(p, p[:30], profile="rouwei", backend=backend, db=db, select="ALL", unsafe=True)
             assert not [d for d in res.remaining if d.fix is not None], (p, backend, res.remaining)
+
+
+try:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+except ImportError:  # pragma: no cover
+    given = None
+
+if given is not None:
+    _PIECES = st.sampled_from(
+        ["1girl", "long_hair", "smile", "by wlop", "kantoku", "karin", "(", ")", "[", "]", ":", ":1.2", ":0.5",
+         ",", ", ", " ", "  ", "BREAK", "break", "AND", "\\(", "\\)", "|", "<lora:x:1>", "blue archive", "\n",
+         "lowres", "masterpiece", "worst quality", "^ ^", "1girls", "reverse:1999", "hi res", "::"]
+    )
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(_PIECES, max_size=25).map("".join), st.sampled_from(["a1111", "comfy", "diffusers"]))
+    def test_lint_and_fix_never_crash_and_converge(text, backend):
+        db = lint_db(full=False)
+        diags = lint(text, text[::-1], profile="rouwei", backend=backend, db=db, select="ALL")
+        for d in diags:
+            t = text if d.field == "positive" else text[::-1]
+            assert 0 <= d.span.start <= d.span.end <= len(t)
+            if d.fix is not None:
+                assert 0 <= d.fix.span.start <= d.fix.span.end <= len(t)
+        res = fix(text, text[::-1], profile="rouwei", backend=backend, db=db, select="ALL", unsafe=True)
+        assert res.passes <= 10
+        assert not [d for d in res.remaining if d.fix is not None], (text, res.text, res.remaining)

@@ -56,7 +56,7 @@ class TagStraddlesChunk(Rule):
                 yield ctx.diag(
                     self, info.span,
                     f"'{_short(info.ref.text)}' is split between CLIP chunks {a + 1} and {b + 1}",
-                    field=field.name, fix=fix, chunk=a, token_start=None, token_end=None,
+                    field=field.name, fix=fix, chunk=a,
                 )
 
 

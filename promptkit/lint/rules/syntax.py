@@ -27,35 +27,55 @@ def _closing_fix(field, node, closer: str) -> Fix | None:
     return None
 
 
+def literal_offsets(field) -> set[int]:
+    """Source offsets of every character A1111 keeps as text (from the attention runs)."""
+    cached = field.__dict__.get("_literal_offsets")
+    if cached is None:
+        cached = set()
+        for run in field.runs:
+            segs = run.segs
+            for k, (i, off) in enumerate(segs):
+                nxt = segs[k + 1][0] if k + 1 < len(segs) else len(run.text)
+                cached.update(range(off, off + nxt - i))
+        field.__dict__["_literal_offsets"] = cached
+    return cached
+
+
 class _Unbalanced(Rule):
     bracket = "("
     closer = ")"
-    stray_kinds = ("Stray",)
 
     def check(self, ctx):
         for field in ctx.fields:
-            seen = set()
-            for node, _ in field.walk():
+            literal = literal_offsets(field)
+            nodes = list(field.walk())
+            # A1111 keeps separate stacks for ( and [: a group cut by an outer closer
+            # ("([a) b]") stays open and a later closer of its own kind still closes it
+            consumed = sorted(
+                n.span.start for n, _ in nodes
+                if kind(n) == "Stray" and n.raw == self.closer and n.span.start not in literal
+            )
+            for node, _ in nodes:
                 k = kind(node)
                 if k == "Weighted" and node.bracket == self.bracket and not node.closed:
+                    later = [c for c in consumed if c >= node.span.end]
+                    if getattr(node, "interrupted", False) and later:
+                        consumed.remove(later[0])
+                        continue
                     span = Span(node.span.start, node.span.start + 1)
-                    seen.add(span.start)
                     effect = "×1.1" if self.bracket == "(" else "×1/1.1 (0.909)"
+                    fix = None if getattr(node, "interrupted", False) else _closing_fix(field, node, self.closer)
                     yield ctx.diag(
                         self, span,
                         f"'{self.bracket}' is never closed: everything after it is weighted {effect}",
-                        field=field.name, fix=_closing_fix(field, node, self.closer),
+                        field=field.name, fix=fix,
                     )
-                elif k in self.stray_kinds and node.raw == self.closer:
-                    seen.add(node.span.start)
+                elif k == "Stray" and node.raw == self.closer and node.span.start in literal:
                     yield ctx.diag(
                         self, node.span,
                         f"stray '{self.closer}' has no opening '{self.bracket}': it is encoded as literal text",
                         field=field.name,
                     )
-            for d in _parser_diags(field, self.code):
-                if d.span.start not in seen:
-                    yield ctx.diag(self, d.span, d.message, field=field.name)
 
 
 @register
