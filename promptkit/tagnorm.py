@@ -152,9 +152,9 @@ class _Splitter:
                 if depth == 0 and context == "plain":
                     self.segment += 1
             elif kind == "And":
-                if depth == 0 and context == "plain":
-                    self.part += 1
-                    self.segment = 0
+                # A1111 splits on AND in the raw text, whatever brackets surround it
+                self.part += 1
+                self.segment = 0
             elif kind == "Edit":
                 for side in (node.before, node.after):
                     if side:
@@ -293,6 +293,11 @@ def _underscore_tokens() -> frozenset[str]:
     return frozenset(words)
 
 
+@lru_cache(maxsize=1)
+def _kaomoji_by_key() -> dict[str, str]:
+    return {tag_key(k): k for k in kaomoji() if tag_key(k)}
+
+
 class _Resolved(NamedTuple):
     canon: str          # dedupe key
     text: str           # replacement text
@@ -344,6 +349,9 @@ def _resolve(ref: TagRef, db: TagDB, prof, backend: str) -> _Resolved | None:
     if low in kao or value.lower() in kao:
         name = value.lower() if value.lower() in kao else low
         return _Resolved("tag:" + name, escape(name, backend), "")
+    spaced = _kaomoji_by_key().get(key)
+    if spaced is not None:  # "^ ^" → "^_^" even when the tag list lacks the emoticon
+        return _Resolved("tag:" + spaced, escape(spaced, backend), "")
     # unknown: spaces for underscores, lowercase, escaped once
     # (an underscore at the edge becomes a space that stays outside the next pass's
     # trimmed piece, so the result is stable)
