@@ -180,10 +180,11 @@ def run(args) -> int:
     human = fmt in ("concise", "full")
     report_stream = sys.stderr if (args.fix and fixed_outputs) else out
     body = render(results, fmt, unsafe=unsafe)
-    if body:
-        print(body, file=report_stream)
     if fixed_outputs:
         print("\n".join(fixed_outputs), file=out)
+        out.flush()
+    if body:
+        print(body, file=report_stream)
     if human and not args.quiet:
         if body and fmt == "full":
             print(file=report_stream)
