@@ -24,8 +24,8 @@ Peers get the whole prompt in one call (tokenize only: no emphasis parsing, no
 chunking), which is less work than promptkit does.  Targets (issue 3):
 promptkit >= 10x the slow tokenizer and >= 1x the fast one.
 
-    python benchmarks/bench_chunk.py            # 2,000 prompts, best of 5
-    python benchmarks/bench_chunk.py --quick    # 1,000 prompts, best of 2
+    python benchmarks/bench_chunk.py            # 2,000 prompts, best of 5 rounds
+    python benchmarks/bench_chunk.py --quick    # 1,000 prompts, best of 2 rounds
     # A1111's own CLIP-L tokenizer (transformers 4.30.2 slow + ftfy), in its own venv:
     python -m venv /tmp/tf430 && /tmp/tf430/bin/pip install transformers==4.30.2 tokenizers==0.13.3 ftfy regex
     python benchmarks/bench_chunk.py --slow-python /tmp/tf430/bin/python
@@ -127,9 +127,9 @@ for p in data["warmup"]:
     tok(p, add_special_tokens=False)
 best = float("inf")
 for _ in range(repeat):
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     ids = [tok(p, add_special_tokens=False)["input_ids"] for p in data["prompts"]]
-    best = min(best, time.perf_counter() - t0)
+    best = min(best, time.process_time() - t0)
 json.dump({"seconds": best, "ids": ids, "version": transformers.__version__}, sys.stdout)
 """
 
@@ -169,20 +169,19 @@ def slow_peer(vocab_dir: Path):
     return "open_clip SimpleTokenizer (pure-Python CLIP BPE)", st.encode
 
 
-def bench(fn, prompts, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for p in prompts:
-            fn(p)
-        best = min(best, time.perf_counter() - t0)
-    return best
+def cpu_pass(fn, prompts) -> float:
+    """CPU seconds of one pass (process time: steadier than wall time on a shared machine)."""
+    t0 = time.process_time()
+    for p in prompts:
+        fn(p)
+    return time.process_time() - t0
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="1,000 prompts, best of 2")
+    ap.add_argument("--quick", action="store_true", help="1,000 prompts, 2 rounds")
     ap.add_argument("-n", type=int, default=None, help="number of prompts (default 2000, --quick 1000)")
+    ap.add_argument("--rounds", type=int, default=None, help="timing rounds (default 5, --quick 2); best round counts")
     ap.add_argument(
         "--slow-python",
         metavar="PYTHON",
@@ -192,7 +191,7 @@ def main(argv=None) -> int:
     )
     args = ap.parse_args(argv)
     n = args.n or (1000 if args.quick else 2000)
-    repeat = 2 if args.quick else 5
+    rounds = args.rounds or (2 if args.quick else 5)
     if not DANBOORU.is_file():
         print(f"error: {DANBOORU} not found (set PROMPTKIT_SHARED to the shared folder)", file=sys.stderr)
         return 2
@@ -203,68 +202,73 @@ def main(argv=None) -> int:
     from promptkit.tokenizer import ClipTokenizer, _bundled
 
     prompts = make_prompts(n)
+    warmup = make_prompts(n, seed=99)  # a different set: warm caches never hold a timed prompt whole
     vocab_dir = clip_vocab_dir()
     fast = transformers.CLIPTokenizerFast.from_pretrained(str(vocab_dir))
     plain = transformers.CLIPTokenizer.from_pretrained(str(vocab_dir))
     counts = [chunks(p).token_count for p in prompts]
     print(
         f"{len(prompts)} prompts, {min(counts)}-{max(counts)} CLIP tokens (mean {sum(counts) / len(counts):.0f}),"
-        f" {sum(1 for p in prompts if 'BREAK' in p)} with BREAK; best of {repeat}; transformers {transformers.__version__}"
+        f" {sum(1 for p in prompts if 'BREAK' in p)} with BREAK; CPU time, best of {rounds} interleaved rounds;"
+        f" transformers {transformers.__version__}"
     )
 
-    rows = []
-    if args.slow_python:
-        res = slow_in_other_python(args.slow_python, vocab_dir, prompts, make_prompts(n, seed=99), repeat)
-        pk = ClipTokenizer.bundled()
-        same = sum(1 for p, ids in zip(prompts, res["ids"]) if pk.encode(p) == ids)
-        print(f"ids identical to transformers {res['version']} slow CLIPTokenizer (ftfy) on {same}/{len(prompts)} prompts")
-        rows.append((f"transformers {res['version']} CLIPTokenizer (slow, A1111's)", res["seconds"]))
-    slow_label, slow_fn = slow_peer(vocab_dir)
-    if slow_fn is not None:
-        for p in make_prompts(n, seed=99):
-            slow_fn(p)
-    rows.append((slow_label, bench(slow_fn, prompts, repeat) if slow_fn else None))
-    same = transformers.CLIPTokenizer is transformers.CLIPTokenizerFast
-    rows.append(
-        (
-            "transformers CLIPTokenizer" + (" (= CLIPTokenizerFast in transformers >= 5)" if same else ""),
-            bench(lambda p: plain(p, add_special_tokens=False)["input_ids"], prompts, repeat),
-        )
-    )
-    rows.append(("transformers CLIPTokenizerFast", bench(lambda p: fast(p, add_special_tokens=False)["input_ids"], prompts, repeat)))
-
-    def cold(ps):
-        _bundled.cache_clear()
-        t0 = time.perf_counter()
-        tok = ClipTokenizer.bundled()
-        for p in ps:
-            chunks(p, tok)
-        return time.perf_counter() - t0
-
-    cold_t = min(cold(prompts) for _ in range(repeat))
-    rows.append(("promptkit chunks(): parse+tokenize+chunk, cold cache (incl. vocab load)", cold_t))
-    # "warm": word and segment caches filled by a *different* set of prompts,
-    # and the whole-text cache emptied before every timed pass, so no timed
-    # prompt is ever a cache hit as a whole.
     tok = ClipTokenizer.bundled()
     tok_g = ClipTokenizer.bundled("open_clip")
-    for p in make_prompts(n, seed=99):
+    for p in warmup:
         chunks_for_sdxl(p, tok, tok_g)
 
-    def warm(fn):
-        def timed(p):
-            return fn(p)
+    def pk_cold():
+        _bundled.cache_clear()
+        t0 = time.process_time()
+        fresh = ClipTokenizer.bundled()
+        for p in prompts:
+            chunks(p, fresh)
+        took = time.process_time() - t0
+        _bundled.cache_clear()
+        return took
 
-        best = float("inf")
-        for _ in range(repeat):
-            tok._run_cache.clear()
+    def pk_warm(fn):
+        def one_pass():
+            tok._run_cache.clear()  # no whole-text hits
             tok_g._run_cache.clear()
-            best = min(best, bench(timed, prompts, 1))
-        return best
+            return cpu_pass(fn, prompts)
 
-    rows.append(("promptkit chunks(): parse+tokenize+chunk, warm", warm(lambda p: chunks(p, tok))))
-    rows.append(("promptkit chunks_for_sdxl(): both encoders, warm", warm(lambda p: chunks_for_sdxl(p, tok, tok_g))))
+        return one_pass
 
+    impls: list[tuple[str, object]] = []  # label -> callable returning seconds for one pass
+    slow_python_label = None
+    if args.slow_python:
+        slow_python_label = "transformers 4.x CLIPTokenizer (slow, A1111's CLIP-L tokenizer)"
+        check = slow_in_other_python(args.slow_python, vocab_dir, prompts, warmup, 1)
+        same = sum(1 for p, ids in zip(prompts, check["ids"]) if tok.encode(p) == ids)
+        slow_python_label = f"transformers {check['version']} CLIPTokenizer (slow, A1111's CLIP-L tokenizer)"
+        print(f"ids identical to transformers {check['version']} slow CLIPTokenizer (ftfy) on {same}/{len(prompts)} prompts")
+        impls.append((slow_python_label, lambda: slow_in_other_python(args.slow_python, vocab_dir, prompts, warmup, 1)["seconds"]))
+    slow_label, slow_fn = slow_peer(vocab_dir)
+    if slow_fn is not None:
+        for p in warmup:
+            slow_fn(p)
+        impls.append((slow_label, lambda: cpu_pass(slow_fn, prompts)))
+    same_cls = transformers.CLIPTokenizer is transformers.CLIPTokenizerFast
+    plain_label = "transformers CLIPTokenizer" + (" (= CLIPTokenizerFast in transformers >= 5)" if same_cls else "")
+    impls.append((plain_label, lambda: cpu_pass(lambda p: plain(p, add_special_tokens=False)["input_ids"], prompts)))
+    fast_label = "transformers CLIPTokenizerFast"
+    impls.append((fast_label, lambda: cpu_pass(lambda p: fast(p, add_special_tokens=False)["input_ids"], prompts)))
+    cold_label = "promptkit chunks(): parse+tokenize+chunk, cold (incl. vocab load)"
+    impls.append((cold_label, pk_cold))
+    warm_label = "promptkit chunks(): parse+tokenize+chunk, warm"
+    impls.append((warm_label, pk_warm(lambda p: chunks(p, tok))))
+    impls.append(("promptkit chunks_for_sdxl(): both encoders, warm", pk_warm(lambda p: chunks_for_sdxl(p, tok, tok_g))))
+
+    best: dict[str, float] = {}
+    for _ in range(rounds):
+        for label, one_pass in impls:
+            best[label] = min(best.get(label, float("inf")), one_pass())
+    if slow_fn is None:
+        best[slow_label] = None  # type: ignore[assignment]
+
+    rows = [(label, best[label]) for label, _ in impls] + ([(slow_label, None)] if slow_fn is None else [])
     w = max(len(r[0]) for r in rows)
     print(f"\n| {'implementation':<{w}} | prompts/s | µs/prompt |")
     print(f"|{'-' * (w + 2)}|----------:|----------:|")
@@ -274,11 +278,9 @@ def main(argv=None) -> int:
         else:
             print(f"| {label:<{w}} | {len(prompts) / t:9.0f} | {t / len(prompts) * 1e6:9.1f} |")
 
-    by = dict(rows)
-    warm_t = by["promptkit chunks(): parse+tokenize+chunk, warm"]
-    fast_t = by["transformers CLIPTokenizerFast"]
+    warm_t, cold_t, fast_t = best[warm_label], best[cold_label], best[fast_label]
     print()
-    slows = [(label, t) for label, t in rows if t is not None and ("slow" in label or "pure-Python" in label)]
+    slows = [(label, best[label]) for label in (slow_python_label, slow_label) if label and best.get(label)]
     if not slows:
         print("no slow tokenizer available: the >= 10x target is not measured in this run")
     for label, t in slows:

@@ -27,6 +27,7 @@ together the same way.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Iterable, Mapping, NamedTuple, Sequence
@@ -58,12 +59,28 @@ class _SpanSource:
     chunking itself never pays for them.
     """
 
-    __slots__ = ("runs", "tokenizer", "_offs")
+    __slots__ = ("runs", "tokenizer", "_offs", "flat_starts", "flat_runs")
 
     def __init__(self, runs: Sequence[Run], tokenizer):
         self.runs = runs
         self.tokenizer = tokenizer
         self._offs: dict[int, list[tuple[int, int]]] = {}
+        # for chunks cut from the flat token list: where each run's tokens start
+        self.flat_starts: list[int] = []
+        self.flat_runs: list[int] = []
+
+    def flat_pieces(self, lo: int, hi: int) -> list[tuple[int, int, int, int]]:
+        """Flat token range -> (run index, first token, end token, n) pieces."""
+        starts, kruns = self.flat_starts, self.flat_runs
+        i = bisect_right(starts, lo) - 1
+        out = []
+        while lo < hi:
+            run_end = starts[i + 1] if i + 1 < len(starts) else hi
+            end = min(hi, run_end)
+            out.append((kruns[i], lo - starts[i], end - starts[i], end - lo))
+            lo = end
+            i += 1
+        return out
 
     def span(self, k: int, lo: int, hi: int) -> Span | None:
         run = self.runs[k]
@@ -98,13 +115,15 @@ class Chunk:
     # one to one; n < 0: -n embedding placeholders for the tokens lo..hi
     _pieces: tuple[tuple[int, int, int, int], ...] = field(default=(), repr=False, compare=False)
     _src: _SpanSource | None = field(default=None, repr=False, compare=False)
+    _flat: tuple[int, int] | None = field(default=None, repr=False, compare=False)
 
     @cached_property
     def spans(self) -> tuple[Span | None, ...]:
         out: list[Span | None] = [None]
         src = self._src
         if src is not None:
-            for k, lo, hi, n in self._pieces:
+            pieces = self._pieces if self._flat is None else src.flat_pieces(*self._flat)
+            for k, lo, hi, n in pieces:
                 if n > 0:
                     out += [src.span(k, i, i + 1) for i in range(lo, hi)]
                 else:  # -n embedding placeholders, all pointing at the name
@@ -250,37 +269,6 @@ class _Builder:
         else:
             self.next_chunk("full")
 
-    def add_run(self, k: int, ids: Sequence[int], weight: float) -> None:
-        """Bulk version for runs without embeddings: whole slices per chunk."""
-        comma = self.comma
-        pos = 0
-        n = len(ids)
-        while pos < n:
-            have = len(self.ids)
-            if have < CHUNK_LENGTH:
-                take = min(CHUNK_LENGTH - have, n - pos)
-                part = ids[pos : pos + take]
-                if comma in part:
-                    last = take - 1
-                    while part[last] != comma:
-                        last -= 1
-                    self.last_comma = have + last
-                self.ids += part
-                self.mults += [weight] * take
-                self.pieces.append((k, pos, pos + take, take))
-                pos += take
-                continue
-            tok = ids[pos]
-            if tok == comma:
-                # A1111 notes the comma, then closes the full chunk (which forgets it).
-                self.next_chunk("full")
-                self.ids.append(tok)
-                self.mults.append(weight)
-                self.pieces.append((k, pos, pos + 1, 1))
-                pos += 1
-            else:
-                self.full(tok)
-
     def add_run_slow(self, k: int, ids: Sequence[int], weight: float, emb_lookup, groups) -> None:
         """Token by token, as A1111 does, for runs that may hold embeddings."""
         pos = 0
@@ -323,24 +311,98 @@ class _Builder:
 
 
 def _build(runs: Sequence[Run], encoded: Sequence[Sequence[int]], tokenizer, comma_backtrack: int, emb_lookup) -> ChunkList:
-    src = _SpanSource(runs, tokenizer)
-    b = _Builder(tokenizer.bos_id, tokenizer.eos_id, tokenizer.comma_id, comma_backtrack, src)
     groups = getattr(tokenizer, "added_groups", None)
-    slow = bool(emb_lookup) or bool(groups)
+    if emb_lookup or groups:
+        src = _SpanSource(runs, tokenizer)
+        b = _Builder(tokenizer.bos_id, tokenizer.eos_id, tokenizer.comma_id, comma_backtrack, src)
+        j = 0
+        for k, run in enumerate(runs):
+            if run.is_break:
+                b.next_chunk("break")
+                continue
+            b.add_run_slow(k, encoded[j], run.weight, emb_lookup or {}, groups)
+            j += 1
+        if b.ids or not b.out:
+            b.next_chunk("end", is_last=True)
+        return ChunkList(b.out, b.token_count, runs)
+    return _build_flat(runs, encoded, tokenizer, comma_backtrack)
+
+
+def _build_flat(runs: Sequence[Run], encoded: Sequence[Sequence[int]], tokenizer, backtrack: int) -> ChunkList:
+    """tokenize_line without embeddings, one slice per chunk.
+
+    Between two BREAKs every chunk is a contiguous stretch of the run tokens
+    laid end to end: A1111's ``last_comma`` only ever points into the current
+    chunk, so "the last comma of the full chunk" is the last comma among its
+    final ``backtrack`` tokens (a comma further back is too far anyway).
+    """
+    bos, eos, comma = tokenizer.bos_id, tokenizer.eos_id, tokenizer.comma_id
+    src = _SpanSource(runs, tokenizer)
+    flat: list[int] = []
+    wts: list[float] = []
+    segments: list[tuple[int, int, bool]] = []  # (start, end, closed by BREAK)
+    seg_start = 0
     j = 0
-    for k, run in enumerate(runs):
-        if run.is_break:
-            b.next_chunk("break")
+    starts, kruns = src.flat_starts, src.flat_runs
+    for k, (text, weight, _) in enumerate(runs):
+        if weight == -1 and text == "BREAK":
+            segments.append((seg_start, len(flat), True))
+            seg_start = len(flat)
             continue
         ids = encoded[j]
         j += 1
-        if slow:
-            b.add_run_slow(k, ids, run.weight, emb_lookup, groups)
-        else:
-            b.add_run(k, ids, run.weight)
-    if b.ids or not b.out:
-        b.next_chunk("end", is_last=True)
-    return ChunkList(b.out, b.token_count, runs)
+        if ids:
+            starts.append(len(flat))
+            kruns.append(k)
+            flat += ids
+            wts += [weight] * len(ids)
+    segments.append((seg_start, len(flat), False))
+
+    out: list[Chunk] = []
+    token_count = 0
+    pad_ids = [eos] * CHUNK_LENGTH
+    pad_wts = [1.0] * CHUNK_LENGTH
+    new = object.__new__
+
+    def emit(lo: int, hi: int, reason: str, moved: int = 0) -> None:
+        # Chunk(...) without the frozen dataclass __init__ (hot path)
+        pad = CHUNK_LENGTH - (hi - lo)
+        c = new(Chunk)
+        c.__dict__.update(
+            tokens=(bos, *flat[lo:hi], *pad_ids[:pad], eos),
+            weights=(1.0, *wts[lo:hi], *pad_wts[:pad], 1.0),
+            fixes=(),
+            n_content=hi - lo,
+            closed_by=reason,
+            moved=moved,
+            _pieces=(),
+            _src=src,
+            _flat=(lo, hi),
+        )
+        out.append(c)
+
+    for s0, s1, by_break in segments:
+        start = s0
+        while s1 - start > CHUNK_LENGTH:
+            end = start + CHUNK_LENGTH
+            if backtrack and flat[end] != comma:
+                window = flat[end - backtrack : end]
+                if comma in window:
+                    cut = end - window[::-1].index(comma)
+                    emit(start, cut, "backtrack" if cut < end else "full", end - cut)
+                    token_count += CHUNK_LENGTH
+                    start = cut
+                    continue
+            emit(start, end, "full")
+            token_count += CHUNK_LENGTH
+            start = end
+        if by_break:
+            emit(start, s1, "break")
+            token_count += CHUNK_LENGTH
+        elif s1 > start or not out:
+            emit(start, s1, "end")
+            token_count += s1 - start
+    return ChunkList(out, token_count, runs)
 
 
 def _apply_pad(cl: ChunkList, eos: int, pad) -> ChunkList:
@@ -393,7 +455,7 @@ def chunks(
         tokenizer = ClipTokenizer.bundled()
     comma_backtrack = _check_backtrack(comma_backtrack)
     runs = _as_runs(text_or_runs)
-    encoded = tokenizer._ids_batch([r.text for r in runs if not r.is_break])
+    encoded = tokenizer._ids_batch([t for t, w, _ in runs if not (w == -1 and t == "BREAK")])
     lookup = _embedding_lookup(tokenizer, embeddings)
     return _apply_pad(_build(runs, encoded, tokenizer, comma_backtrack, lookup), tokenizer.eos_id, pad)
 
@@ -427,7 +489,7 @@ def chunks_for_sdxl(
     tg = tokenizer_g if tokenizer_g is not None else ClipTokenizer.bundled("open_clip")
     comma_backtrack = _check_backtrack(comma_backtrack)
     runs = _as_runs(text_or_runs)
-    texts = [r.text for r in runs if not r.is_break]
+    texts = [t for t, w, _ in runs if not (w == -1 and t == "BREAK")]
     lookup = _embedding_lookup(tl, embeddings)
     ids_l = tl._ids_batch(texts)
     ids_g = tg._ids_batch_like(texts, tl, ids_l)
