@@ -458,7 +458,7 @@ class _Names:
     def starts_of(names) -> array:
         """Start offset of each name in ``"\\n".join(names)``."""
         starts = array("i", [0])
-        starts.extend(accumulate(len(n) + 1 for n in names))
+        starts.extend(accumulate(map((1).__add__, map(len, names))))
         starts.pop()
         return starts if len(names) else array("i")
 

@@ -172,6 +172,8 @@ def test_index_cache_is_used_and_keyed_by_content(tmp_path, isolated_cache):
     assert len(files) == 1
     second = TagDB.load(path)
     assert second.source_info.from_cache and second.get("1girl") == first.get("1girl")
+    assert [second._names[i] for i in range(len(second))] == list(first._names)
+    assert [t for t in second.tags()] == [t for t in first.tags()]
     write(path, SMALL + "new_tag,0,1,\n")  # new content → new key, fresh parse
     third = TagDB.load(path)
     assert not third.source_info.from_cache and third.get("new tag")
