@@ -432,3 +432,139 @@ class ArtistPrefixConvention(Rule):
                     f"artist prefix '{info.prefix.strip()}' is not {ctx.profile.name}'s convention ({shown})",
                     field=field.name, fix=Fix(Span(start, start + len(info.prefix)), want, True, f"write '{want}{info.key}'" if want else "drop the prefix"),
                 )
+
+
+@register
+class PonyScoreFormat(Rule):
+    """Pony score tags written without underscores, or an incomplete score chain.
+
+    **What it catches.** `score 9, score 8 up` (the score tokens were trained
+    with underscores), and `score_9` without the rest of the chain — the
+    Pony V6 card: `score_9` alone is "much weaker" than the full
+    `score_9, score_8_up, score_7_up, score_6_up, score_5_up, score_4_up`.
+    On by default for profiles with a score chain (`pony`).
+
+    **Why.** The quality conditioning the model was trained with is missing
+    or garbled.
+
+    **Fix.** Safe for the underscores; unsafe to write the whole chain.
+    """
+
+    code = "PK306"
+    name = "pony-score-format"
+    severity = "warning"
+    fix = "sometimes"
+    examples = (
+        Example(
+            bad="score 9, score 8 up, score_7_up, score_6_up, score_5_up, score_4_up, 1girl",
+            good="score_9, score_8_up, score_7_up, score_6_up, score_5_up, score_4_up, 1girl",
+            fixed="score_9, score_8_up, score_7_up, score_6_up, score_5_up, score_4_up, 1girl",
+            profile="pony",
+        ),
+        Example(
+            bad="score_9, 1girl",
+            good="score_9, score_8_up, score_7_up, score_6_up, score_5_up, score_4_up, 1girl",
+            fixed="score_9, score_8_up, score_7_up, score_6_up, score_5_up, score_4_up, 1girl",
+            unsafe=True,
+            profile="pony",
+        ),
+    )
+
+    def applies(self, ctx):
+        return bool(ctx.profile.score_chain)
+
+    def check(self, ctx):
+        chain = list(ctx.profile.score_chain)
+        by_key = {vocab_key(t): t for t in chain}
+        field = ctx.field("positive")
+        found = []
+        for info in field.infos:
+            canon = by_key.get(info.key)
+            if canon is None:
+                continue
+            found.append((info, canon))
+            if info.ref.text.strip() != canon:
+                yield ctx.diag(
+                    self, info.span, f"'{info.ref.text.strip()}' should be written '{canon}'",
+                    fix=Fix(info.span, canon, True, f"write '{canon}'"),
+                )
+        if not found or len({c for _, c in found}) == len(chain):
+            return
+        missing = [t for t in chain if t not in {c for _, c in found}]
+        first, last = found[0][0], found[-1][0]
+        between = field.text[first.span.start : last.span.end]
+        covered = all(
+            i.key in by_key for i in field.infos if first.span.start <= i.span.start < last.span.end
+        )
+        fix = None
+        if covered and "(" not in between and "[" not in between:
+            fix = Fix(Span(first.span.start, last.span.end), ", ".join(chain), False, "write the whole score chain")
+        yield ctx.diag(
+            self, first.span, f"incomplete score chain: missing {', '.join(missing)}", fix=fix,
+        )
+
+
+@register
+class NegativeStyleSuppression(Rule):
+    """`greyscale` / `monochrome` in the negative prompt of a model that warns against it (RouWei).
+
+    **What it catches.** RouWei's card: "Do not put tags like greyscale,
+    monochrome in negative unless you understand what are you doing."
+    Selected by the `rouwei` profile.
+
+    **Why.** On RouWei these negatives push colours and contrast around far
+    more than users expect.
+
+    **Fix.** None: remove them if you did not mean it.
+    """
+
+    code = "PK313"
+    name = "negative-style-suppression"
+    severity = "info"
+    TAGS = ("greyscale", "monochrome")
+    examples = (
+        Example(bad="1girl", negative="monochrome, greyscale, worst quality", good="1girl", good_negative="worst quality", profile="rouwei"),
+    )
+
+    def check(self, ctx):
+        neg = ctx.field("negative")
+        if neg is None:
+            return
+        for info in neg.infos:
+            if info.canonical in self.TAGS:
+                yield ctx.diag(
+                    self, info.span, f"'{info.ref.text.strip()}' in the negative prompt shifts {ctx.profile.name}'s colours; remove it unless intended",
+                    field="negative",
+                )
+
+
+@register
+class PonyArtist(Rule):
+    """Artist tags on Pony Diffusion V6, where artist names are not usable.
+
+    **What it catches.** Danbooru artist tags in a prompt for the `pony`
+    profile (selected there); community reports say Pony V6's artist names
+    were obfuscated in training, so use a style LoRA instead.
+
+    **Why.** The name costs tokens and does not give the style.
+
+    **Fix.** None.
+    """
+
+    code = "PK315"
+    name = "pony-artist"
+    severity = "info"
+    examples = (
+        Example(
+            bad="score_9, score_8_up, score_7_up, score_6_up, score_5_up, score_4_up, wlop, 1girl",
+            good="score_9, score_8_up, score_7_up, score_6_up, score_5_up, score_4_up, 1girl",
+            profile="pony",
+        ),
+    )
+
+    def applies(self, ctx):
+        return ctx.db is not None
+
+    def check(self, ctx):
+        for info in _artist_infos(ctx.field("positive")):
+            yield ctx.diag(self, info.span, f"artist '{info.ref.text.strip()}' has no effect on {ctx.profile.name} (use a style LoRA)")
