@@ -293,6 +293,19 @@ def _underscore_tokens() -> frozenset[str]:
     return frozenset(words)
 
 
+@lru_cache(maxsize=32)
+def _profile_words(prof) -> dict[str, str]:
+    """vocabulary key → the profile's spelling of the word."""
+    words = (
+        prof.quality_positive + prof.quality_negative + prof.rating_tags + prof.date_tags + prof.aesthetic_tags
+        + prof.style_tags + prof.brightness_tags + prof.special_tags + prof.keep_underscore + prof.score_chain
+    )
+    out: dict[str, str] = {}
+    for w in words:
+        out.setdefault(tag_key(unescape(w)), w.lower())
+    return out
+
+
 @lru_cache(maxsize=1)
 def _kaomoji_by_key() -> dict[str, str]:
     return {tag_key(k): k for k in kaomoji() if tag_key(k)}
@@ -330,6 +343,12 @@ def _resolve(ref: TagRef, db: TagDB, prof, backend: str) -> _Resolved | None:
         return _Resolved(low, escape(low, backend), "")
     if low in keep:
         return _Resolved(low, escape(low, backend), _classify_vocab(key, prof))
+    if prof is not None:
+        word = _profile_words(prof).get(key)
+        if word is not None:
+            # the model's own vocabulary wins over Danbooru aliases (RouWei's style tag
+            # "flat colors" is not Danbooru's flat_color)
+            return _Resolved("tag:" + word.replace(" ", "_"), escape(word, backend), _classify_vocab(key, prof))
     tag = db.resolve(key)
     if tag is None and "\\" in ref.text:
         # a tag with a literal backslash written unescaped (``\m/``): A1111 drops the

@@ -187,3 +187,10 @@ def test_full_list_normalization(tmp_path, monkeypatch):
     # a model card's own prompt is already normal
     card = "face focus, cute, masterpiece, best quality, 1girl, green hair, sweater, looking at viewer"
     assert normalize(card, db=db, profile="animagine2") == card
+
+
+def test_profile_vocabulary_wins_over_aliases():
+    db = TagDB.from_rows([("flat_color", 0, 100, "flat_colors"), ("1girl", 0, 10, ""), ("kantoku", 1, 5, "")])
+    assert normalize("flat_colors, 1girl", db=db) == "flat color, 1girl"
+    # RouWei's style word is "flat colors"; as a style tag it joins the artists' chunk
+    assert normalize("1girl, flat_colors, kantoku", db=db, profile="rouwei") == "by kantoku, flat colors BREAK 1girl"
