@@ -6,8 +6,6 @@ configuration or data error.  Nothing here imports torch.
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 from pathlib import Path
 

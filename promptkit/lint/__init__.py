@@ -22,7 +22,7 @@ from promptkit.diagnostics import Diagnostic
 
 from .context import BACKENDS, LintContext
 from .fixes import applicable, apply_fixes
-from .registry import RULES, Example, Rule, all_rules, get_rule, register
+from .registry import Example, Rule, all_rules, get_rule, register
 from .selection import SelectorError, resolve
 
 __all__ = [

@@ -7,7 +7,7 @@ import re
 from promptkit.diagnostics import Fix, Span
 
 from ..registry import Example, Rule, register
-from ._util import inner_span, is_blank_text, kind, meaningful, source
+from ._util import inner_span, kind, meaningful, source
 
 A1111_LIKE = ("a1111", "diffusers")
 

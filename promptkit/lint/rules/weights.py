@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from promptkit.diagnostics import Fix, Span
+from promptkit.diagnostics import Fix
 
 from ..registry import Example, Rule, register
 from ._util import kind, meaningful, source
