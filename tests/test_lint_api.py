@@ -379,6 +379,8 @@ def test_sarif_output_validates():
     assert all(run["tool"]["driver"]["rules"][r["ruleIndex"]]["id"] == r["ruleId"] for r in run["results"])
     levels = {r["ruleId"]: r["level"] for r in run["results"]}
     assert levels["PK101"] == "error"
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in run["results"]}
+    assert uris == {"%3Cprompt%3E", "%3Cnegative%3E"}
 
 
 # --------------------------------------------------------------------------- infotext / PNG

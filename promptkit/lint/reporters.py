@@ -157,7 +157,7 @@ def _sarif(results: Sequence[Result], unsafe: bool) -> str:
     out_results = []
     for r in results:
         for d in r.diagnostics:
-            uri = r.source.path or r.source.label_for(d.field)
+            uri = _uri(r.source.path or r.source.label_for(d.field))
             loc = r.source.locate(d.field, d.span)
             region = {
                 "startLine": loc["line"],
@@ -219,6 +219,16 @@ def _sarif(results: Sequence[Result], unsafe: bool) -> str:
         ],
     }
     return json.dumps(doc, indent=2, ensure_ascii=False)
+
+
+def _uri(label: str) -> str:
+    """A SARIF ``artifactLocation.uri``: a relative URI reference (``<prompt>`` → ``%3Cprompt%3E``)."""
+    from pathlib import PureWindowsPath
+    from urllib.parse import quote
+
+    if "\\" in label and PureWindowsPath(label).drive:
+        label = PureWindowsPath(label).as_posix()
+    return quote(label, safe="/:[]@!$&'()*+,;=-._~")
 
 
 def render(results: Sequence[Result], fmt: str, *, unsafe: bool = False) -> str:
