@@ -315,3 +315,8 @@ if given is not None:
         res = fix(text, text[::-1], profile="rouwei", backend=backend, db=db, select="ALL", unsafe=True)
         assert res.passes <= 10
         assert not [d for d in res.remaining if d.fix is not None], (text, res.text, res.remaining)
+
+
+def test_unknown_tag_known_words_option():
+    assert codes("1girl", "easynegative, lowres", select=["PK204"]) == ["PK204"]
+    assert codes("1girl", "easynegative, lowres", select=["PK204"], options={"PK204": {"known": ["EasyNegative"]}}) == []

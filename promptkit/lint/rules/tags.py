@@ -151,7 +151,8 @@ class UnknownTag(Rule):
     **Why.** The model never saw the tag; it is noise at best.
 
     **Fix.** None (a suggestion).  Point `PROMPTKIT_TAGS` at the full
-    Danbooru list for best results.
+    Danbooru list for best results; list your own words (embedding names
+    such as `easynegative`) in `[tool.promptkit.lint.unknown-tag] known = [...]`.
     """
 
     code = "PK204"
@@ -165,9 +166,12 @@ class UnknownTag(Rule):
 
     def check(self, ctx):
         close = float(ctx.option(self.code, "phrase-similarity", 80))
+        from promptkit.profiles import vocab_key
+
+        extra = {vocab_key(w) for w in ctx.option(self.code, "known", ()) or ()}
         for field in ctx.fields:
             for info in field.infos:
-                if info.known or _is_special(info, ctx):
+                if info.known or _is_special(info, ctx) or info.key in extra:
                     continue
                 if info.prefix and not info.key:
                     continue
