@@ -86,12 +86,28 @@ class Profile:
         return self.quality_positive + tuple(t for t in self.quality_negative if t not in self.quality_positive)
 
     @property
+    def card_words(self) -> tuple[str, ...]:
+        """The tags of the model card's own recommended prompts (prefix, suffix, negative,
+        example) — the model knows them as written (``text``, ``extra digit``, ``anthro``…)."""
+        out: list[str] = []
+        for prompt in (self.positive_prefix, self.positive_suffix, self.negative_prompt, self.example_prompt):
+            for piece in prompt.replace(" BREAK ", ",").split(","):
+                word = " ".join(piece.split()).lower()
+                if not word or word.startswith("by ") or len(word.split()) > 4:
+                    continue
+                if word not in out:
+                    out.append(word)
+        return tuple(out)
+
+    @property
     def vocabulary(self) -> frozenset[str]:
-        """Every special tag this model knows that a Danbooru list may lack (keys: lowercase, spaces)."""
+        """Every tag this model knows as written, which a Danbooru list may lack or alias
+        elsewhere: its quality/rating/date/aesthetic/style/brightness/special words and the
+        tags of its card's prompts (keys: lowercase, spaces)."""
         words = (
             self.quality_positive + self.quality_negative + self.rating_tags + self.date_tags
             + self.aesthetic_tags + self.style_tags + self.brightness_tags + self.special_tags
-            + self.keep_underscore + self.score_chain
+            + self.keep_underscore + self.score_chain + self.card_words
         )
         return frozenset(vocab_key(w) for w in words)
 

@@ -299,6 +299,7 @@ def _profile_words(prof) -> dict[str, str]:
     words = (
         prof.quality_positive + prof.quality_negative + prof.rating_tags + prof.date_tags + prof.aesthetic_tags
         + prof.style_tags + prof.brightness_tags + prof.special_tags + prof.keep_underscore + prof.score_chain
+        + prof.card_words
     )
     out: dict[str, str] = {}
     for w in words:

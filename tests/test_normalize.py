@@ -194,3 +194,16 @@ def test_profile_vocabulary_wins_over_aliases():
     assert normalize("flat_colors, 1girl", db=db) == "flat color, 1girl"
     # RouWei's style word is "flat colors"; as a style tag it joins the artists' chunk
     assert normalize("1girl, flat_colors, kantoku", db=db, profile="rouwei") == "by kantoku, flat colors BREAK 1girl"
+
+
+@needs_tags
+def test_model_card_prompts_are_already_normal(tmp_path, monkeypatch):
+    from promptkit.profiles import available_profiles, load_profile
+
+    monkeypatch.setenv("PROMPTKIT_CACHE_DIR", str(tmp_path))
+    db = TagDB.load(DANBOORU_CSV)
+    for name in available_profiles():
+        prof = load_profile(name)
+        for text in (prof.negative_prompt, prof.example_prompt):
+            if text:
+                assert normalize(text, db=db, profile=name) == text, (name, text)

@@ -87,3 +87,11 @@ def test_profile_from_path_and_errors(tmp_path):
         with pytest.raises(ProfileError, match=msg) as info:
             load_profile(path)
         assert str(path) in str(info.value)
+
+
+def test_card_words_are_vocabulary():
+    anim4 = load_profile("animagine4")
+    assert "text" in anim4.card_words and "extra digits" in anim4.card_words
+    assert "text" in anim4.vocabulary
+    assert not any(w.startswith("by ") for w in load_profile("rouwei").card_words)
+    assert load_profile("natural").card_words == ()  # its example is prose
