@@ -214,3 +214,11 @@ def test_console_script_exit_codes(tmp_path):
     bad = subprocess.run([str(exe), "(smile"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     usage = subprocess.run([str(exe), "--profile", "x", "a"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert (ok.returncode, bad.returncode, usage.returncode) == (0, 1, 2)
+
+
+def test_statistics(capsys):
+    code, out, _ = run(["lint", "--statistics", "long_hair, short_hair, (smile"], capsys)
+    lines = out.splitlines()
+    assert code == 1
+    assert lines[0].split("\t")[:2] == ["    2", "PK201"] and "[*] underscore-tag" in lines[0]
+    assert lines[1].split("\t")[1] == "PK101"

@@ -41,6 +41,7 @@ def register(subparsers) -> None:
     p.add_argument("--isolated", action="store_true", help="ignore configuration files")
     p.add_argument("--exit-zero", action="store_true", help="exit 0 even when problems are found")
     p.add_argument("--fail-level", choices=("info", "warning", "error"), default="info", help="lowest severity that makes the exit code 1 (default info)")
+    p.add_argument("--statistics", action="store_true", help="print a count per rule instead of the diagnostics")
     p.add_argument("--quiet", "-q", action="store_true", help="no summary line")
     p.set_defaults(func=run)
 
@@ -177,7 +178,7 @@ def run(args) -> int:
         return 0 if args.exit_zero or not diffs else 1
     human = fmt in ("concise", "full")
     report_stream = sys.stderr if (args.fix and fixed_outputs) else out
-    body = render(results, fmt, unsafe=unsafe)
+    body = _statistics(results, unsafe) if args.statistics else render(results, fmt, unsafe=unsafe)
     if fixed_outputs:
         print("\n".join(fixed_outputs), file=out)
         out.flush()
@@ -190,6 +191,26 @@ def run(args) -> int:
     level = _LEVELS[args.fail_level]
     failing = any(_LEVELS.get(d.severity, 2) >= level for r in results for d in r.diagnostics)
     return 0 if args.exit_zero or not failing else 1
+
+
+def _statistics(results, unsafe: bool) -> str:
+    """ruff-style ``--statistics``: one line per rule, most frequent first."""
+    from collections import Counter
+
+    count: Counter = Counter()
+    fixable: Counter = Counter()
+    names = {}
+    for r in results:
+        for d in r.diagnostics:
+            count[d.code] += 1
+            names[d.code] = (d.name, d.severity)
+            if d.fix is not None and (d.fix.safe or unsafe):
+                fixable[d.code] += 1
+    lines = []
+    for code, n in sorted(count.items(), key=lambda kv: (-kv[1], kv[0])):
+        mark = "[*]" if fixable[code] == n else "[-]" if fixable[code] else "   "
+        lines.append(f"{n:>5}\t{code}\t{mark} {names[code][0]} ({names[code][1]})")
+    return "\n".join(lines)
 
 
 def _flat(values) -> list[str]:
