@@ -42,7 +42,7 @@ def test_rouwei_from_model_card():
     assert "flat colors" in p.style_tags
     assert p.cfg_eps == (4.0, 9.0) and p.cfg_vpred == (3.0, 5.0) and p.steps == (20, 28)
     assert p.negative_prompt == "worst quality, low quality, watermark"
-    assert "high brightness" in p.vocabulary and "1girl" not in p.vocabulary
+    assert "high brightness" in p.vocabulary and "by kantoku" not in p.vocabulary and "kantoku" not in p.vocabulary
 
 
 def test_other_families():
@@ -94,4 +94,4 @@ def test_card_words_are_vocabulary():
     assert "text" in anim4.card_words and "extra digits" in anim4.card_words
     assert "text" in anim4.vocabulary
     assert not any(w.startswith("by ") for w in load_profile("rouwei").card_words)
-    assert load_profile("natural").card_words == ()  # its example is prose
+    assert load_profile("natural").card_words == ("anime illustration",)  # the prose part is skipped
