@@ -6,7 +6,7 @@ import http.server
 import threading
 
 import pytest
-from conftest import DANBOORU_CSV, needs_tags
+from conftest import DANBOORU_CSV, E621_CSV, needs_tags
 
 from promptkit.cli import main
 from promptkit.tagdb import TagDB, downloaded_path
@@ -62,6 +62,8 @@ def server(tmp_path, monkeypatch):
     }
     if DANBOORU_CSV.is_file():
         Handler.routes["/danbooru.csv"] = ("ok", DANBOORU_CSV.read_bytes())
+    if E621_CSV.is_file():
+        Handler.routes["/e621.csv"] = ("ok", E621_CSV.read_bytes())
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -131,3 +133,14 @@ def test_download_full_danbooru_list(server):
     assert res.rows == 140782 and res.dropped_rows == 0
     assert res.path.read_bytes() == DANBOORU_CSV.read_bytes()
     assert len(TagDB.load()) == 140782
+
+
+@needs_tags
+def test_download_e621_drops_its_nameless_row_and_loads_strict(server, capsys):
+    res = download_tags("e621", server + "/e621.csv", progress=False)
+    assert res.rows == 101667 and res.dropped_rows == 1
+    assert "5473: empty tag name (row dropped)" in capsys.readouterr().err
+    download_tags("danbooru", server + "/danbooru.csv", progress=False)
+    db = TagDB.load()  # both downloaded lists, strict
+    assert db.sources == ("danbooru", "e621") and db.source_info.origin == "downloaded"
+    assert db.get("hi_res").source == "e621"
