@@ -541,10 +541,9 @@ def _to_isolate(refs, resolved, removed) -> list[int]:
         if res is not None and res.movable and n not in removed and r.context == "plain"
         and (r.depth == 0 or r.group_span is not None)
     ]
-    if not movable or not any(res and res.movable == "artist" for res in (resolved[n] for n in movable)):
-        # nothing to isolate unless artists are involved (quality alone may stay where it is)
-        if not any(resolved[n].movable == "style" for n in movable):
-            return []
+    # quality tags alone may stay where they are: isolation is about artists and styles
+    if not any(resolved[n].movable in ("artist", "style") for n in movable):
+        return []
     kept = [n for n in range(len(refs)) if n not in removed]
     others = [n for n in kept if n not in movable]
     if not others:
