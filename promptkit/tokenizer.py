@@ -397,7 +397,8 @@ class ClipTokenizer:
                 offs += [(start + a, start + b) for a, b in self._segment_offsets(m.group())]
             return offs
         if self._hf is not None:
-            return [tuple(o) for o in self._hf.encode(text, add_special_tokens=False).offsets]
+            enc = self._hf.encode(text, add_special_tokens=False)
+            return self._expand_groups(enc.ids, [tuple(o) for o in enc.offsets])[1]
         plan = self._plan(text, with_offsets=True)
         self._fill([w for w, *_ in plan if w is not None])
         cache = self._cache
@@ -450,7 +451,7 @@ class ClipTokenizer:
         if hf_todo:
             encs = self._hf.encode_batch([texts[i] for i in hf_todo], add_special_tokens=False)
             for i, e in zip(hf_todo, encs):
-                out[i] = self._remember(texts[i], e.ids)
+                out[i] = self._remember(texts[i], self._expand_groups(e.ids)[0])
         if fast_todo:
             self._fill_segments(list({seg: None for _, segs in fast_todo for seg in segs if seg not in segcache}))
             for i, segs in fast_todo:
@@ -500,6 +501,20 @@ class ClipTokenizer:
             for i, ids in zip(redo, self._ids_batch([texts[i] for i in redo])):
                 out[i] = ids
         return out
+
+    def _expand_groups(self, ids, offs=None):
+        """hf mode: a multi-vector added token NAME becomes NAME NAME_1 ... (diffusers)."""
+        groups = self.added_groups
+        if not groups or not any(i in groups for i in ids):
+            return ids, offs
+        new_ids: list[int] = []
+        new_offs: list = []
+        for k, i in enumerate(ids):
+            group = groups.get(i, (i,))
+            new_ids += group
+            if offs is not None:
+                new_offs += [offs[k]] * len(group)
+        return new_ids, (new_offs if offs is not None else None)
 
     def _remember(self, text: str, ids) -> tuple[int, ...]:
         ids = tuple(ids)

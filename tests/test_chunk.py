@@ -343,3 +343,31 @@ def test_chunk_is_frozen_and_chunklist_is_a_list():
     with pytest.raises(Exception):
         cl[0].tokens = ()  # type: ignore[misc]
     assert "token_count=1" in repr(cl)
+
+
+def test_readme_python_examples():
+    """Every ``expr  # value`` line of docs/readme/20-chunks.md evaluates to that value."""
+    import re
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parent.parent / "docs" / "readme" / "20-chunks.md"
+    blocks = [b.split("```", 1)[0] for b in doc.read_text(encoding="utf-8").split("```python\n")[1:]]
+    assert len(blocks) >= 3
+    ns: dict = {}
+    checked = 0
+    for block in blocks:
+        for line in block.splitlines():
+            code, _, comment = line.partition("#")
+            code = code.strip()
+            if not code:
+                continue
+            try:
+                expr = compile(code, "<doc>", "eval")
+            except SyntaxError:
+                exec(code, ns)
+                continue
+            value = eval(expr, ns)
+            expected = re.split(r"\s{2,}", comment.strip())[0]
+            assert repr(value) == expected, (code, repr(value), expected)
+            checked += 1
+    assert checked >= 10

@@ -127,3 +127,30 @@ def test_help_lists_the_command(capsys):
         main(["chunks", "--help"])
     assert exc.value.code == 0
     assert "77-token CLIP chunks" in capsys.readouterr().out
+
+
+def _console_blocks(text):
+    """(command, expected output) of each ```console block (indentation removed)."""
+    import shlex
+    import textwrap
+
+    blocks = []
+    parts = text.split("```console\n")[1:]
+    for part in parts:
+        body = part.split("```", 1)[0]
+        lines = textwrap.dedent(body).rstrip("\n").splitlines()
+        cmd = lines[0]
+        assert cmd.startswith("$ promptkit ")
+        blocks.append((shlex.split(cmd[len("$ promptkit ") :]), "\n".join(lines[1:])))
+    return blocks
+
+
+def test_readme_console_examples_are_real(capsys):
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parent.parent / "docs" / "readme" / "20-chunks.md"
+    blocks = _console_blocks(doc.read_text(encoding="utf-8"))
+    assert len(blocks) >= 2
+    for argv, expected in blocks:
+        assert main(argv) == 0
+        assert capsys.readouterr().out.rstrip("\n") == expected

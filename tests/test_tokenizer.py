@@ -351,7 +351,10 @@ def test_from_hf_keeps_added_tokens_and_groups(vocab_dir):
     assert tok.encode("a mytoken b, <kantoku-style>_1") == hf("a mytoken b, <kantoku-style>_1", add_special_tokens=False).input_ids
     # the clean-up is still A1111's by default, hf on request
     assert tok.encode("（ｗ）") == ClipTokenizer.bundled().encode("(w)")
-    assert ClipTokenizer.from_hf(hf, clean="hf").encode("a mytoken b") == [320, 49411, 321]
+    as_hf = ClipTokenizer.from_hf(hf, clean="hf")
+    assert as_hf.encode("a mytoken b") == [320, 49411, 321]
+    ids, offs = as_hf.encode_with_offsets("x <kantoku-style>")
+    assert ids == [343, *group] and offs[1:] == [(2, 17)] * 3
 
 
 def test_from_hf_ignores_sdxl_tokenizer_2_pad(vocab_dir):
