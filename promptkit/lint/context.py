@@ -103,16 +103,27 @@ class FieldView:
         backtrack = 0 if self.ctx.backend == "diffusers" else self.ctx.comma_backtrack
         return chunks(self.runs, comma_backtrack=backtrack)
 
-    def walk(self) -> Iterator[tuple[Any, tuple]]:
-        """Every node with its ancestors (outermost first)."""
+    @cached_property
+    def nodes(self) -> list[tuple[Any, tuple]]:
+        """Every node with its ancestors (outermost first), pre-order; computed once."""
+        out: list[tuple[Any, tuple]] = []
 
         def rec(node, parents):
-            yield node, parents
+            out.append((node, parents))
             for child in _children(node):
-                yield from rec(child, parents + (node,))
+                rec(child, parents + (node,))
 
         for child in self.tree.children:
-            yield from rec(child, ())
+            rec(child, ())
+        return out
+
+    def walk(self) -> Iterator[tuple[Any, tuple]]:
+        """Every node with its ancestors (outermost first)."""
+        return iter(self.nodes)
+
+    @cached_property
+    def weighted(self) -> list:
+        return [(n, p) for n, p in self.nodes if type(n).__name__ == "Weighted"]
 
 
 def _children(node) -> tuple:
@@ -140,7 +151,8 @@ _PROFILE_KEYS: dict = {}
 class ProfileKeys:
     """A profile's vocabularies as lookup-key sets, computed once per profile."""
 
-    vocabulary: frozenset
+    vocabulary: frozenset  # everything the model knows as written (includes the card's prompt words)
+    special: frozenset  # quality/rating/date/aesthetic/style/brightness/special words only
     style: frozenset
     quality: frozenset
     keep_underscore: frozenset
@@ -159,8 +171,17 @@ class ProfileKeys:
 def profile_keys(profile: Profile) -> ProfileKeys:
     key = (profile.name, profile.path)
     if key not in _PROFILE_KEYS:
+        p = profile
+        special = frozenset(
+            vocab_key(w)
+            for w in (
+                p.quality_positive + p.quality_negative + p.rating_tags + p.date_tags + p.aesthetic_tags
+                + p.style_tags + p.brightness_tags + p.special_tags + p.keep_underscore + p.score_chain
+            )
+        )
         _PROFILE_KEYS[key] = ProfileKeys(
-            profile.vocabulary,
+            profile.vocabulary | special,
+            special,
             profile.style_keys,
             profile.quality_keys,
             profile.keep_underscore_keys,

@@ -19,9 +19,7 @@ def meaningful(children) -> list:
 
 
 def weighted_nodes(field):
-    for node, parents in field.walk():
-        if kind(node) == "Weighted":
-            yield node, parents
+    return field.weighted
 
 
 def inner_span(node) -> Span | None:
@@ -40,9 +38,10 @@ def item_extent(field, span: Span) -> Span:
     """``span`` grown over groups that hold nothing but this item (``(by wlop:0.7)``)."""
     best = Span(*span)
     changed = True
+    groups = [n for n, _ in weighted_nodes(field) if n.span.start <= span.start and span.end <= n.span.end]
     while changed:
         changed = False
-        for node, _ in weighted_nodes(field):
+        for node in groups:
             if node.span.start <= best.start and best.end <= node.span.end and node.span != best:
                 inner = inner_span(node)
                 if inner is None:

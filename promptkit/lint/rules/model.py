@@ -38,7 +38,7 @@ def _artist_infos(field):
 
 
 def _is_style(info, ctx) -> bool:
-    return info.key in ctx.keys.style or info.key in ctx.keys.vocabulary or info.key in quality_universe()
+    return info.key in ctx.keys.style or info.key in ctx.keys.special or info.key in quality_universe()
 
 
 @register
