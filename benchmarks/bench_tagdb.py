@@ -30,20 +30,25 @@ import time, json, sys
 t0 = time.perf_counter()
 from promptkit.tagdb import TagDB
 t1 = time.perf_counter()
+c1 = time.process_time()
 db = TagDB.load(sys.argv[1])
 assert db.resolve("1girls") is not None
 t2 = time.perf_counter()
-print(json.dumps({"import": t1 - t0, "load": t2 - t1, "cached": db.source_info.from_cache, "n": len(db)}))
+c2 = time.process_time()
+print(json.dumps({"import": t1 - t0, "load": t2 - t1, "cpu": c2 - c1, "cached": db.source_info.from_cache,
+                  "n": len(db)}))
 """
 
 CSV_DICT = """
 import time, json, sys, csv
 t1 = time.perf_counter()
+c1 = time.process_time()
 with open(sys.argv[1], encoding="utf-8", newline="") as fh:
     tags = {row[0]: (int(row[1]), int(row[2]), row[3].split(",") if row[3] else []) for row in csv.reader(fh)}
 assert "1girl" in tags
 t2 = time.perf_counter()
-print(json.dumps({"import": 0.0, "load": t2 - t1, "cached": False, "n": len(tags)}))
+c2 = time.process_time()
+print(json.dumps({"import": 0.0, "load": t2 - t1, "cpu": c2 - c1, "cached": False, "n": len(tags)}))
 """
 
 PANDAS = """
@@ -51,11 +56,13 @@ import time, json, sys
 t0 = time.perf_counter()
 import pandas as pd
 t1 = time.perf_counter()
+c1 = time.process_time()
 df = pd.read_csv(sys.argv[1], header=None, names=["name", "category", "count", "aliases"], keep_default_na=False)
 index = dict(zip(df["name"], range(len(df))))
 assert "1girl" in index
 t2 = time.perf_counter()
-print(json.dumps({"import": t1 - t0, "load": t2 - t1, "cached": False, "n": len(df)}))
+c2 = time.process_time()
+print(json.dumps({"import": t1 - t0, "load": t2 - t1, "cpu": c2 - c1, "cached": False, "n": len(df)}))
 """
 
 
@@ -84,36 +91,26 @@ def main(argv=None) -> int:
     env = dict(os.environ, PROMPTKIT_CACHE_DIR=str(cache), PYTHONPATH=str(REPO))
     rows = {}
     try:
-        cold, cold_wall = [], []
-        for _ in range(args.runs):
-            shutil.rmtree(cache, ignore_errors=True)
-            r, w = run(PROMPTKIT, args.tags, env)
-            assert not r["cached"]
-            cold.append(r["load"])
-            cold_wall.append(w)
-        rows["promptkit TagDB.load, cold (parse + write index)"] = (cold, cold_wall)
-        warm, warm_wall = [], []
-        for _ in range(args.runs):
-            r, w = run(PROMPTKIT, args.tags, env)
-            assert r["cached"]
-            warm.append(r["load"])
-            warm_wall.append(w)
-        rows["promptkit TagDB.load, warm (index in cache)"] = (warm, warm_wall)
-        loads, walls = [], []
-        for _ in range(args.runs):
-            r, w = run(CSV_DICT, args.tags, env)
-            loads.append(r["load"])
-            walls.append(w)
-        rows["csv module → dict (extension helpers)"] = (loads, walls)
+        def measure(code, fresh_cache, want_cached):
+            loads, cpus, walls = [], [], []
+            for _ in range(args.runs):
+                if fresh_cache:
+                    shutil.rmtree(cache, ignore_errors=True)
+                r, w = run(code, args.tags, env)
+                if want_cached is not None:
+                    assert r["cached"] == want_cached
+                loads.append(r["load"])
+                cpus.append(r["cpu"])
+                walls.append(w)
+            return loads, cpus, walls
+
+        rows["promptkit TagDB.load, cold (parse + write index)"] = measure(PROMPTKIT, True, False)
+        rows["promptkit TagDB.load, warm (index in cache)"] = measure(PROMPTKIT, False, True)
+        rows["csv module → dict (extension helpers)"] = measure(CSV_DICT, False, None)
         try:
             import pandas  # noqa: F401
 
-            loads, walls = [], []
-            for _ in range(args.runs):
-                r, w = run(PANDAS, args.tags, env)
-                loads.append(r["load"])
-                walls.append(w)
-            rows["pandas.read_csv → dict"] = (loads, walls)
+            rows["pandas.read_csv → dict"] = measure(PANDAS, False, None)
         except ImportError:
             rows["pandas.read_csv → dict"] = None
     finally:
@@ -123,21 +120,25 @@ def main(argv=None) -> int:
     print(f"tag list: {args.tags} ({n:,} rows, {args.tags.stat().st_size / 1e6:.1f} MB); {args.runs} runs each; "
           f"Python {sys.version.split()[0]}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
     print()
-    head = f"{'loader':<52}{'load median':>12}{'load min':>11}{'process':>11}"
+    head = f"{'loader':<52}{'load median':>12}{'load min':>11}{'CPU median':>12}{'process':>11}"
     print(head)
     print("-" * len(head))
     for name, val in rows.items():
         if val is None:
             print(f"{name:<52}{'(pandas not installed)':>34}")
             continue
-        loads, walls = val
+        loads, cpus, walls = val
         print(f"{name:<52}{statistics.median(loads) * 1e3:>9.0f} ms{min(loads) * 1e3:>8.0f} ms"
-              f"{statistics.median(walls) * 1e3:>8.0f} ms")
+              f"{statistics.median(cpus) * 1e3:>9.0f} ms{statistics.median(walls) * 1e3:>8.0f} ms")
     cold_med = statistics.median(rows["promptkit TagDB.load, cold (parse + write index)"][0])
     warm_med = statistics.median(rows["promptkit TagDB.load, warm (index in cache)"][0])
     print()
-    print(f"targets: cold ≤ 0.5 s {'OK' if cold_med <= 0.5 else 'MISSED'} ({cold_med:.3f} s); "
+    cold_cpu = statistics.median(rows["promptkit TagDB.load, cold (parse + write index)"][1])
+    warm_cpu = statistics.median(rows["promptkit TagDB.load, warm (index in cache)"][1])
+    print(f"targets (wall): cold ≤ 0.5 s {'OK' if cold_med <= 0.5 else 'MISSED'} ({cold_med:.3f} s); "
           f"warm ≤ 0.1 s {'OK' if warm_med <= 0.1 else 'MISSED'} ({warm_med:.3f} s)")
+    print(f"targets (CPU):  cold ≤ 0.5 s {'OK' if cold_cpu <= 0.5 else 'MISSED'} ({cold_cpu:.3f} s); "
+          f"warm ≤ 0.1 s {'OK' if warm_cpu <= 0.1 else 'MISSED'} ({warm_cpu:.3f} s)")
     return 0
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import bisect
 import csv
 import hashlib
-import heapq
 import io
 import os
 import pickle
@@ -30,7 +29,7 @@ import sys
 import tempfile
 from array import array
 import operator
-from itertools import accumulate, chain, compress, count, islice, repeat
+from itertools import accumulate, chain, compress, count, repeat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence, Union
@@ -374,9 +373,11 @@ def _parse_fast(text: str, source: str) -> _Table | None:
         return None
     if (counts and min(counts) < 0) or min(map(len, names)) == 0:
         return None
-    joined = "\n".join(names)
-    if joined != joined.lower() or joined != joined.strip() or " \n" in joined or "\n " in joined:
-        return None
+    # names must be lowercase without edge blanks; checked on the whole text when possible
+    if not (text.islower() and "\n " not in text and " ," not in text and text[:1] != " "):
+        joined = "\n".join(names)
+        if joined != joined.lower() or joined != joined.strip() or " \n" in joined or "\n " in joined:
+            return None
     return _Table(names, cats, counts, aliases, bytes(len(names)), [source], 0, None)
 
 
@@ -487,6 +488,7 @@ class TagDB:
         self._source_names: list[str] = []
         self._skeys: list[str] = []           # look-up keys, sorted (bisect)
         self._sidx = array("i")               # tag index of each sorted key
+        self._names_blob = ""                 # "\n".join(names), kept from the cold parse for the cache
         self._alias: dict[str, object] = {}      # alias key -> idx, or tuple of idx when ambiguous
         self._fold: dict[str, int] | None = None
         self._complete = None
@@ -610,6 +612,7 @@ class TagDB:
         db._from_cache = False
         if use_cache:
             _write_cache(idx_path, db._state())
+        db._names_blob = ""
         return db
 
     def _state(self) -> dict:
@@ -618,7 +621,7 @@ class TagDB:
         alias_idx = array("i", sorted(self._aliases))
         return {
             "version": _INDEX_VERSION,
-            "names": "\n".join(self._names),
+            "names": getattr(self, "_names_blob", None) or "\n".join(self._names),
             "name_starts": _Names.starts_of(self._names).tobytes(),
             "skeys": "\n".join(self._skeys),
             "sidx": self._sidx.tobytes(),
@@ -711,7 +714,9 @@ class TagDB:
                 srcs.extend(bytes(offset[s] for s in t.srcs))
         self._names, self._cats, self._counts, self._aliases = names, cats, counts, aliases
         self._srcs, self._source_names = srcs, source_names
-        joined = "\n".join(names).replace("_", " ")
+        names_blob = "\n".join(names)
+        self._names_blob = names_blob
+        joined = names_blob.replace("_", " ")
         keys = joined.split("\n") if names else []
         if "  " in joined or " \n" in joined or "\n " in joined or joined[:1] == " " or joined[-1:] == " ":
             keys = [" ".join(k.split()) for k in keys]
@@ -720,7 +725,7 @@ class TagDB:
         self._skeys = skeys
         self._sidx = array("i", order)
         first: dict[int, int] = {}  # index of a duplicate → index of the first tag with its key
-        if any(map(operator.eq, skeys, islice(skeys, 1, None))):
+        if len(set(keys)) != len(keys):
             for p in range(1, len(skeys)):
                 if skeys[p] == skeys[p - 1]:
                     first[order[p]] = first.get(order[p - 1], order[p - 1])
