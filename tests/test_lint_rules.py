@@ -169,6 +169,8 @@ def test_colon_number_in_group_and_unescaped_qualifier():
 def test_underscore_tag_exemptions():
     assert codes("1girl, ^_^, o_o", select=["PK201"]) == []
     assert codes("score_9, score_8_up, source_anime, 1girl", select=["PK201"], profile="pony") == []
+    # another family's underscore tokens are PK307's business, not an underscore problem
+    assert codes("score_9, 1girl", select=["PK201"], profile="illustrious") == []
     assert codes("__wildcard__, 1girl", select=["PK201"]) == []
     assert codes("<lora:my_style:0.8>, 1girl", select=["PK201"]) == []
     sev = lint("long_hair", select=["PK201"], profile="rouwei", db=lint_db())[0].severity
@@ -215,6 +217,8 @@ def test_duplicates_weights_and_overlap():
     d = lint("smile, (smile:1.2)", select=["PK501"], db=lint_db())
     assert d[0].fix is not None and not d[0].fix.safe  # different weight: unsafe
     assert codes("by wlop, wlop", profile="rouwei", select=["PK501"]) == ["PK501"]
+    assert codes("a [cat:dog:0.5], cat", select=["PK501"]) == []
+    assert codes("cat, smile AND cat, night", select=["PK501"]) == []
     ov = lint("1girl, smile", "smile", select=["PK502"], db=lint_db())
     assert ov[0].field == "negative" and ov[0].span == pk.Span(0, 5)
 

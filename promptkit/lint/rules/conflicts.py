@@ -16,7 +16,8 @@ class DuplicateTag(Rule):
     """The same tag twice (spelling, escape, alias, case or prefix variants count as the same).
 
     **What it catches.** `long hair, long_hair`, `1girl, 1girls`,
-    `by wlop, (wlop:0.8)`.
+    `by wlop, (wlop:0.8)`.  Tags inside prompt editing / alternation and in
+    different `AND` sub-prompts are not compared.
 
     **Why.** Wastes tokens and silently stacks emphasis.
 
@@ -39,7 +40,9 @@ class DuplicateTag(Rule):
             for info in field.infos:
                 if info.natural or not info.ref.text.strip() or info.key == "break":
                     continue
-                key = info.canonical
+                if getattr(info.ref, "context", "plain") != "plain":
+                    continue  # [cat:dog:0.5] / [cat|dog] branches repeat tags on purpose
+                key = (getattr(info.ref, "part", 0), info.canonical)  # AND sub-prompts are separate
                 first = seen.get(key)
                 if first is None:
                     seen[key] = info

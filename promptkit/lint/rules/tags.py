@@ -13,7 +13,8 @@ _STRICT_FAMILIES = ("rouwei",)
 
 
 def _is_special(info, ctx) -> bool:
-    """Items the tag rules leave alone: LoRA/wildcards/embeddings, BREAK, natural language."""
+    """Items the tag rules leave alone: LoRA/wildcards/embeddings, BREAK, natural language,
+    model tokens that keep their underscores (any profile's: Pony ``score_9`` …)."""
     text = info.ref.text.strip()
     return (
         not text
@@ -22,7 +23,22 @@ def _is_special(info, ctx) -> bool:
         or text.startswith("<")
         or info.key == "break"
         or info.key in ctx.keys.keep_underscore
+        or info.key in _all_underscore_tokens()
     )
+
+
+_UNDERSCORE_TOKENS: frozenset | None = None
+
+
+def _all_underscore_tokens() -> frozenset:
+    global _UNDERSCORE_TOKENS
+    if _UNDERSCORE_TOKENS is None:
+        from promptkit.profiles import available_profiles, load_profile, vocab_key
+
+        _UNDERSCORE_TOKENS = frozenset(
+            vocab_key(w) for name in available_profiles() for w in load_profile(name).keep_underscore
+        )
+    return _UNDERSCORE_TOKENS
 
 
 def _kaomoji():
@@ -230,7 +246,7 @@ class NonCanonicalAlias(Rule):
     def check(self, ctx):
         for field in ctx.fields:
             for info in field.infos:
-                if info.tag is not None or info.in_vocab or _is_special(info, ctx):
+                if info.tag is not None or info.in_vocab or _is_special(info, ctx) or len(info.key) < 2:
                     continue
                 if not ctx.db.is_alias(info.key):
                     continue
