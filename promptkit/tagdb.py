@@ -356,13 +356,13 @@ def _parse_fast(text: str, source: str) -> _Table | None:
     flat = ",".join(lines).split(",")
     names, cat_col, count_col, aliases = flat[0::4], flat[1::4], flat[2::4], flat[3::4]
     if quoted:
-        for n, line in zip(quoted, original):
-            try:
-                parts = next(csv.reader([line], strict=True))
-            except csv.Error:
-                return None
-            if len(parts) != 4:
-                return None
+        try:
+            parsed = list(csv.reader(original, strict=True))
+        except csv.Error:
+            return None
+        if len(parsed) != len(quoted) or set(map(len, parsed)) != {4}:
+            return None  # a quoted field spanning lines, or a wrong column count
+        for n, parts in zip(quoted, parsed):
             names[n], cat_col[n], count_col[n], aliases[n] = parts
     code, _ = _catmaps(source)
     by_text = {str(k): v for k, v in code.items()}
