@@ -371,3 +371,28 @@ def test_readme_python_examples():
             assert repr(value) == expected, (code, repr(value), expected)
             checked += 1
     assert checked >= 10
+
+
+_ANY_PROMPT = st.lists(
+    st.one_of(
+        st.sampled_from(["1girl", ", ", "(", ")", "[", "]", ":1.2)", "\\(", " BREAK ", "BREAK", "&amp;", "<|endoftext|>",
+                         "<end_of_text>", "！", "（ｗ）", "café", "日本", "😀", "\u00a0", "\n", "long hair", "a" * 30]),
+        st.text(max_size=5),
+    ),
+    max_size=60,
+).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_ANY_PROMPT)
+def test_any_prompt_gives_well_formed_chunks(text):
+    cl, cg = chunks_for_sdxl(text)
+    assert len(cl) == len(cg) >= 1
+    for side in (cl, cg):
+        for c in side:
+            assert len(c.tokens) == len(c.weights) == len(c.spans) == 77
+            assert c.tokens[0] == BOS and 0 <= c.n_content <= 75
+            for s in c.spans:
+                assert s is None or 0 <= s.start <= s.end <= len(text)
+    last = cl[-1]
+    assert cl.token_count == 75 * (len(cl) - 1) + (last.n_content if last.closed_by == "end" else 75)
