@@ -261,3 +261,22 @@ def test_alias_map_matches_row_by_row_rule(tmp_path):
 def test_alias_map_full_lists():
     db = TagDB.load([DANBOORU_CSV, E621_CSV], strict=False)
     assert db._alias == _reference_alias_map(db)
+
+
+@needs_tags
+def test_fast_column_parser_equals_row_parser():
+    from promptkit.tagdb import _parse_fast, _parse_rows
+
+    text = DANBOORU_CSV.read_text(encoding="utf-8")
+    fast = _parse_fast(text, "danbooru")
+    rows = _parse_rows(text, str(DANBOORU_CSV), "danbooru", strict=True)
+    assert fast is not None
+    assert fast.names == rows.names and fast.cats == rows.cats and list(fast.counts) == list(rows.counts)
+    assert fast.aliases == rows.aliases
+
+
+def test_fast_parser_falls_back_on_odd_rows(tmp_path):
+    # a blank line, a row with 3 columns and an uppercase name: the row parser handles them
+    path = write(tmp_path / "odd.csv", "1girl,0,5,\n\nsmile,0,3\nLong_Hair,0,2,\"/lh,longhair\"\n")
+    db = TagDB.load(path)
+    assert len(db) == 3 and db.get("long hair").name == "long_hair" and db.resolve("/lh").name == "long_hair"
