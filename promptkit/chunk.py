@@ -147,7 +147,6 @@ class ChunkList(list):
         super().__init__(items)
         self.token_count = token_count
         self.runs = list(runs)
-        self._encoded: Sequence[Sequence[int]] = ()  # token ids per non-BREAK run
 
     @property
     def target_token_count(self) -> int:
@@ -329,7 +328,7 @@ def _build(runs: Sequence[Run], encoded: Sequence[Sequence[int]], tokenizer, com
     return _build_flat(runs, encoded, tokenizer, comma_backtrack)
 
 
-def _build_flat(runs: Sequence[Run], encoded: Sequence[Sequence[int]] | None, tokenizer, backtrack: int) -> ChunkList:
+def _build_flat(runs: Sequence[Run], encoded: Sequence[Sequence[int]], tokenizer, backtrack: int) -> ChunkList:
     """tokenize_line without embeddings, one slice per chunk.
 
     Between two BREAKs every chunk is a contiguous stretch of the run tokens
@@ -345,19 +344,13 @@ def _build_flat(runs: Sequence[Run], encoded: Sequence[Sequence[int]] | None, to
     seg_start = 0
     j = 0
     starts, kruns = src.flat_starts, src.flat_runs
-    ids_of = tokenizer._ids_one if encoded is None else None
-    used: list = []
     for k, (text, weight, _) in enumerate(runs):
         if weight == -1 and text == "BREAK":
             segments.append((seg_start, len(flat), True))
             seg_start = len(flat)
             continue
-        if ids_of is not None:
-            ids = ids_of(text)
-            used.append(ids)
-        else:
-            ids = encoded[j]
-            j += 1
+        ids = encoded[j]
+        j += 1
         if ids:
             starts.append(len(flat))
             kruns.append(k)
@@ -409,9 +402,7 @@ def _build_flat(runs: Sequence[Run], encoded: Sequence[Sequence[int]] | None, to
         elif s1 > start or not out:
             emit(start, s1, "end")
             token_count += s1 - start
-    result = ChunkList(out, token_count, runs)
-    result._encoded = used if encoded is None else encoded
-    return result
+    return ChunkList(out, token_count, runs)
 
 
 def _apply_pad(cl: ChunkList, eos: int, pad) -> ChunkList:
@@ -464,13 +455,9 @@ def chunks(
         tokenizer = ClipTokenizer.bundled()
     comma_backtrack = _check_backtrack(comma_backtrack)
     runs = _as_runs(text_or_runs)
+    encoded = tokenizer._ids_batch([t for t, w, _ in runs if not (w == -1 and t == "BREAK")])
     lookup = _embedding_lookup(tokenizer, embeddings)
-    if not lookup and not tokenizer.added_groups:
-        cl = _build_flat(runs, None, tokenizer, comma_backtrack)  # tokenizes run by run
-    else:
-        encoded = tokenizer._ids_batch([t for t, w, _ in runs if not (w == -1 and t == "BREAK")])
-        cl = _build(runs, encoded, tokenizer, comma_backtrack, lookup)
-    return _apply_pad(cl, tokenizer.eos_id, pad)
+    return _apply_pad(_build(runs, encoded, tokenizer, comma_backtrack, lookup), tokenizer.eos_id, pad)
 
 
 def _empty_chunk(bos: int, eos: int) -> Chunk:
@@ -504,13 +491,9 @@ def chunks_for_sdxl(
     runs = _as_runs(text_or_runs)
     texts = [t for t, w, _ in runs if not (w == -1 and t == "BREAK")]
     lookup = _embedding_lookup(tl, embeddings)
-    if not lookup and not tl.added_groups:
-        cl = _build_flat(runs, None, tl, comma_backtrack)
-        ids_l = cl._encoded
-    else:
-        ids_l = tl._ids_batch(texts)
-        cl = _build(runs, ids_l, tl, comma_backtrack, lookup)
+    ids_l = tl._ids_batch(texts)
     ids_g = tg._ids_batch_like(texts, tl, ids_l)
+    cl = _build(runs, ids_l, tl, comma_backtrack, lookup)
     if all(a is b or a == b for a, b in zip(ids_l, ids_g)):
         # same ids and weights: the same chunk layout (spans included)
         cg = ChunkList(cl, cl.token_count, runs)

@@ -422,24 +422,6 @@ class ClipTokenizer:
         split = self._split_re
         return _SIMPLE.fullmatch(text) is not None and (split is None or split.search(text) is None)
 
-    def _ids_one(self, text: str) -> tuple[int, ...]:
-        """Ids of one text (the chunker's hot path; shared tuple, do not mutate)."""
-        run_cache = self._run_cache
-        hit = run_cache.get(text)
-        if hit is not None:
-            return hit
-        split = self._split_re
-        if _SIMPLE.fullmatch(text) is not None and (split is None or split.search(text) is None):
-            try:
-                ids = tuple(_chain(map(self._seg_cache.__getitem__, text.lower().split())))
-            except KeyError:
-                return self._ids_batch([text])[0]
-            if len(run_cache) >= _RUN_CACHE_SIZE:
-                run_cache.clear()
-            run_cache[text] = ids
-            return ids
-        return self._ids_batch([text])[0]
-
     def _ids_batch(self, texts: list[str]) -> list[tuple[int, ...]]:
         """Ids of each text as tuples (shared with the run cache: do not mutate)."""
         run_cache = self._run_cache
