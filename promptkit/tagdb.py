@@ -939,4 +939,15 @@ def _write_cache(path: Path, state: dict) -> None:
                 pass
             raise
     except OSError:
-        pass  # a read-only cache dir only costs speed
+        return  # a read-only cache dir only costs speed
+    _prune(path.parent)
+
+
+def _prune(folder: Path, keep: int = 8) -> None:
+    """Drop all but the ``keep`` most recently written index files (old lists, old versions)."""
+    try:
+        files = sorted(folder.glob("*.pkl"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in files[keep:]:
+            old.unlink()
+    except OSError:
+        pass
