@@ -19,7 +19,7 @@ import re
 from bisect import bisect_left, bisect_right
 from typing import Iterable
 
-from .tagdb import CATEGORIES, Suggestion, Tag, _fold_query, format_tag, unescape
+from .tagdb import CATEGORIES, Suggestion, Tag, _fold_query, escape, format_tag, unescape
 
 __all__ = ["CompletionIndex"]
 
@@ -28,6 +28,12 @@ _TOPK = 48         # precomputed hits per large prefix range
 _FUZZY_POOL = 500     # most popular candidates the completion fuzzy fallback scores
 _SUGGEST_POOL = 5000  # … and suggest() (did-you-mean for unknown tags)
 _END = "\U0010ffff"
+_META = CATEGORIES.index("meta")
+
+
+def accept_meta(accept) -> bool:
+    """Whether a category filter lets meta tags through (profile vocabulary counts as meta)."""
+    return bool(getattr(accept, "meta", False))
 _WORD_START = re.compile(r"(?<=[ (/])[^ \n]")
 _NEWLINE = re.compile(r"\n")
 
@@ -119,6 +125,7 @@ class CompletionIndex:
                 self.main, self.words, self.aliases, self.pools = state
                 self._names = db._names
                 self._pools = {}
+                self._vocab = {}
                 self._cuts = {}
                 self._texts = {}
                 return self
@@ -160,6 +167,7 @@ class CompletionIndex:
         self._names = names
         self._pools: dict[tuple, tuple[list[str], list[int]]] = {}
         self._cuts: dict[tuple, list[str]] = {}
+        self._vocab: dict[str, list[tuple[str, str]]] = {}
         self._texts: dict[tuple, dict[int, str]] = {}  # insert_text per (profile, backend) and tag
 
     def _build_pools(self) -> dict[str, list[int]]:
@@ -197,7 +205,10 @@ class CompletionIndex:
                 if c not in CATEGORIES:
                     raise ValueError(f"unknown tag category {c!r}; expected one of {', '.join(CATEGORIES)}")
                 codes.add(CATEGORIES.index(c))
-            accept = lambda i: cats[i] in codes  # noqa: E731
+            def accept(i, codes=frozenset(codes)):
+                return cats[i] in codes
+
+            accept.meta = _META in codes
         out: list[Suggestion] = []
         seen: set[int] = set()
 
@@ -220,6 +231,13 @@ class CompletionIndex:
         if lo < hi and main.keys[lo] == q:
             if emit(main.idx[lo], "exact"):
                 return out
+        if prof is not None and (accept is None or accept_meta(accept)):
+            # the model's own words a Danbooru list lacks (masterpiece, very awa, score_9…)
+            for kind, word in self._profile_hits(prof, q):
+                out.append(Suggestion(word.replace(" ", "_"), escape(word, backend), "meta", 0, None,
+                                      f"profile:{prof.name}", kind))
+                if len(out) >= limit:
+                    return out
         for p in main.best(q, lo, hi, limit + 1, accept):
             if main.keys[p] != q and emit(main.idx[p], "prefix"):
                 return out
@@ -240,6 +258,21 @@ class CompletionIndex:
                 if emit(i, "fuzzy", None, score):
                     return out
         return out
+
+    def _profile_hits(self, prof, q: str) -> list[tuple[str, str]]:
+        """(kind, word) for the profile's vocabulary words matching ``q`` that the list lacks."""
+        words = self._vocab.get(prof.name)
+        if words is None:
+            from .tagnorm import _profile_words
+
+            words = []
+            for key, word in _profile_words(prof).items():
+                if self.db._index(key) is None:
+                    words.append((_fold(key), word))
+            self._vocab[prof.name] = words  # the profile's order: positive quality words first
+        exact = [("exact", w) for k, w in words if k == q]
+        prefix = [("prefix", w) for k, w in words if k != q and k.startswith(q)]
+        return exact + prefix
 
     # ------------------------------------------------------------------
     def _candidates(self, q: str, size: int) -> tuple[list[str], list[int]]:

@@ -146,3 +146,12 @@ def test_full_list_completions(tmp_path, monkeypatch):
     db2 = TagDB.load(DANBOORU_CSV)
     assert names(db2.complete("long ha", limit=2)) == ["long_hair", "long_hair_between_eyes"]
     assert list((tmp_path / "index").glob("*.complete.pkl"))
+
+
+def test_profile_vocabulary_completes(db):
+    hits = db.complete("masterp", limit=3, profile="noobai")
+    assert hits[0].tag == "masterpiece" and hits[0].source == "profile:noobai" and hits[0].category == "meta"
+    assert [h.insert_text for h in db.complete("score", limit=2, profile="pony", fuzzy=False)] == [
+        "score_9", "score_8_up"]
+    assert db.complete("masterp", limit=3, fuzzy=False) == []  # no profile: only the tag list
+    assert db.complete("very aw", limit=3, profile="noobai", categories=["general"], fuzzy=False) == []
