@@ -173,7 +173,9 @@ class _Encoder:
 
         Cached chunks are reused; all others go through the model in one batched forward.
         """
-        found: list[tuple[torch.Tensor, ...] | None] = [self.cache.get(k) for k in keys]
+        # a pipeline moved to another device or dtype must not be served tensors cached before the move
+        tag = (str(device), self.dtype)
+        found: list[tuple[torch.Tensor, ...] | None] = [self.cache.get((tag, k)) for k in keys]
         missing = [i for i, v in enumerate(found) if v is None]
         if missing:
             ids = torch.tensor([keys[i] for i in missing], dtype=torch.long, device=device)
@@ -192,7 +194,7 @@ class _Encoder:
             for j, i in enumerate(missing):
                 value = (hidden[j].clone(), pooled[j].clone()) if self.projection else (hidden[j].clone(),)
                 found[i] = value
-                self.cache.put(keys[i], value)
+                self.cache.put((tag, keys[i]), value)
         hidden = torch.stack([v[0] for v in found])
         pooled = torch.stack([v[1] for v in found]) if self.projection else None
         return hidden, pooled

@@ -385,3 +385,15 @@ def test_error_bad_call_arguments(enc):
         enc("a [cat:dog:0.5]")
     with pytest.raises(ValueError, match="AND"):
         enc("a cat AND a dog")
+
+
+def test_cache_follows_dtype_changes():
+    tok, tok2 = tiny_sdxl.make_tokenizers()
+    te, te2 = tiny_sdxl.make_text_encoders()
+    enc = SDXLEncoder(tok, te, tok2, te2)
+    assert enc("a cat").prompt_embeds.dtype == torch.float32
+    te.to(torch.bfloat16)
+    te2.to(torch.bfloat16)
+    forwards = enc.forward_count
+    assert enc("a cat").prompt_embeds.dtype == torch.bfloat16
+    assert enc.forward_count == forwards + 2  # not served from the fp32 cache
