@@ -133,17 +133,22 @@ def main(argv=None) -> int:
         return 2
     os.environ["PROMPTKIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="pk-bench-")  # build from scratch
 
-    gc.collect()
-    tracemalloc.start()
+    # timings first (tracemalloc slows allocation ~10x), then memory on a second, traced build
     t0 = time.perf_counter()
-    db = TagDB.load(args.tags)
+    db = TagDB.load(args.tags)  # fresh cache folder: parses the CSV and writes the index
     t1 = time.perf_counter()
-    db_mem = tracemalloc.get_traced_memory()[0]
     db._completer()
     t2 = time.perf_counter()
+    gc.collect()
+    tracemalloc.start()
+    traced = TagDB.load(args.tags)  # from the on-disk cache written above, as a warm start does
+    db_mem = tracemalloc.get_traced_memory()[0]
+    traced._completer()
     total_mem, peak_mem = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     index_mem = total_mem - db_mem
+    del traced
+    gc.collect()
 
     queries = make_queries(db, args.queries)
     kinds = sorted({k for k, _ in queries})
@@ -161,8 +166,8 @@ def main(argv=None) -> int:
     pk_sub = time_queries(lambda q: db.complete(q, limit=10), sub)
 
     print(f"tag list: {args.tags} ({len(db):,} tags); Python {sys.version.split()[0]}; {os.cpu_count()} CPUs")
-    print(f"load {t1 - t0:.3f} s (cold, no cache), completion index build {t2 - t1:.3f} s")
-    print(f"memory (tracemalloc): TagDB {db_mem / 1e6:.1f} MB, completion index {index_mem / 1e6:.1f} MB, "
+    print(f"load {t1 - t0:.3f} s (parse, no cache), completion index build {t2 - t1:.3f} s (first use; cached on disk)")
+    print(f"memory (tracemalloc, warm start from the on-disk cache): TagDB {db_mem / 1e6:.1f} MB, completion index {index_mem / 1e6:.1f} MB, "
           f"together {total_mem / 1e6:.1f} MB (peak while building {peak_mem / 1e6:.1f} MB)")
     print()
     head = f"{'queries':<34}{'n':>7}{'median':>12}{'p90':>12}{'p99':>12}{'max':>12}"
