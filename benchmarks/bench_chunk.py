@@ -28,7 +28,7 @@ promptkit >= 10x the slow tokenizer and >= 1x the fast one.
     python benchmarks/bench_chunk.py --quick    # 1,000 prompts, best of 2 rounds
     # A1111's own CLIP-L tokenizer (transformers 4.30.2 slow + ftfy), in its own venv:
     python -m venv /tmp/tf430 && /tmp/tf430/bin/pip install transformers==4.30.2 tokenizers==0.13.3 ftfy regex
-    python benchmarks/bench_chunk.py --slow-python /tmp/tf430/bin/python
+    python benchmarks/bench_chunk.py --slow-python /tmp/tf430/bin/python [--verify-tags]
 """
 
 from __future__ import annotations
@@ -139,6 +139,45 @@ json.dump({"seconds": best, "seconds_runs": best_runs, "ids": ids, "version": tr
 """
 
 
+_VERIFY_SCRIPT = r"""
+import csv, json, sys
+from transformers import CLIPTokenizer
+tok = CLIPTokenizer.from_pretrained(sys.argv[1])
+assert not tok.is_fast and tok.fix_text is not None, "needs the slow tokenizer with ftfy (A1111's setup)"
+texts = json.load(open(sys.argv[2], encoding="utf-8"))
+json.dump([tok(t, add_special_tokens=False)["input_ids"] for t in texts], sys.stdout)
+"""
+
+
+def verify_tags(python: str, vocab_dir: Path) -> None:
+    """Every Danbooru tag (underscore and space spelling) vs A1111's slow tokenizer (slow: minutes)."""
+    import subprocess
+
+    from promptkit.tokenizer import ClipTokenizer
+
+    with open(DANBOORU, encoding="utf-8", newline="") as fh:
+        tags = [row[0] for row in csv.reader(fh) if row]
+    texts = list(dict.fromkeys(tags + [t.replace("_", " ") for t in tags]))
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as fh:
+        json.dump(texts, fh)
+    t0 = time.perf_counter()
+    proc = subprocess.run([python, "-c", _VERIFY_SCRIPT, str(vocab_dir), fh.name], capture_output=True, text=True)
+    os.unlink(fh.name)
+    if proc.returncode != 0:
+        raise SystemExit(f"error: --slow-python {python} failed:\n{proc.stderr[-2000:]}")
+    slow_s = time.perf_counter() - t0
+    expected = json.loads(proc.stdout)
+    t0 = time.perf_counter()
+    got = ClipTokenizer.bundled().encode_batch(texts)
+    pk_s = time.perf_counter() - t0
+    bad = [t for t, e, g in zip(texts, expected, got) if e != g]
+    print(
+        f"all {len(texts):,} Danbooru tag spellings: promptkit ids == transformers slow CLIPTokenizer on"
+        f" {len(texts) - len(bad):,} ({len(bad)} differ{': ' + repr(bad[:5]) if bad else ''});"
+        f" slow tokenizer {slow_s:.0f} s incl. start, promptkit {pk_s:.1f} s cold"
+    )
+
+
 def slow_in_other_python(python: str, vocab_dir: Path, prompts: list[str], warmup: list[str], repeat: int):
     """Time transformers 4.x slow CLIPTokenizer (A1111's CLIP-L tokenizer) in another interpreter."""
     import subprocess
@@ -197,6 +236,11 @@ def main(argv=None) -> int:
         help="an interpreter with transformers 4.x (A1111 pins 4.30.2) + ftfy: times its slow CLIPTokenizer"
         " there and checks promptkit's ids against it",
     )
+    ap.add_argument(
+        "--verify-tags",
+        action="store_true",
+        help="with --slow-python: also compare every Danbooru tag spelling with it (takes minutes)",
+    )
     args = ap.parse_args(argv)
     n = args.n or (1000 if args.quick else 2000)
     rounds = args.rounds or (2 if args.quick else 5)
@@ -220,6 +264,12 @@ def main(argv=None) -> int:
         f" {sum(1 for p in prompts if 'BREAK' in p)} with BREAK; CPU time, best of {rounds} interleaved rounds;"
         f" transformers {transformers.__version__}"
     )
+
+    if args.verify_tags:
+        if not args.slow_python:
+            print("error: --verify-tags needs --slow-python", file=sys.stderr)
+            return 2
+        verify_tags(args.slow_python, vocab_dir)
 
     tok = ClipTokenizer.bundled()
     tok_g = ClipTokenizer.bundled("open_clip")

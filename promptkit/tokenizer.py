@@ -200,6 +200,7 @@ class ClipTokenizer:
         clean: str = "a1111",
         added_tokens: Mapping[str, int] | None = None,
         added_normalized: Iterable[str] = (),
+        _shared_segments: dict | None = None,
     ):
         if clean not in CLEAN_MODES:
             raise ValueError(f"unknown clean mode {clean!r}; expected one of {', '.join(CLEAN_MODES)}")
@@ -250,7 +251,10 @@ class ClipTokenizer:
         self._bpe = Tokenizer(model)
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[tuple[int, ...], tuple[tuple[int, int], ...]]] = {}
-        self._seg_cache: dict[str, tuple[int, ...]] = {}
+        # plain segments (no "<") give the same ids in every clean-up mode, so
+        # tokenizers built on the same vocabulary may share this cache
+        self._seg_cache: dict[str, tuple[int, ...]] = {} if _shared_segments is None else _shared_segments
+        self._seg_local: dict[str, tuple[int, ...]] = {}
         self._seg_offsets: dict[str, tuple[tuple[int, int], ...]] = {}
         self._run_cache: dict[str, tuple[int, ...]] = {}
         self._agrees: dict[int, bool] = {}
@@ -453,11 +457,15 @@ class ClipTokenizer:
             for i, e in zip(hf_todo, encs):
                 out[i] = self._remember(texts[i], self._expand_groups(e.ids)[0])
         if fast_todo:
-            self._fill_segments(list({seg: None for _, segs in fast_todo for seg in segs if seg not in segcache}))
+            local = self._seg_local
+            self._fill_segments(
+                list({seg: None for _, segs in fast_todo for seg in segs if seg not in segcache and seg not in local})
+            )
             for i, segs in fast_todo:
                 ids = []
                 for seg in segs:
-                    ids += segcache[seg]
+                    got = segcache.get(seg)
+                    ids += local[seg] if got is None else got
                 out[i] = self._remember(texts[i], ids)
         if slow_todo:
             plans = [self._plan(texts[i]) for i in slow_todo]
@@ -537,12 +545,14 @@ class ClipTokenizer:
         plain_words: list[list[str]] = []
         for seg in segs:
             words = pat.findall(seg)
-            if "<" in seg and any(w in self._special_words for w in words):
+            if "<" in seg:
+                # may hold a special string, which differs between clean-up
+                # modes: never in the (possibly shared) segment cache
                 self._fill(words)
                 ids: list[int] = []
                 for w in words:
                     ids += self._cache[w][0]
-                segcache[seg] = tuple(ids)
+                self._seg_local[seg] = tuple(ids)
             else:
                 plain.append(seg)
                 plain_words.append(words)
@@ -673,10 +683,15 @@ def _checked(texts) -> list[str]:
     return texts
 
 
+_BUNDLED_SEGMENTS: dict[str, tuple[int, ...]] = {}
+
+
 @lru_cache(maxsize=None)
 def _bundled(clean: str) -> ClipTokenizer:
     vocab, merges = clip_vocab_and_merges()
-    return ClipTokenizer(vocab, merges, clean=clean)
+    if not _bundled.cache_info().currsize:  # a fresh start (cache_clear) starts cold
+        _BUNDLED_SEGMENTS.clear()
+    return ClipTokenizer(vocab, merges, clean=clean, _shared_segments=_BUNDLED_SEGMENTS)
 
 
 def _hf_vocab_and_merges(tok) -> tuple[dict[str, int], list[tuple[str, str]]]:
