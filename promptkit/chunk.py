@@ -421,6 +421,16 @@ def _apply_pad(cl: ChunkList, eos: int, pad) -> ChunkList:
     return ChunkList(out, cl.token_count, cl.runs)
 
 
+def _check_tokenizer(tok, name: str) -> None:
+    from .tokenizer import ClipTokenizer
+
+    if not isinstance(tok, ClipTokenizer):
+        raise TypeError(
+            f"{name} must be a promptkit ClipTokenizer, got {type(tok).__name__};"
+            " wrap a transformers tokenizer with ClipTokenizer.from_hf(tok)"
+        )
+
+
 def _check_backtrack(comma_backtrack) -> int:
     if isinstance(comma_backtrack, bool) or not isinstance(comma_backtrack, int):
         raise ValueError(f"comma_backtrack must be an int from 0 to 74, got {comma_backtrack!r}")
@@ -449,10 +459,11 @@ def chunks(
 
     Returns a :class:`ChunkList` (``list[Chunk]`` with ``.token_count``).
     """
-    if tokenizer is None:
-        from .tokenizer import ClipTokenizer
+    from .tokenizer import ClipTokenizer
 
+    if tokenizer is None:
         tokenizer = ClipTokenizer.bundled()
+    _check_tokenizer(tokenizer, "tokenizer")
     comma_backtrack = _check_backtrack(comma_backtrack)
     runs = _as_runs(text_or_runs)
     encoded = tokenizer._ids_batch([t for t, w, _ in runs if not (w == -1 and t == "BREAK")])
@@ -487,6 +498,8 @@ def chunks_for_sdxl(
 
     tl = tokenizer_l if tokenizer_l is not None else ClipTokenizer.bundled("a1111")
     tg = tokenizer_g if tokenizer_g is not None else ClipTokenizer.bundled("open_clip")
+    _check_tokenizer(tl, "tokenizer_l")
+    _check_tokenizer(tg, "tokenizer_g")
     comma_backtrack = _check_backtrack(comma_backtrack)
     runs = _as_runs(text_or_runs)
     texts = [t for t, w, _ in runs if not (w == -1 and t == "BREAK")]

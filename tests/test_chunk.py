@@ -241,6 +241,10 @@ def test_bad_arguments():
         chunks([("a", 1.0), ("b",)])
     with pytest.raises(TypeError, match="needs a prompt string"):
         chunks(42)
+    with pytest.raises(TypeError, match=r"ClipTokenizer.from_hf\(tok\)"):
+        chunks("a", tokenizer=object())
+    with pytest.raises(TypeError, match="tokenizer_g must be"):
+        chunks_for_sdxl("a", tokenizer_g="bigG")
 
 
 # --------------------------------------------------------------------------- spans
