@@ -393,3 +393,34 @@ def test_from_hf_slow_style_tokenizer():
 def test_from_hf_rejects_other_objects():
     with pytest.raises(TypeError, match="needs a transformers CLIP tokenizer"):
         ClipTokenizer.from_hf(object())
+
+
+def test_from_hf_after_diffusers_load_textual_inversion(vocab_dir):
+    """A multi-vector embedding loaded the diffusers way gives diffusers' ids."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    loaders = pytest.importorskip("diffusers.loaders")
+
+    tok = transformers.CLIPTokenizer.from_pretrained(str(vocab_dir))
+    config = transformers.CLIPTextConfig(
+        vocab_size=49408, hidden_size=8, intermediate_size=16, num_attention_heads=2,
+        num_hidden_layers=1, max_position_embeddings=77,
+    )
+
+    class TinyPipe(loaders.TextualInversionLoaderMixin):  # the two parts load_textual_inversion uses
+        hf_device_map = None
+
+        def __init__(self):
+            self.tokenizer = tok
+            self.text_encoder = transformers.CLIPTextModel(config)
+
+        @property
+        def components(self):
+            return {"tokenizer": self.tokenizer, "text_encoder": self.text_encoder}
+
+    pipe = TinyPipe()
+    pipe.load_textual_inversion({"<kt>": torch.zeros(3, 8)}, token="<kt>")
+    prompt = "1girl, <kt>, smile"
+    expected = tok(pipe.maybe_convert_prompt(prompt, tok), add_special_tokens=False).input_ids
+    wrapped = ClipTokenizer.from_hf(pipe.tokenizer)
+    assert wrapped.encode(prompt) == expected == [272, 1611, 267, 49408, 49409, 49410, 267, 3490]
