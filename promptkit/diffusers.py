@@ -76,6 +76,8 @@ class ScheduleCallback:
 
     def range_for_call(self, call: int) -> int:
         """Index of the range A1111 uses at sampler call ``call`` (0-based)."""
+        if len(self.schedule) == 1:
+            return 0
         for index, entry in enumerate(self.schedule):
             if call <= entry.end_step:
                 return index

@@ -399,8 +399,6 @@ class SDXLEncoder:
             raise ValueError(f"num_images_per_prompt must be a positive integer, got {num_images_per_prompt!r}")
         if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
             raise ValueError(f"steps must be a positive integer (the sampler's step count), got {steps!r}")
-        if callback_on_step_end is not None and steps is None:
-            raise ValueError("callback_on_step_end is chained to promptkit's schedule callback: pass steps= too")
 
         pos_sources, neg_sources = [], []  # plain loops: warnings point at the caller (stacklevel)
         for i, p in enumerate(prompts):

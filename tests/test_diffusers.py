@@ -218,3 +218,17 @@ def test_warns_where_a1111_would_fail(pipe):
     enc = SDXLEncoder(pipe)
     with pytest.warns(UserWarning, match=r"offset \d+"):
         enc("a (cat:.) on a mat")
+
+
+def test_user_callback_without_schedule_is_passed_through(pipe):
+    seen = []
+
+    def mine(p, i, t, kwargs):
+        seen.append((i, kwargs["latents"].shape))
+        return {"latents": kwargs["latents"] * 0}
+
+    cond = SDXLEncoder(pipe)("a cat", callback_on_step_end=mine, callback_on_step_end_tensor_inputs=["latents"])
+    assert cond.callback_on_step_end_tensor_inputs == ["prompt_embeds", "add_text_embeds", "latents"]
+    out = pipe(**cond, num_inference_steps=3, height=PX, width=PX, output_type="latent")
+    assert [i for i, _ in seen] == [0, 1, 2]
+    assert not out.images.any()  # the user's returned tensor reached the pipeline
