@@ -170,7 +170,10 @@ class _Splitter:
                 if kids:
                     self.walk(kids, weight, depth, context, None)
             i += 1
-        if group is not None and len(self.out) == before + 1 and nodes:
+        # (only a closed group: moving or deleting an unclosed opener would change the
+        # weight of everything after it)
+        if (group is not None and len(self.out) == before + 1 and nodes and getattr(group, "closed", True)
+                and not getattr(group, "interrupted", False)):
             ref = self.out[-1]
             lo, hi = nodes[0].span.start, nodes[-1].span.end
             src = self.source

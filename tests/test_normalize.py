@@ -207,3 +207,19 @@ def test_model_card_prompts_are_already_normal(tmp_path, monkeypatch):
         for text in (prof.negative_prompt, prof.example_prompt):
             if text:
                 assert normalize(text, db=db, profile=name) == text, (name, text)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(prompt=prompts)
+def test_iter_tags_spans_are_exact(db, prompt):
+    from promptkit.tagnorm import tag_lookup_key
+
+    refs = iter_tags(prompt, db)
+    end = 0
+    for r in refs:
+        assert prompt[r.span.start:r.span.end] == r.text and r.text == r.text.strip()
+        assert r.key == tag_lookup_key(r.text) and r.key
+        assert r.span.start >= end  # in source order, never overlapping
+        end = r.span.end
+        if r.group_span is not None:
+            assert r.group_span.start < r.span.start and r.span.end < r.group_span.end
