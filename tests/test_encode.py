@@ -397,3 +397,55 @@ def test_cache_follows_dtype_changes():
     forwards = enc.forward_count
     assert enc("a cat").prompt_embeds.dtype == torch.bfloat16
     assert enc.forward_count == forwards + 2  # not served from the fp32 cache
+
+
+# ------------------------------------------------------------------------------------ golden chunks, end to end
+def _plain_rows():
+    """Golden chunk rows whose prompt the positive text path leaves as it is (no comments, networks, AND,
+    editing, trailing :weight), so the encoder's input ids must be A1111's chunks."""
+    from conftest import load_golden
+
+    import promptkit
+
+    out = []
+    for row in load_golden("chunks"):
+        text = row["prompt"]
+        if not row.get("clip_l") or len(row["clip_l"]["chunks"]) > 3:
+            continue
+        if any(s in text for s in ("#", "<", "AND", "|")):
+            continue
+        if promptkit.schedules(text, 20) != [(20, text)] or promptkit.split_and(text) != [(text, 1.0)]:
+            continue
+        out.append(row)
+    return out
+
+
+def test_encoder_feeds_a1111_chunk_ids_to_both_models(pipe):
+    from conftest import GOLDEN
+
+    if not GOLDEN.is_dir():
+        pytest.skip(f"../shared/golden-sample not found at {GOLDEN}")
+    rows = _plain_rows()
+    assert len(rows) >= 20
+    enc = SDXLEncoder(pipe, cache_size=0)
+    fed = {"l": [], "g": []}
+    hooks = [
+        pipe.text_encoder.register_forward_pre_hook(lambda m, a, k: fed["l"].extend(map(tuple, k["input_ids"].tolist())), with_kwargs=True),
+        pipe.text_encoder_2.register_forward_pre_hook(lambda m, a, k: fed["g"].extend(map(tuple, k["input_ids"].tolist())), with_kwargs=True),
+    ]
+    try:
+        for row in rows:
+            fed["l"].clear()
+            fed["g"].clear()
+            cond = enc(row["prompt"])
+            want_l = [tuple(c["tokens"]) for c in row["clip_l"]["chunks"]]
+            if row["bigg"].get("equals_clip_l_with_pad0"):
+                want_g = [t[: t.index(49407) + 1] + (0,) * (76 - t.index(49407)) for t in want_l]
+            else:
+                want_g = [tuple(c["tokens"]) for c in row["bigg"]["chunks"]]
+            assert sorted(set(fed["l"])) == sorted(set(want_l)), row["id"]
+            assert sorted(set(fed["g"])) == sorted(set(want_g)), row["id"]
+            assert cond.prompt_embeds.shape[1] == 77 * len(want_l)
+    finally:
+        for h in hooks:
+            h.remove()
