@@ -495,17 +495,18 @@ def _normalize_once(tree, db, prof, backend, isolate_artists) -> str:
     resolved = [_resolve(r, db, prof, backend) for r in refs]
     edits: list[tuple[int, int, str]] = []
     removed: set[int] = set()
-    seen: dict[str, float] = {}
+    seen: dict[tuple, float] = {}
     for n, (ref, res) in enumerate(zip(refs, resolved)):
         if res is None:
             continue
         wholly = ref.depth == 0 or ref.group_span is not None
         if ref.context == "plain" and wholly:
-            prev = seen.get(res.canon)
+            # (each AND part is its own conditioning: duplicates only count within a part)
+            prev = seen.get((ref.part, res.canon))
             if prev is not None and abs(prev - ref.weight) < 1e-9:
                 removed.add(n)
                 continue
-            seen.setdefault(res.canon, ref.weight)
+            seen.setdefault((ref.part, res.canon), ref.weight)
 
     has_and = any(r.part for r in refs)
     moved: list[int] = []

@@ -62,6 +62,7 @@ def db():
         ("closeup, close up", "close-up"),
         ("1girl, smile, 1girl, smile", "1girl, smile"),
         ("smile, (smile:1.2)", "smile, (smile:1.2)"),  # different weight: not a duplicate
+        ("1girl, smile AND 1girl, smile", "1girl, smile AND 1girl, smile"),  # each AND part is its own prompt
         ("kantoku, @wlop, artist:wlop", "kantoku, wlop"),
     ],
 )
