@@ -274,15 +274,19 @@ def iter_tags(tree_or_text, db: TagDB | None = None) -> list[TagRef]:
 # the normalizer
 
 
-_default_db: TagDB | None = None
+_default_db: tuple | None = None
 
 
 def default_db() -> TagDB:
-    """``TagDB.load()`` once per process (the tag list ``PROMPTKIT_TAGS``/download/built-in points at)."""
+    """``TagDB.load()``, kept for the process while the settings that choose the list
+    (``PROMPTKIT_TAGS``, ``PROMPTKIT_CONFIG``, ``PROMPTKIT_CACHE_DIR``) stay the same."""
+    import os
+
     global _default_db
-    if _default_db is None:
-        _default_db = TagDB.load()
-    return _default_db
+    env = tuple(os.environ.get(k) for k in ("PROMPTKIT_TAGS", "PROMPTKIT_CONFIG", "PROMPTKIT_CACHE_DIR"))
+    if _default_db is None or _default_db[0] != env:
+        _default_db = (env, TagDB.load())
+    return _default_db[1]
 
 
 @lru_cache(maxsize=1)
