@@ -167,8 +167,8 @@ class CompletionIndex:
         self._names = names
         self._pools: dict[tuple, tuple[list[str], list[int]]] = {}
         self._cuts: dict[tuple, list[str]] = {}
-        self._vocab: dict[str, list[tuple[str, str]]] = {}
-        self._texts: dict[tuple, dict[int, str]] = {}  # insert_text per (profile, backend) and tag
+        self._vocab: dict[tuple, list[tuple[str, str]]] = {}
+        self._texts: dict = {}  # insert_text per profile, backend and tag
 
     def _build_pools(self) -> dict[str, list[int]]:
         """Positions of the ``_FUZZY_POOL`` most popular keys of every wide two-letter
@@ -205,6 +205,7 @@ class CompletionIndex:
                 if c not in CATEGORIES:
                     raise ValueError(f"unknown tag category {c!r}; expected one of {', '.join(CATEGORIES)}")
                 codes.add(CATEGORIES.index(c))
+
             def accept(i, codes=frozenset(codes)):
                 return cats[i] in codes
 
@@ -212,7 +213,7 @@ class CompletionIndex:
         out: list[Suggestion] = []
         seen: set[int] = set()
 
-        texts = self._texts.setdefault((prof.name if prof else None, backend), {})
+        texts = self._texts.setdefault((prof.name, str(prof.path)) if prof else None, {}).setdefault(backend, {})
 
         def emit(i: int, kind: str, alias: str | None = None, score: float = 100.0) -> bool:
             if i in seen or (accept is not None and not accept(i)):
@@ -261,7 +262,7 @@ class CompletionIndex:
 
     def _profile_hits(self, prof, q: str) -> list[tuple[str, str]]:
         """(kind, word) for the profile's vocabulary words matching ``q`` that the list lacks."""
-        words = self._vocab.get(prof.name)
+        words = self._vocab.get((prof.name, str(prof.path)))
         if words is None:
             from .tagnorm import _profile_words
 
@@ -269,7 +270,7 @@ class CompletionIndex:
             for key, word in _profile_words(prof).items():
                 if self.db._index(key) is None:
                     words.append((_fold(key), word))
-            self._vocab[prof.name] = words  # the profile's order: positive quality words first
+            self._vocab[(prof.name, str(prof.path))] = words  # the profile's order: positive quality first
         exact = [("exact", w) for k, w in words if k == q]
         prefix = [("prefix", w) for k, w in words if k != q and k.startswith(q)]
         return exact + prefix
