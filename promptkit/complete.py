@@ -116,7 +116,7 @@ class CompletionIndex:
     def for_db(cls, db) -> "CompletionIndex":
         from .tagdb import _read_pickle, _write_cache, cache_dir
 
-        path = cache_dir() / "index" / f"{db._hash}.complete.pkl" if db._hash else None
+        path = cache_dir() / "index" / f"{db._hash}.complete.pkl" if db._hash and db._use_cache else None
         if path is not None:
             state = _read_pickle(path)
             if isinstance(state, tuple) and len(state) == 4 and isinstance(state[3], dict):

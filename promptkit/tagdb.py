@@ -64,7 +64,7 @@ _E621_CATS = {
     0: "general", 1: "artist", 2: "contributor", 3: "copyright", 4: "character",
     5: "species", 6: "invalid", 7: "meta", 8: "lore",
 }
-_INDEX_VERSION = 8
+_INDEX_VERSION = 9
 
 
 class TagDataError(ValueError):
@@ -493,6 +493,7 @@ class TagDB:
         self._fold: dict[str, int] | None = None
         self._complete = None
         self._hash = ""
+        self._use_cache = False
         self.source_info = SourceInfo("empty", (), (), 0)
 
     # -- loading ----------------------------------------------------------
@@ -588,6 +589,7 @@ class TagDB:
         idx_path = cache_dir() / "index" / f"{digest}.pkl"
         db = cls()
         db._hash = digest
+        db._use_cache = use_cache
         if use_cache:
             state = _read_cache(idx_path)
             if state is not None and db._restore(state):
