@@ -279,6 +279,8 @@ class ClipTokenizer:
             self._clean_fn = None
         self._hf: Tokenizer | None = self._build_hf_pipeline(model) if clean == "hf" else None
         self._split_re = self._build_split_re()
+        # every split string starts with "<": text without "<" needs no search
+        self._split_lt = not self.added_tokens or all(t.startswith("<") for t in self.added_tokens)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -435,12 +437,18 @@ class ClipTokenizer:
         hf_todo: list[int] = []
         segcache = self._seg_cache
         split = self._split_re
+        split_lt = self._split_lt
         for i, text in enumerate(texts):
             hit = run_cache.get(text)
             if hit is not None:
                 out[i] = hit
                 continue
-            if _SIMPLE.fullmatch(text) is None or (split is not None and split.search(text) is not None):
+            if not (
+                text.isascii()
+                and "&" not in text
+                and (text.isprintable() or _SIMPLE.fullmatch(text) is not None)
+                and (split is None or (split_lt and "<" not in text) or split.search(text) is None)
+            ):
                 (slow_todo if self._hf is None else hf_todo).append(i)
                 continue
             segs = text.lower().split()

@@ -193,7 +193,7 @@ def test_modes_differ_where_the_references_differ():
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.text(alphabet=st.sampled_from("abcXYZ019 ,.()_'!&<>;:#\t\n\r\\|~-"), max_size=40))
+@given(st.text(alphabet=st.sampled_from("abcXYZ019 ,.()_'!&<>;:#\t\n\r\x0b\x0c\x1c\x7f\x1b\\|~-"), max_size=40))
 def test_ascii_fast_path_equals_full_cleanup(text):
     # The word-cache fast path skips ftfy for plain ASCII; it must never change ids.
     for mode in ("a1111", "open_clip"):
