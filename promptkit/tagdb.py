@@ -281,10 +281,11 @@ def _config_tags() -> list[str] | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return value
-    raise TagDataError("'tags.path' must be a path or a list of paths", str(path))
+        value = [value]
+    if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise TagDataError("'tags.path' must be a path or a list of paths", str(path))
+    # relative paths are relative to the config file
+    return [str(path.parent / Path(v).expanduser()) for v in value]
 
 
 # ---------------------------------------------------------------------------
