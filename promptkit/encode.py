@@ -191,10 +191,22 @@ class _Encoder:
                 rows = torch.arange(len(missing), device=device)
                 pos = torch.tensor(eos_pos, dtype=torch.long, device=device)
                 pooled = self.model.text_projection(out.last_hidden_state[rows, pos])
+            caching = self.cache.enabled
+            if len(missing) == len(keys):  # nothing was cached: the batch already is the answer
+                if caching:
+                    for j, i in enumerate(missing):
+                        self.cache.put((tag, keys[i]), (hidden[j].clone(), pooled[j].clone()) if self.projection
+                                       else (hidden[j].clone(),))
+                return hidden, (pooled if self.projection else None)
             for j, i in enumerate(missing):
-                value = (hidden[j].clone(), pooled[j].clone()) if self.projection else (hidden[j].clone(),)
+                # clones: a cached row must not keep the whole batch tensor alive (the cache counts bytes)
+                if self.projection:
+                    value = (hidden[j].clone(), pooled[j].clone()) if caching else (hidden[j], pooled[j])
+                else:
+                    value = (hidden[j].clone(),) if caching else (hidden[j],)
                 found[i] = value
-                self.cache.put((tag, keys[i]), value)
+                if caching:
+                    self.cache.put((tag, keys[i]), value)
         hidden = torch.stack([v[0] for v in found])
         pooled = torch.stack([v[1] for v in found]) if self.projection else None
         return hidden, pooled
@@ -207,10 +219,10 @@ class EncodedPrompts:
 
     ``ranges``: list of ``(end_step, embeds, pooled)`` — ``embeds`` ``(batch, 77·k, 2048)``, ``pooled``
     ``(batch, 1280)``; the entry for sampler call ``s`` (0-based) is the first one with ``s <= end_step``
-    (A1111's ``reconstruct_cond_batch``).  Without ``steps`` there is one range with ``end_step = None``.
+    (A1111's ``reconstruct_cond_batch``).  Without ``steps`` there is one range (``end_step = 1``).
     """
 
-    ranges: list[tuple[int | None, torch.Tensor, torch.Tensor]]
+    ranges: list[tuple[int, torch.Tensor, torch.Tensor]]
     token_counts: list[int]
     loras: list[tuple[str, float]]
 
@@ -642,6 +654,10 @@ class _KeyedCache:
 
     def __init__(self, cache: ChunkCache, prefix: str):
         self._cache, self._prefix = cache, prefix
+
+    @property
+    def enabled(self) -> bool:
+        return self._cache.max_bytes > 0
 
     def get(self, key):
         return self._cache.get((self._prefix, key))

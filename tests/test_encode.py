@@ -449,3 +449,13 @@ def test_encoder_feeds_a1111_chunk_ids_to_both_models(pipe):
     finally:
         for h in hooks:
             h.remove()
+
+
+def test_encode_lower_level(pipe, enc):
+    out = enc.encode(["a [cat:dog:2]", "<lora:x:0.5> a (house:1.2)"], steps=4)
+    assert [end for end, _, _ in out.ranges] == [2, 4]
+    assert out.ranges[0][1].shape == (2, 77, L + tiny_sdxl.G_HIDDEN)
+    assert out.ranges[0][2].shape == (2, tiny_sdxl.G_PROJECTION)
+    assert out.loras == [("x", 0.5)]
+    assert out.token_counts == [2, 2]
+    torch.testing.assert_close(out.ranges[1][1][0:1], SDXLEncoder(pipe)("a dog").prompt_embeds, atol=1e-6, rtol=0)
