@@ -280,3 +280,17 @@ def test_fast_parser_falls_back_on_odd_rows(tmp_path):
     path = write(tmp_path / "odd.csv", "1girl,0,5,\n\nsmile,0,3\nLong_Hair,0,2,\"/lh,longhair\"\n")
     db = TagDB.load(path)
     assert len(db) == 3 and db.get("long hair").name == "long_hair" and db.resolve("/lh").name == "long_hair"
+
+
+def test_config_relative_path_and_bad_value(tmp_path):
+    (tmp_path / "lists").mkdir()
+    write(tmp_path / "lists" / "mine.csv", "my_tag,0,5,\n")
+    write(tmp_path / "config.toml", '[tags]\npath = "lists/mine.csv"\n')
+    db = TagDB.load()
+    assert db.source_info.origin == "config" and db.get("my tag")
+    write(tmp_path / "config.toml", "[tags]\npath = 5\n")
+    with pytest.raises(TagDataError, match="must be a path"):
+        TagDB.load()
+    write(tmp_path / "config.toml", "[tags\n")
+    with pytest.raises(TagDataError, match="cannot read config"):
+        TagDB.load()
