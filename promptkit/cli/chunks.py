@@ -187,7 +187,7 @@ def _print_text(report: dict, label: str, tok, show_tokens: bool, out) -> None:
     n = len(report["chunks"])
     head = f"{label}: " if label else ""
     print(
-        f"{head}{n} chunk{'s' if n != 1 else ''}, {report['token_count']} tokens"
+        f"{head}{n} chunk{'s' if n != 1 else ''}, {report['token_count']} token{'s' if report['token_count'] != 1 else ''}"
         f" (A1111 counter {report['token_count']}/{report['target']})",
         file=out,
     )
