@@ -232,3 +232,16 @@ def test_user_callback_without_schedule_is_passed_through(pipe):
     out = pipe(**cond, num_inference_steps=3, height=PX, width=PX, output_type="latent")
     assert [i for i, _ in seen] == [0, 1, 2]
     assert not out.images.any()  # the user's returned tensor reached the pipeline
+
+
+def test_schedule_without_guidance_swaps_positive_only(pipe):
+    cond = SDXLEncoder(pipe)("a [cat:dog:1] on grass", negative_prompt="lowres", steps=3)
+    spy = UNetSpy(pipe.unet)
+    try:
+        pipe(**cond, num_inference_steps=3, guidance_scale=1.0, height=PX, width=PX, output_type="latent")
+    finally:
+        spy.remove()
+    assert [h.shape[0] for h, _ in spy.calls] == [1, 1, 1]
+    torch.testing.assert_close(spy.calls[1][0], cond.schedule[0].prompt_embeds)
+    torch.testing.assert_close(spy.calls[2][0], cond.schedule[1].prompt_embeds)
+    torch.testing.assert_close(spy.calls[2][1], cond.schedule[1].pooled_prompt_embeds)
