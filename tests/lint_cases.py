@@ -1,4 +1,4 @@
-"""Prompts shared by the lint tests (and by tests/data/lint_tags/make_fixture.py)."""
+"""Prompts shared by the lint tests (and by the tag-list excerpt that lint_fixtures.py builds from ../shared)."""
 
 # Each profile's prompt from its model card (../shared/model-cards/, or the card quoted in
 # spec/tags-and-lint.md §2.4 where the card itself is not in ../shared).
@@ -56,6 +56,7 @@ EXTRA = [
     "1girl, (smile:1.2), outdoors",
     "kantoku, 1girl",
     "reverse:1999, vertin (reverse:1999)",
+    "vertin \\(reverse:1999\\)",
     "karin_(blue_archive), ^_^, score_9",
     "masterpiece, best quality, 1girl, solo, long hair, smile, outdoors",
     "worst quality, low quality, watermark",

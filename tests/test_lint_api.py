@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from conftest import DANBOORU_CSV, E621_CSV, needs_tags
 from lint_cases import CARD_PROMPTS
-from test_lint_rules import lint_db
+from lint_fixtures import excerpt_db, excerpt_tag_files, offline_db, offline_tag_files  # noqa: F401  (fixtures)
 
 import promptkit as pk
 from promptkit.lint import FixResult, LintError, fix, lint
@@ -18,7 +17,12 @@ from promptkit.lint.inputs import InputError, Source, read_path
 from promptkit.lint.reporters import Result, render
 from promptkit.profiles import available_profiles
 
-FIXTURE = Path(__file__).parent / "data" / "lint_tags"
+
+
+@pytest.fixture(scope="module")
+def db(offline_db):
+    """Tests that need no real tag data use the offline list (starter + made-up rows)."""
+    return offline_db
 
 
 # --------------------------------------------------------------------------- model cards
@@ -35,8 +39,15 @@ def _card_problems(profile, db):
 
 
 @pytest.mark.parametrize("profile", sorted(CARD_PROMPTS))
-def test_card_prompt_lints_clean_with_fixture_list(profile):
-    assert _card_problems(profile, lint_db(full=False)) == []
+def test_card_prompt_has_no_errors_or_warnings_offline(profile, db):
+    # the starter list lacks most of the cards' general tags, so unknown-tag (info) is not checked here
+    prompt, negative = CARD_PROMPTS[profile]
+    assert [d for d in lint(prompt, negative, profile=profile, db=db) if d.severity != "info"] == []
+
+
+@pytest.mark.parametrize("profile", sorted(CARD_PROMPTS))
+def test_card_prompt_lints_clean_with_excerpt(profile, excerpt_db):
+    assert _card_problems(profile, excerpt_db) == []
 
 
 @needs_tags
@@ -50,29 +61,28 @@ def test_card_prompt_lints_clean_with_full_list(profile, lists):
     assert _card_problems(profile, db) == []
 
 
-def test_card_prompt_breaks_under_wrong_profile():
+def test_card_prompt_breaks_under_wrong_profile(excerpt_db):
     # the RouWei prompt is fine for RouWei but not for NoobAI (plain artist tags there)
     prompt, negative = CARD_PROMPTS["rouwei"]
-    got = {d.code for d in lint(prompt, negative, profile="noobai", db=lint_db(), extend_select=["PK312"])}
+    got = {d.code for d in lint(prompt, negative, profile="noobai", db=excerpt_db, extend_select=["PK312"])}
     assert got >= {"PK312"}
 
 
 # --------------------------------------------------------------------------- API
 
 
-def test_public_names_and_diagnostic_fields():
-    diags = pk.lint("1girl, (smile, long_hair", db=lint_db())
+def test_public_names_and_diagnostic_fields(db):
+    diags = pk.lint("1girl, (smile, long_hair", db=db)
     assert [d.code for d in diags] == ["PK101", "PK201"]
     d = diags[0]
     assert isinstance(d, pk.Diagnostic)
     assert (d.name, d.severity, d.field, d.span) == ("unbalanced-paren", "error", "positive", pk.Span(7, 8))
     assert d.fix is not None and not d.fix.safe
-    assert isinstance(pk.fix("long_hair", db=lint_db()), FixResult)
+    assert isinstance(pk.fix("long_hair", db=db), FixResult)
 
 
-def test_selection_by_code_prefix_name_and_ignore():
+def test_selection_by_code_prefix_name_and_ignore(db):
     text = "1girl, (smile, long_hair, lnog hair"
-    db = lint_db()
     assert {d.code for d in lint(text, db=db, select=["PK1"])} == {"PK101"}
     assert {d.code for d in lint(text, db=db, select="underscore-tag")} == {"PK201"}
     assert {d.code for d in lint(text, db=db, select="PK101,PK201")} == {"PK101", "PK201"}
@@ -81,10 +91,10 @@ def test_selection_by_code_prefix_name_and_ignore():
     assert "PK111" not in {d.code for d in lint("a,, b", db=db)}  # off by default
 
 
-def test_profile_rules_table_applies():
+def test_profile_rules_table_applies(db):
     # natural.toml ignores the tag rules; noobai.toml ignores PK207
-    assert lint("long_hair, lnog hair", profile="natural", db=lint_db()) == []
-    assert "PK207" not in {d.code for d in lint("hi res", profile="noobai", db=lint_db())}
+    assert lint("long_hair, lnog hair", profile="natural", db=db) == []
+    assert "PK207" not in {d.code for d in lint("hi res", profile="noobai", db=db)}
 
 
 @pytest.mark.parametrize(
@@ -97,23 +107,22 @@ def test_profile_rules_table_applies():
         ({"severity": {"PK201": "fatal"}}, "severity"),
     ],
 )
-def test_bad_arguments_raise_clear_errors(kwargs, needle):
+def test_bad_arguments_raise_clear_errors(kwargs, needle, db):
     with pytest.raises(LintError, match=needle):
-        lint("1girl", db=lint_db(), **kwargs)
+        lint("1girl", db=db, **kwargs)
 
 
-def test_prompt_must_be_a_string():
+def test_prompt_must_be_a_string(db):
     with pytest.raises(LintError, match="string"):
-        lint(None, db=lint_db())  # type: ignore[arg-type]
+        lint(None, db=db)  # type: ignore[arg-type]
 
 
-def test_severity_override():
-    d = lint("long_hair", db=lint_db(), severity={"underscore-tag": "error"})
+def test_severity_override(db):
+    d = lint("long_hair", db=db, severity={"underscore-tag": "error"})
     assert d[0].severity == "error"
 
 
-def test_fix_applies_safe_only_and_iterates_over_overlaps():
-    db = lint_db()
+def test_fix_applies_safe_only_and_iterates_over_overlaps(db):
     # PK202 (escape) and PK201 (underscores) touch the same item: two passes
     res = fix("karin_(blue_archive), long_hair", db=db)
     assert res.text == "karin \\(blue archive\\), long hair"
@@ -123,17 +132,15 @@ def test_fix_applies_safe_only_and_iterates_over_overlaps():
     assert fix("(smile, 1girl", db=db, unsafe=True).text == "(smile), 1girl"
 
 
-def test_fix_result_relints_clean_for_fixable_rules():
-    db = lint_db()
-    text = "by wlop, break, 1girl,, long_hair, 1girls, (reverse:1999), (BREAK:1.2) smile ,"
+def test_fix_result_relints_clean_for_fixable_rules(db):
+    text = "by tobi inkwell, break, 1girl,, long_hair, 1girls, (orbit:2099), (BREAK:1.2) smile ,"
     res = fix(text, profile="rouwei", db=db, extend_select=["PK111"])
     assert not [d for d in res.remaining if d.fix is not None and d.fix.safe], res.remaining
     again = lint(res.text, profile="rouwei", db=db, extend_select=["PK111"])
     assert [d.code for d in again] == [d.code for d in res.remaining]
 
 
-def test_fix_unfixable_and_negative_field():
-    db = lint_db()
+def test_fix_unfixable_and_negative_field(db):
     res = fix("1girl", "lowres, worst quality", profile="rouwei", db=db)
     assert res.negative == "worst quality" and res.text == "1girl"
     res = fix("1girl", "lowres, worst quality", profile="rouwei", db=db, unfixable=["PK303"])
@@ -205,25 +212,25 @@ def test_bad_config_is_reported_with_file(tmp_path, body, needle):
 # --------------------------------------------------------------------------- reporters
 
 
-def _results(text="1girl, (smile, long_hair", negative="smile"):
+def _results(db, text="1girl, (smile, long_hair", negative="smile"):
     src = Source("<prompt>", text, negative)
-    return [Result(src, lint(text, negative, db=lint_db()))]
+    return [Result(src, lint(text, negative, db=db))]
 
 
-def test_concise_and_full_output():
-    out = render(_results(), "concise")
+def test_concise_and_full_output(db):
+    out = render(_results(db), "concise")
     assert out.splitlines()[0] == "<prompt>:1:8: PK101 '(' is never closed: everything after it is weighted ×1.1"
     assert "PK201 [*]" in out and "<negative>:1:1: PK502" in out
-    full = render(_results(), "full")
+    full = render(_results(db), "full")
     assert "1 | 1girl, (smile, long_hair\n  |        ^ PK101" in full
     assert "= help:" in full
 
 
-def test_full_output_points_at_file_lines(tmp_path):
+def test_full_output_points_at_file_lines(tmp_path, db):
     f = tmp_path / "p.txt"
     f.write_text("1girl,\nsmile, (blue eyes\n", encoding="utf-8")
     src = read_path(str(f))[0]
-    res = [Result(src, lint(src.prompt, db=lint_db()))]
+    res = [Result(src, lint(src.prompt, db=db))]
     assert render(res, "concise").startswith(f"{f}:2:8: PK101")
     assert "2 | smile, (blue eyes\n  |        ^" in render(res, "full")
 
@@ -358,9 +365,9 @@ SARIF_SHAPE = {
 }
 
 
-def test_json_output_validates():
+def test_json_output_validates(db):
     jsonschema = pytest.importorskip("jsonschema")
-    data = json.loads(render(_results(), "json"))
+    data = json.loads(render(_results(db), "json"))
     assert len(data) == 3
     for rec in data:
         jsonschema.validate(rec, JSON_RECORD)
@@ -369,9 +376,9 @@ def test_json_output_validates():
     assert data[1]["fix"]["edits"] == [{"start": 15, "end": 24, "content": "long hair"}]
 
 
-def test_sarif_output_validates():
+def test_sarif_output_validates(db):
     jsonschema = pytest.importorskip("jsonschema")
-    doc = json.loads(render(_results(), "sarif"))
+    doc = json.loads(render(_results(db), "sarif"))
     jsonschema.validate(doc, SARIF_SHAPE)
     run = doc["runs"][0]
     ids = [r["id"] for r in run["tool"]["driver"]["rules"]]
@@ -409,14 +416,14 @@ def test_infotext_without_settings_or_negative():
 
 
 @pytest.mark.parametrize("mode", ["tEXt", "zTXt", "iTXt", "iTXt-compressed"])
-def test_png_text_chunks(mode, tmp_path):
+def test_png_text_chunks(mode, tmp_path, db):
     data = write_png_text(INFOTEXT, compressed=mode in ("zTXt", "iTXt-compressed"), itxt=mode.startswith("iTXt"))
     assert read_png_text(data) == INFOTEXT
     f = tmp_path / "img.png"
     f.write_bytes(data)
     src = read_path(str(f))[0]
     assert src.negative == "worst quality, lowres" and src.settings is not None
-    diags = lint(src.prompt, src.negative, profile="rouwei", db=lint_db(), settings=src.settings)
+    diags = lint(src.prompt, src.negative, profile="rouwei", db=db, settings=src.settings)
     got = {(d.code, d.field) for d in diags}
     assert {("PK101", "positive"), ("PK303", "negative"), ("PK701", "settings"), ("PK702", "settings")} <= got
     pk101 = next(d for d in diags if d.code == "PK101")

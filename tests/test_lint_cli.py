@@ -9,17 +9,21 @@ import sys
 from pathlib import Path
 
 import pytest
+from lint_fixtures import excerpt_tag_files, offline_tag_files  # noqa: F401  (pytest fixtures)
 
 from promptkit.cli import lint_main, main
 from promptkit.lint.infotext import write_png_text
 
-FIXTURE = Path(__file__).parent / "data" / "lint_tags"
-TAGS = os.pathsep.join(str(FIXTURE / n) for n in ("danbooru.csv", "e621.csv"))
+
+@pytest.fixture(scope="module")
+def tags_env(offline_tag_files):
+    """PROMPTKIT_TAGS for the CLI: the offline list (starter + made-up rows), no ../shared needed."""
+    return os.pathsep.join(str(p) for p in offline_tag_files)
 
 
 @pytest.fixture(autouse=True)
-def _tags_and_cwd(monkeypatch, tmp_path):
-    monkeypatch.setenv("PROMPTKIT_TAGS", TAGS)
+def _tags_and_cwd(monkeypatch, tmp_path, tags_env):
+    monkeypatch.setenv("PROMPTKIT_TAGS", tags_env)
     monkeypatch.chdir(tmp_path)  # no pyproject.toml above tmp_path unless a test writes one
 
 
@@ -128,9 +132,9 @@ def test_directory_input(tmp_path, capsys):
 
 def test_fix_rewrites_text_files_and_relints(tmp_path, capsys):
     f = tmp_path / "p.txt"
-    f.write_text("1girl, long_hair, (reverse:1999)\n", encoding="utf-8")
+    f.write_text("1girl, long_hair, (orbit:2099)\n", encoding="utf-8")
     code, out, err = run(["lint", "--fix", "p.txt"], capsys)
-    assert f.read_text(encoding="utf-8") == "1girl, long hair, (reverse:1999:1.1)\n"
+    assert f.read_text(encoding="utf-8") == "1girl, long hair, (orbit:2099:1.1)\n"
     assert code == 0 and "Fixed 2 problems." in out
     # --lines: each line fixed in place, offsets of later lines follow earlier edits
     g = tmp_path / "l.txt"
@@ -170,10 +174,10 @@ def test_pyproject_config_is_used(tmp_path, capsys):
         'output-format = "json"\n',
         encoding="utf-8",
     )
-    code, out, _ = run(["lint", "kantoku, long_hair"], capsys)
+    code, out, _ = run(["lint", "mira sketchwood, long_hair"], capsys)
     codes = {d["code"] for d in json.loads(out)}
     assert "PK301" in codes and "PK201" not in codes
-    code, out, _ = run(["lint", "--isolated", "kantoku, long_hair"], capsys)
+    code, out, _ = run(["lint", "--isolated", "mira sketchwood, long_hair"], capsys)
     assert "PK201" in out and "PK301" not in out
     (tmp_path / "pyproject.toml").write_text("[tool.promptkit.lint]\nselect = ['nope']\n", encoding="utf-8")
     code, _, err = run(["lint", "1girl"], capsys)
@@ -193,23 +197,23 @@ def test_rule_command(capsys):
     assert code == 2 and "unknown rule" in err
 
 
-def test_cli_does_not_import_torch(tmp_path):
+def test_cli_does_not_import_torch(tmp_path, tags_env):
     code = (
         "import sys; from promptkit.cli import main; rc = main(['lint', '1girl, (smile, long_hair']);"
         "heavy = [m for m in ('torch', 'transformers', 'diffusers') if m in sys.modules];"
         "print('HEAVY', heavy); sys.exit(rc)"
     )
-    env = dict(os.environ, PROMPTKIT_TAGS=TAGS)
+    env = dict(os.environ, PROMPTKIT_TAGS=tags_env)
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert res.returncode == 1, res.stderr
     assert "HEAVY []" in res.stdout
 
 
-def test_console_script_exit_codes(tmp_path):
+def test_console_script_exit_codes(tmp_path, tags_env):
     exe = Path(sys.executable).parent / "prompt-lint"
     if not exe.exists():
         pytest.skip("prompt-lint console script not installed (pip install -e .)")
-    env = dict(os.environ, PROMPTKIT_TAGS=TAGS)
+    env = dict(os.environ, PROMPTKIT_TAGS=tags_env)
     ok = subprocess.run([str(exe), "1girl, smile"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     bad = subprocess.run([str(exe), "(smile"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     usage = subprocess.run([str(exe), "--profile", "x", "a"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
@@ -222,3 +226,11 @@ def test_statistics(capsys):
     assert code == 1
     assert lines[0].split("\t")[:2] == ["    2", "PK201"] and "[*] underscore-tag" in lines[0]
     assert lines[1].split("\t")[1] == "PK101"
+
+
+def test_real_tag_lists_via_tags_option(excerpt_tag_files, capsys):
+    """--tags with the (excerpt of the) third-party lists from ../shared: categories and e621 source."""
+    tags = [arg for p in excerpt_tag_files for arg in ("--tags", str(p))]
+    code, out, _ = run(["lint", *tags, "--profile", "rouwei", "kantoku, 1girl, hi res"], capsys)
+    assert code == 1
+    assert "<prompt>:1:1: PK301" in out and "<prompt>:1:17: PK207" in out
