@@ -459,3 +459,20 @@ def test_encode_lower_level(pipe, enc):
     assert out.loras == [("x", 0.5)]
     assert out.token_counts == [2, 2]
     torch.testing.assert_close(out.ranges[1][1][0:1], SDXLEncoder(pipe)("a dog").prompt_embeds, atol=1e-6, rtol=0)
+
+
+def test_comma_backtrack_option_reaches_the_chunker(pipe):
+    tags = ["masterpiece", "best quality", "1girl", "solo", "long hair", "blue eyes", "smile", "looking at viewer",
+            "school uniform", "pleated skirt", "cherry blossoms", "outdoors", "day", "wind", "petals",
+            "depth of field", "from side", "upper body", "hair ornament", "ribbon", "blush", "open mouth",
+            "hand up", "sky", "clouds", "sunlight", "light particles", "detailed background", "bokeh",
+            "watercolor", "soft lighting", "bangs", "hair between eyes"]
+    text = ", ".join((tags * 2)[:56])
+    tl, tg = SDXLEncoder(pipe).tokenizers()
+    default, off = chunks_for_sdxl(text, tl, tg)[0], chunks_for_sdxl(text, tl, tg, comma_backtrack=0)[0]
+    assert [c.tokens for c in default] != [c.tokens for c in off]
+    a = SDXLEncoder(pipe)(text).prompt_embeds
+    b = SDXLEncoder(pipe, comma_backtrack=0)(text).prompt_embeds
+    same = [default[i].tokens == off[i].tokens for i in range(len(default))]
+    for i, equal in enumerate(same):
+        assert torch.allclose(a[:, 77 * i: 77 * (i + 1)], b[:, 77 * i: 77 * (i + 1)], atol=1e-6, rtol=0) == equal
