@@ -158,6 +158,12 @@ class _Encoder:
 
     @property
     def device(self) -> torch.device:
+        """Where the model computes: its parameters' device, or the execution device of an accelerate
+        offload hook (``pipe.enable_model_cpu_offload()`` keeps weights on the CPU between calls)."""
+        for module in (self.model, *self.model.children()):
+            dev = getattr(getattr(module, "_hf_hook", None), "execution_device", None)
+            if dev is not None:
+                return torch.device(dev if not isinstance(dev, int) else f"cuda:{dev}")
         return next(self.model.parameters()).device
 
     @property

@@ -476,3 +476,16 @@ def test_comma_backtrack_option_reaches_the_chunker(pipe):
     same = [default[i].tokens == off[i].tokens for i in range(len(default))]
     for i, equal in enumerate(same):
         assert torch.allclose(a[:, 77 * i: 77 * (i + 1)], b[:, 77 * i: 77 * (i + 1)], atol=1e-6, rtol=0) == equal
+
+
+def test_device_follows_an_offload_hook():
+    import types
+
+    tok, tok2 = tiny_sdxl.make_tokenizers()
+    te, te2 = tiny_sdxl.make_text_encoders()
+    te2._hf_hook = types.SimpleNamespace(execution_device="meta")  # as accelerate's cpu offload marks it
+    with pytest.raises(ValueError, match="text_encoder is on cpu but text_encoder_2 is on meta"):
+        SDXLEncoder(tok, te, tok2, te2)
+    te._hf_hook = types.SimpleNamespace(execution_device="cpu")
+    te2._hf_hook = types.SimpleNamespace(execution_device="cpu")
+    assert SDXLEncoder(tok, te, tok2, te2).device == torch.device("cpu")
