@@ -46,6 +46,7 @@ import html
 import json
 import re
 import threading
+import weakref
 from functools import lru_cache
 from itertools import chain
 from typing import Iterable, Mapping, Sequence
@@ -257,7 +258,7 @@ class ClipTokenizer:
         self._seg_local: dict[str, tuple[int, ...]] = {}
         self._seg_offsets: dict[str, tuple[tuple[int, int], ...]] = {}
         self._run_cache: dict[str, tuple[int, ...]] = {}
-        self._agrees: dict[int, bool] = {}
+        self._agrees: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._ascii_pat = _OPEN_CLIP_ASCII_PAT if clean == "open_clip" else _A1111_ASCII_PAT
         self._special_words: dict[str, int] = {}
         if clean == "a1111":
@@ -493,8 +494,7 @@ class ClipTokenizer:
         special strings (which start with ``<``) differ between the modes; so
         equal vocabularies and no added tokens suffice.
         """
-        key = id(other)
-        hit = self._agrees.get(key)
+        hit = self._agrees.get(other)
         if hit is None:
             hit = (
                 not self.added_tokens
@@ -502,7 +502,7 @@ class ClipTokenizer:
                 and self._merges == other._merges
                 and self._vocab == other._vocab
             )
-            self._agrees[key] = hit
+            self._agrees[other] = hit
         return hit
 
     def _ids_batch_like(self, texts: list[str], other: "ClipTokenizer", other_ids: list) -> list[tuple[int, ...]]:
