@@ -34,6 +34,7 @@ from typing import Iterable, Mapping, NamedTuple, Sequence
 
 from .attention import Run, weighted_runs
 from .diagnostics import Span
+from .tokenizer import ClipTokenizer
 
 __all__ = ["Chunk", "ChunkList", "EmbeddingFix", "chunks", "chunks_for_sdxl", "CHUNK_LENGTH"]
 
@@ -422,8 +423,6 @@ def _apply_pad(cl: ChunkList, eos: int, pad) -> ChunkList:
 
 
 def _check_tokenizer(tok, name: str) -> None:
-    from .tokenizer import ClipTokenizer
-
     if not isinstance(tok, ClipTokenizer):
         raise TypeError(
             f"{name} must be a promptkit ClipTokenizer, got {type(tok).__name__};"
@@ -459,8 +458,6 @@ def chunks(
 
     Returns a :class:`ChunkList` (``list[Chunk]`` with ``.token_count``).
     """
-    from .tokenizer import ClipTokenizer
-
     if tokenizer is None:
         tokenizer = ClipTokenizer.bundled()
     _check_tokenizer(tokenizer, "tokenizer")
@@ -494,8 +491,6 @@ def chunks_for_sdxl(
     concatenation error) on the rare prompt whose two clean-ups give different
     chunk counts; promptkit pads the shorter side with empty chunks instead.
     """
-    from .tokenizer import ClipTokenizer
-
     tl = tokenizer_l if tokenizer_l is not None else ClipTokenizer.bundled("a1111")
     tg = tokenizer_g if tokenizer_g is not None else ClipTokenizer.bundled("open_clip")
     _check_tokenizer(tl, "tokenizer_l")
