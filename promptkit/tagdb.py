@@ -314,6 +314,7 @@ class _Table(NamedTuple):
     source_names: list
     skipped: int
     first_error: tuple | None   # (line, message) of the first malformed row
+    names_blob: str = ""        # "\n".join(names) when the parser has it anyway
 
 
 def _decode(data: bytes, path: str) -> str:
@@ -327,11 +328,10 @@ def _decode(data: bytes, path: str) -> str:
 def _parse_csv(data: bytes, path: str, source: str, strict: bool) -> _Table:
     """Parse one tag file.  A column-wise fast path handles well-formed files;
     anything unusual goes through the row-by-row parser that reports lines."""
-    text = _decode(data, path)
-    fast = _parse_fast(text, source)
+    fast = _parse_fast(data, source)
     if fast is not None:
         return fast
-    return _parse_rows(text, path, source, strict)
+    return _parse_rows(_decode(data, path), path, source, strict)
 
 
 def _catmaps(source: str):
@@ -339,47 +339,56 @@ def _catmaps(source: str):
     return {k: _CAT[v] for k, v in catmap.items()}, {k + 7: _CAT[v] for k, v in _E621_CATS.items()}
 
 
-def _parse_fast(text: str, source: str) -> _Table | None:
+def _parse_fast(data: bytes, source: str) -> _Table | None:
+    """Split the file column-wise on bytes (one byte per character, whatever a few
+    non-ASCII aliases would do to a str) and decode each column once."""
     if source == "merged":
         return None
-    lines = text.splitlines()
-    if lines and not lines[-1].strip():
-        while lines and not lines[-1].strip():
-            lines.pop()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    lines = data.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
     # quoted rows (alias lists with commas, names with quotes) get a placeholder
     # so the plain rows split column-wise in one go; they are parsed with csv after
-    quoted = list(compress(count(), map(operator.contains, lines, repeat('"')))) if '"' in text else []
+    quoted = list(compress(count(), map(operator.contains, lines, repeat(b'"')))) if b'"' in data else []
     original = [lines[n] for n in quoted]
     for n in quoted:
-        lines[n] = "x,0,0,"
-    if not lines or set(map(str.count, lines, repeat(","))) != {3}:
+        lines[n] = b"x,0,0,"
+    if not lines or set(map(bytes.count, lines, repeat(b","))) != {3}:
         return None
-    flat = ",".join(lines).split(",")
-    names, cat_col, count_col, aliases = flat[0::4], flat[1::4], flat[2::4], flat[3::4]
+    flat = b",".join(lines).split(b",")
+    names_b, cat_col, count_col, alias_b = flat[0::4], flat[1::4], flat[2::4], flat[3::4]
     if quoted:
         try:
-            parsed = list(csv.reader(original, strict=True))
-        except csv.Error:
+            parsed = list(csv.reader([ln.decode("utf-8") for ln in original], strict=True))
+        except (csv.Error, UnicodeDecodeError):
             return None
         if len(parsed) != len(quoted) or set(map(len, parsed)) != {4}:
             return None  # a quoted field spanning lines, or a wrong column count
         for n, parts in zip(quoted, parsed):
-            names[n], cat_col[n], count_col[n], aliases[n] = parts
+            name, cat, cnt, al = (p.encode("utf-8") for p in parts)
+            if b"\n" in name or b"\n" in al:
+                return None
+            names_b[n], cat_col[n], count_col[n], alias_b[n] = name, cat, cnt, al
     code, _ = _catmaps(source)
-    by_text = {str(k): v for k, v in code.items()}
+    by_bytes = {str(k).encode(): v for k, v in code.items()}
     try:
-        cats = bytes(map(by_text.__getitem__, cat_col))
+        cats = bytes(map(by_bytes.__getitem__, cat_col))
         counts = array("q", map(int, count_col))
-    except (KeyError, ValueError, OverflowError):
+        names_blob = b"\n".join(names_b).decode("utf-8")
+        alias_blob = b"\n".join(alias_b).decode("utf-8")
+    except (KeyError, ValueError, OverflowError):  # (UnicodeDecodeError is a ValueError)
         return None
-    if (counts and min(counts) < 0) or min(map(len, names)) == 0:
+    if (counts and min(counts) < 0) or min(map(len, names_b)) == 0:
         return None
-    # names must be lowercase without edge blanks; checked on the whole text when possible
-    if not (text.islower() and "\n " not in text and " ," not in text and text[:1] != " "):
-        joined = "\n".join(names)
-        if joined != joined.lower() or joined != joined.strip() or " \n" in joined or "\n " in joined:
-            return None
-    return _Table(names, cats, counts, aliases, bytes(len(names)), [source], 0, None)
+    # names must be lowercase without blanks at the edges
+    if (names_blob != names_blob.lower() or names_blob != names_blob.strip() or " \n" in names_blob
+            or "\n " in names_blob):
+        return None
+    names = names_blob.split("\n")
+    aliases = alias_blob.split("\n")
+    return _Table(names, cats, counts, aliases, bytes(len(names)), [source], 0, None, names_blob)
 
 
 def _parse_rows(text: str, path: str, source: str, strict: bool) -> _Table:
@@ -717,7 +726,7 @@ class TagDB:
                 srcs.extend(bytes(offset[s] for s in t.srcs))
         self._names, self._cats, self._counts, self._aliases = names, cats, counts, aliases
         self._srcs, self._source_names = srcs, source_names
-        names_blob = "\n".join(names)
+        names_blob = tables[0].names_blob if len(tables) == 1 and tables[0].names_blob else "\n".join(names)
         self._names_blob = names_blob
         joined = names_blob.replace("_", " ")
         keys = joined.split("\n") if names else []

@@ -268,7 +268,7 @@ def test_fast_column_parser_equals_row_parser():
     from promptkit.tagdb import _parse_fast, _parse_rows
 
     text = DANBOORU_CSV.read_text(encoding="utf-8")
-    fast = _parse_fast(text, "danbooru")
+    fast = _parse_fast(DANBOORU_CSV.read_bytes(), "danbooru")
     rows = _parse_rows(text, str(DANBOORU_CSV), "danbooru", strict=True)
     assert fast is not None
     assert fast.names == rows.names and fast.cats == rows.cats and list(fast.counts) == list(rows.counts)
