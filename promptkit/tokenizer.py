@@ -126,8 +126,9 @@ def clip_vocab_and_merges() -> tuple[tuple[str, ...], tuple[tuple[str, str], ...
 
 
 def _map_bytes(word: str) -> tuple[str, list[int] | None]:
-    """Byte-level form of ``word`` and, for non-ASCII words, byte→char offsets."""
-    if word.isascii():
+    """Byte-level form of ``word`` and, unless it is printable ASCII (its own
+    byte-level form), the original char index of each byte-level char."""
+    if word.isascii() and word.isprintable():
         return word, None
     data = word.encode("utf-8")
     mapped = "".join([_BYTE_TABLE[b] for b in data])
@@ -249,6 +250,7 @@ class ClipTokenizer:
             unk_token=EOS_TOKEN,
         )
         # Bare model: one pre-tokenized word in, its BPE pieces out.
+        self._model = model
         self._bpe = Tokenizer(model)
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[tuple[int, ...], tuple[tuple[int, int], ...]]] = {}
@@ -655,28 +657,33 @@ class ClipTokenizer:
     def _fill(self, words: list[str]) -> None:
         """Put the BPE ids and char offsets of every uncached word into the word cache.
 
-        All missing words go to the BPE model as ONE pre-tokenized sequence
-        (each word gets its ``</w>``); ``word_ids`` splits the result again.
+        Each word goes straight to the Rust BPE model (``model.tokenize``:
+        about a microsecond a word, where a full ``Tokenizer.encode`` call
+        costs tens); the model appends ``</w>`` to the word's last symbol.
         """
         cache = self._cache
-        missing = list(dict.fromkeys(w for w in words if w not in cache))
+        missing = [w for w in dict.fromkeys(words) if w not in cache]
         if not missing:
             return
-        mapped = [_map_bytes(w) for w in missing]
-        enc = self._bpe.encode([m for m, _ in mapped], is_pretokenized=True, add_special_tokens=False)
-        per_word: list[list[tuple[int, tuple[int, int]]]] = [[] for _ in missing]
-        for tid, wid, off in zip(enc.ids, enc.word_ids, enc.offsets):
-            per_word[wid].append((tid, off))
+        tokenize = self._model.tokenize
         with self._lock:
-            for w, (_, char_of_byte), toks in zip(missing, mapped, per_word):
-                ids = tuple(t for t, _ in toks)
+            for w in missing:
+                mapped, char_of_byte = _map_bytes(w)
+                toks = tokenize(mapped)
+                ids = tuple(t.id for t in toks)
                 if char_of_byte is None:
-                    offs = tuple(o for _, o in toks)
+                    offs = tuple(t.offsets for t in toks)
                 else:
-                    n = len(char_of_byte)
+                    # the model's offsets count UTF-8 bytes of the byte-level string
+                    # (its chars >= U+0080 take two): back to byte-level chars, then
+                    # to the word's own chars
+                    at: list[int] = []
+                    for i, ch in enumerate(mapped):
+                        at.extend([i] * len(ch.encode("utf-8")))
+                    at.append(len(mapped))
                     offs = tuple(
-                        (char_of_byte[a], max(char_of_byte[a] + 1, char_of_byte[b] if b < n else len(w)))
-                        for _, (a, b) in toks
+                        (char_of_byte[at[a]], max(char_of_byte[at[a]] + 1, char_of_byte[at[b]]))
+                        for a, b in (t.offsets for t in toks)
                     )
                 cache[w] = (ids, offs)
 
