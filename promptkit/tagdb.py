@@ -386,7 +386,14 @@ def _parse_fast(data: bytes, source: str) -> _Table | None:
     if (names_blob != names_blob.lower() or names_blob != names_blob.strip() or " \n" in names_blob
             or "\n " in names_blob):
         return None
-    names = names_blob.split("\n")
+    if names_blob.isascii():
+        # no 140,000 name objects: the blob and each name's start offset
+        starts = array("i", [0])
+        starts.extend(accumulate(map((1).__add__, map(len, names_b))))
+        starts.pop()
+        names = _Names(names_blob, starts)
+    else:
+        names = names_blob.split("\n")
     aliases = alias_blob.split("\n")
     return _Table(names, cats, counts, aliases, bytes(len(names)), [source], 0, None, names_blob)
 
@@ -634,7 +641,8 @@ class TagDB:
         return {
             "version": _INDEX_VERSION,
             "names": getattr(self, "_names_blob", None) or "\n".join(self._names),
-            "name_starts": _Names.starts_of(self._names).tobytes(),
+            "name_starts": (self._names._starts if isinstance(self._names, _Names)
+                            else _Names.starts_of(self._names)).tobytes(),
             "skeys": "\n".join(self._skeys),
             "sidx": self._sidx.tobytes(),
             "cats": bytes(self._cats),
@@ -707,7 +715,8 @@ class TagDB:
                 prev = k
 
     def _assemble(self, tables: list[_Table]) -> None:
-        names, cats, counts, srcs, source_names = [], bytearray(), array("q"), bytearray(), []
+        names: Sequence[str] = tables[0].names if len(tables) == 1 else []
+        cats, counts, srcs, source_names = bytearray(), array("q"), bytearray(), []
         aliases: dict[int, str] = {}
         for t in tables:
             offset = []
@@ -715,8 +724,9 @@ class TagDB:
                 if s not in source_names:
                     source_names.append(s)
                 offset.append(source_names.index(s))
-            base = len(names)
-            names.extend(t.names)
+            base = len(cats)
+            if len(tables) > 1:
+                names.extend(t.names)
             cats.extend(t.cats)
             counts.extend(t.counts)
             aliases.update(zip(compress(count(base), t.aliases), filter(None, t.aliases)))

@@ -271,7 +271,7 @@ def test_fast_column_parser_equals_row_parser():
     fast = _parse_fast(DANBOORU_CSV.read_bytes(), "danbooru")
     rows = _parse_rows(text, str(DANBOORU_CSV), "danbooru", strict=True)
     assert fast is not None
-    assert fast.names == rows.names and fast.cats == rows.cats and list(fast.counts) == list(rows.counts)
+    assert list(fast.names) == rows.names and fast.cats == rows.cats and list(fast.counts) == list(rows.counts)
     assert fast.aliases == rows.aliases
 
 
