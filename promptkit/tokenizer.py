@@ -249,9 +249,8 @@ class ClipTokenizer:
             fuse_unk=False,
             unk_token=EOS_TOKEN,
         )
-        # Bare model: one pre-tokenized word in, its BPE pieces out.
+        # The bare BPE model: one byte-level word in, its pieces out.
         self._model = model
-        self._bpe = Tokenizer(model)
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[tuple[int, ...], tuple[tuple[int, int], ...]]] = {}
         # plain segments (no "<") give the same ids in every clean-up mode, so
