@@ -26,26 +26,6 @@ __all__ = ["Run", "weighted_runs", "weighted_runs_with_diagnostics", "as_pairs",
 
 BREAK = "BREAK"
 
-# Token classes of A1111's re_attention, in its order.  Groups: 1 = weight
-# number of ``:num)``.
-_RE_ATTENTION = re.compile(
-    r"""
-\\\(|
-\\\)|
-\\\[|
-\\]|
-\\\\|
-\\|
-\(|
-\[|
-:\s*([+-]?[.\d]+)\s*\)|
-\)|
-]|
-[^\\()\[\]:]+|
-:
-""",
-    re.X,
-)
 _RE_BREAK = re.compile(r"\s*\bBREAK\b\s*", re.S)
 _RE_BREAK_WORD = re.compile(r"\bBREAK\b")
 _SPECIAL = re.compile(r"[\\()\[\]]")
@@ -133,99 +113,148 @@ def _source_of(tree) -> str:
     return src
 
 
+# A1111's re_attention token classes, in its order (numbered groups say which).
+_RE_TOKENS = re.compile(
+    r"""
+\\([()\[\]\\])|                 # 1 escape
+(\\)|                          # 2 lone backslash (dropped)
+(\()|                          # 3
+(\[)|                          # 4
+:\s*([+-]?[.\d]+)\s*\)|          # 5 weight
+(\))|                          # 6
+(])|                           # 7
+([^\\()\[\]:]+)|                # 8 text
+(:)                            # 9
+""",
+    re.X,
+)
+
+
 def _scan(text: str) -> tuple[list[Run], list[Diagnostic]]:
-    # Mutable working rows: [text, weight, segs(list)]
-    res: list[list] = []
+    # Parallel working lists: piece text, weight, source offset of its first char.
+    # Every piece is a verbatim copy of the source from its offset on.
+    texts: list[str] = []
+    weights: list[float] = []
+    srcs: list[int] = []
     diags: list[Diagnostic] = []
     round_brackets: list[int] = []
     square_brackets: list[int] = []
-
-    def multiply_range(start: int, multiplier: float) -> None:
-        for p in range(start, len(res)):
-            res[p][1] *= multiplier
+    t_append = texts.append
+    w_append = weights.append
+    s_append = srcs.append
 
     def add_text(piece: str, pos: int) -> None:
         # BREAK splitting of a plain-text token, keeping empty parts (A1111).
-        if "BREAK" not in piece:
-            res.append([piece, 1.0, [(0, pos)]])
-            return
         last = 0
         for m in _RE_BREAK.finditer(piece):
-            res.append([piece[last : m.start()], 1.0, [(0, pos + last)]])
+            t_append(piece[last : m.start()])
+            w_append(1.0)
+            s_append(pos + last)
             word = _RE_BREAK_WORD.search(piece, m.start(), m.end())
-            res.append([BREAK, -1, [(0, pos + word.start())]])
+            t_append(BREAK)
+            w_append(-1)
+            s_append(pos + word.start())
             last = m.end()
-        res.append([piece[last:], 1.0, [(0, pos + last)]])
+        t_append(piece[last:])
+        w_append(1.0)
+        s_append(pos + last)
 
-    for m in _RE_ATTENTION.finditer(text):
-        tok = m.group(0)
-        weight = m.group(1)
-        start = m.start()
-        c = tok[0]
-        if c == "\\":
-            res.append([tok[1:], 1.0, [(0, start + 1)]])
-        elif tok == "(":
-            round_brackets.append(len(res))
-        elif tok == "[":
-            square_brackets.append(len(res))
-        elif weight is not None and round_brackets:
+    for m in _RE_TOKENS.finditer(text):
+        g = m.lastindex
+        if g == 8:
+            tok = m.group(8)
+            if "BREAK" in tok:
+                add_text(tok, m.start())
+            else:
+                t_append(tok)
+                w_append(1.0)
+                s_append(m.start())
+        elif g == 3:
+            round_brackets.append(len(texts))
+        elif g == 6:
+            if round_brackets:
+                for p in range(round_brackets.pop(), len(weights)):
+                    weights[p] *= _ROUND
+            else:
+                t_append(")")
+                w_append(1.0)
+                s_append(m.start())
+        elif g == 5:
+            if not round_brackets:
+                add_text(m.group(0), m.start())
+                continue
+            num = m.group(5)
             try:
-                value = float(weight)
+                value = float(num)
             except ValueError:
                 diags.append(
                     Diagnostic(
                         "PK106",
-                        f"weight {weight!r} is not a number; A1111 aborts the generation"
+                        f"weight {num!r} is not a number; A1111 aborts the generation"
                         " (ValueError); promptkit keeps it as text",
-                        Span(m.start(1), m.end(1)),
+                        Span(m.start(5), m.end(5)),
                         name="malformed-weight",
                     )
                 )
-                body = tok[:-1]
-                add_text(body, start)
-                multiply_range(round_brackets.pop(), _ROUND)
-                continue
-            multiply_range(round_brackets.pop(), value)
-        elif tok == ")" and round_brackets:
-            multiply_range(round_brackets.pop(), _ROUND)
-        elif tok == "]" and square_brackets:
-            multiply_range(square_brackets.pop(), _SQUARE)
-        else:
-            add_text(tok, start)
+                add_text(m.group(0)[:-1], m.start())
+                value = _ROUND
+            for p in range(round_brackets.pop(), len(weights)):
+                weights[p] *= value
+        elif g == 4:
+            square_brackets.append(len(texts))
+        elif g == 7:
+            if square_brackets:
+                for p in range(square_brackets.pop(), len(weights)):
+                    weights[p] *= _SQUARE
+            else:
+                t_append("]")
+                w_append(1.0)
+                s_append(m.start())
+        elif g == 1:
+            t_append(m.group(1))
+            w_append(1.0)
+            s_append(m.start() + 1)
+        elif g == 2:
+            t_append("")
+            w_append(1.0)
+            s_append(m.start() + 1)
+        else:  # lone ':'
+            t_append(":")
+            w_append(1.0)
+            s_append(m.start())
 
     for pos in round_brackets:
-        multiply_range(pos, _ROUND)
+        for p in range(pos, len(weights)):
+            weights[p] *= _ROUND
     for pos in square_brackets:
-        multiply_range(pos, _SQUARE)
+        for p in range(pos, len(weights)):
+            weights[p] *= _SQUARE
 
-    if not res:
+    if not texts:
         return [Run("", 1.0, ((0, 0),))], diags
 
-    # Merge neighbours of exactly equal weight (A1111 compares floats with ==).
+    # Merge neighbours of exactly equal weight (A1111 compares floats with ==),
+    # recording where each stretch of the merged text came from.
     out: list[Run] = []
-    cur_text, cur_w, cur_segs = res[0]
-    for t, w, segs in res[1:]:
+    cur_text = texts[0]
+    cur_w = weights[0]
+    cur_segs = [(0, srcs[0])]
+    end = srcs[0] + len(cur_text)  # source offset right after the current text
+    for k in range(1, len(texts)):
+        t = texts[k]
+        w = weights[k]
+        s = srcs[k]
         if w == cur_w:
-            shift = len(cur_text)
-            cur_segs = cur_segs + [(i + shift, s) for i, s in segs]
-            cur_text += t
+            idx = len(cur_text)
+            if cur_segs[-1][0] == idx:  # previous stretch was empty: replace it
+                cur_segs[-1] = (idx, s)
+            elif end != s:
+                cur_segs.append((idx, s))
+            if t:
+                cur_text += t
+            end = s + len(t)
         else:
-            out.append(Run(cur_text, cur_w, _compact(cur_segs)))
-            cur_text, cur_w, cur_segs = t, w, segs
-    out.append(Run(cur_text, cur_w, _compact(cur_segs)))
+            out.append(Run(cur_text, cur_w, tuple(cur_segs)))
+            cur_text, cur_w, cur_segs, end = t, w, [(0, s)], s + len(t)
+    out.append(Run(cur_text, cur_w, tuple(cur_segs)))
     return out, diags
-
-
-def _compact(segs: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
-    """Drop segments that merely continue the previous one (or are empty)."""
-    out: list[tuple[int, int]] = []
-    for idx, src in segs:
-        if out:
-            pidx, psrc = out[-1]
-            if pidx == idx:  # previous segment was empty
-                out[-1] = (idx, src)
-                continue
-            if psrc + (idx - pidx) == src:
-                continue
-        out.append((idx, src))
-    return tuple(out)
