@@ -298,6 +298,21 @@ def schedules_with_diagnostics(text: str, steps: int, *, hires_steps: int | None
         int_offset, flt_offset, total = 0, 0.0, steps
     else:
         int_offset, flt_offset, total = steps, 1.0, hires_steps
+    try:
+        return _schedules(text, steps, total, int_offset, flt_offset, use_old_scheduling)
+    except RecursionError:
+        return [(total, text)], [
+            Diagnostic(
+                "PK117",
+                "editing/emphasis brackets nested too deeply (hundreds of levels): A1111's parser"
+                " fails on this prompt too; the prompt is used verbatim",
+                Span(0, min(len(text), 1)),
+                name="nesting-too-deep",
+            )
+        ]
+
+
+def _schedules(text, steps, total, int_offset, flt_offset, use_old_scheduling):
     an = _analyse(text)
     if an.fallback or an.pieces is None:
         return [(total, text)], list(an.diagnostics)

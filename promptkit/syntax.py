@@ -389,34 +389,48 @@ def _structures(text: str, toks: list[Token]) -> dict[int, _Struct]:
     memo: dict[int, _Struct | None] = {}
 
     def check(i: int) -> _Struct | None:
+        """Scan from opener ``i`` with an explicit stack (any nesting depth).
+
+        A nested bracket that is not well formed makes every enclosing one
+        fail too, so on failure the whole stack is memoized as None.
+        """
         if i in memo:
             return memo[i]
-        # iterative scan of this bracket's level, recursing into nested ones
-        opener = toks[i][0]
-        closer = _OPEN[opener]
-        colons: list[int] = []
-        bars: list[int] = []
+        stack = [(i, _OPEN[toks[i][0]], [], [])]  # (opener, closer kind, colons, bars)
         j = i + 1
-        res = None
         while j < n:
             kind = toks[j][0]
             if kind == "LPAR" or kind == "LSQB":
-                sub = check(j)
-                if sub is None:
-                    break
-                j = sub.end + 1
+                if j in memo:
+                    sub = memo[j]
+                    if sub is None:
+                        break
+                    j = sub.end + 1
+                    continue
+                stack.append((j, _OPEN[kind], [], []))
+                j += 1
                 continue
             if kind == "RPAR" or kind == "RSQB":
+                o, closer, colons, bars = stack[-1]
                 if kind != closer:
                     break
-                res = _finish(i, j, opener, colons, bars)
-                break
+                res = _finish(o, j, toks[o][0], colons, bars)
+                memo[o] = res
+                stack.pop()
+                if res is None:
+                    break
+                if not stack:
+                    return res
+                j += 1
+                continue
             if kind == "COLON" or kind == "VBAR":
                 if toks[j - 1][0] != "BACKSLASH":
-                    (colons if kind == "COLON" else bars).append(j)
+                    top = stack[-1]
+                    (top[2] if kind == "COLON" else top[3]).append(j)
             j += 1
-        memo[i] = res
-        return res
+        for frame in stack:
+            memo[frame[0]] = None
+        return memo[i]
 
     def _finish(i, j, opener, colons, bars):
         if opener == "LPAR":
@@ -671,6 +685,27 @@ def _break_diagnostics(prompt: Prompt) -> list[Diagnostic]:
 def _build(text: str) -> Prompt:
     if not text:
         return Prompt(text, (), ())
+    try:
+        return _build_tree(text)
+    except RecursionError:
+        # Brackets nested hundreds deep: keep the text (lossless) as one flat
+        # node and say why; weighted_runs() still works on the source.
+        return Prompt(
+            text,
+            (Text(Span(0, len(text)), text, _unescape(text)),),
+            (
+                Diagnostic(
+                    "PK117",
+                    "brackets are nested too deeply to build a tree (more than a few hundred levels);"
+                    " the prompt is kept as one text node",
+                    Span(0, min(len(text), 1)),
+                    name="nesting-too-deep",
+                ),
+            ),
+        )
+
+
+def _build_tree(text: str) -> Prompt:
     b = _Builder(text)
     nodes, _, _ = b.seq(0, len(b.toks), [])
     if any(isinstance(n, And) for n in nodes):

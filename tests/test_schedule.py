@@ -121,3 +121,10 @@ def test_bad_arguments_are_clear_errors():
 )
 def test_split_and(prompt, expected):
     assert split_and(prompt) == expected
+
+
+@pytest.mark.parametrize("text", ["[" * 3000, "[" * 3000 + "]" * 3000, "[a:" * 2000, "(" * 4000 + ")" * 4000])
+def test_pathological_nesting_never_raises(text):
+    got, diags = schedules_with_diagnostics(text, 20)
+    assert got[-1][0] == 20
+    assert all(isinstance(s, str) for _, s in got)

@@ -309,3 +309,13 @@ def test_golden_prompts_round_trip_and_runs_from_tree(row):
         assert as_pairs(weighted_runs(canon)) == row["a1111"]
     else:
         assert any(d.code == "PK106" for d in tree.diagnostics)
+
+
+@pytest.mark.parametrize("text", ["(" * 5000, "[" * 3000 + "]" * 3000, "(a, " * 3000, ")" * 5000, "[a:" * 2000])
+def test_pathological_nesting_never_raises(text):
+    tree = parse(text)
+    assert format(tree) == text
+    assert as_pairs(weighted_runs(tree)) == as_pairs(weighted_runs(text))
+    deep = [d for d in tree.diagnostics if d.code == "PK117"]
+    if deep:  # kept as one text node, and said so
+        assert len(tree.children) == 1 and isinstance(tree.children[0], Text)
