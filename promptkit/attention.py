@@ -113,21 +113,10 @@ def _source_of(tree) -> str:
     return src
 
 
-# A1111's re_attention token classes, in its order (numbered groups say which).
-_RE_TOKENS = re.compile(
-    r"""
-\\([()\[\]\\])|                 # 1 escape
-(\\)|                          # 2 lone backslash (dropped)
-(\()|                          # 3
-(\[)|                          # 4
-:\s*([+-]?[.\d]+)\s*\)|          # 5 weight
-(\))|                          # 6
-(])|                           # 7
-([^\\()\[\]:]+)|                # 8 text
-(:)                            # 9
-""",
-    re.X,
-)
+# A1111's re_attention token classes other than plain text, in its order; the
+# text between two of them is one plain-text token.
+_RE_SPECIAL = re.compile(r"(\\[()\[\]\\]|\\|\(|\[|:\s*[+-]?[.\d]+\s*\)|\)|\]|:)")
+_RE_WEIGHT_NUM = re.compile(r":\s*([+-]?[.\d]+)\s*\)")
 
 
 def _scan(text: str) -> tuple[list[Run], list[Diagnostic]]:
@@ -159,69 +148,77 @@ def _scan(text: str) -> tuple[list[Run], list[Diagnostic]]:
         w_append(1.0)
         s_append(pos + last)
 
-    for m in _RE_TOKENS.finditer(text):
-        g = m.lastindex
-        if g == 8:
-            tok = m.group(8)
-            if "BREAK" in tok:
-                add_text(tok, m.start())
-            else:
-                t_append(tok)
-                w_append(1.0)
-                s_append(m.start())
-        elif g == 3:
+    pos = 0
+    special = False  # re.split alternates: text, special, text, special, ...
+    for part in _RE_SPECIAL.split(text):
+        if not special:
+            special = True
+            if part:
+                if "BREAK" in part:
+                    add_text(part, pos)
+                else:
+                    t_append(part)
+                    w_append(1.0)
+                    s_append(pos)
+                pos += len(part)
+            continue
+        special = False
+        c = part[0]
+        if c == "(":
             round_brackets.append(len(texts))
-        elif g == 6:
+        elif c == ")":
             if round_brackets:
                 for p in range(round_brackets.pop(), len(weights)):
                     weights[p] *= _ROUND
             else:
                 t_append(")")
                 w_append(1.0)
-                s_append(m.start())
-        elif g == 5:
-            if not round_brackets:
-                add_text(m.group(0), m.start())
-                continue
-            num = m.group(5)
-            try:
-                value = float(num)
-            except ValueError:
-                diags.append(
-                    Diagnostic(
-                        "PK106",
-                        f"weight {num!r} is not a number; A1111 aborts the generation"
-                        " (ValueError); promptkit keeps it as text",
-                        Span(m.start(5), m.end(5)),
-                        name="malformed-weight",
+                s_append(pos)
+        elif c == ":":
+            if len(part) == 1:
+                t_append(":")
+                w_append(1.0)
+                s_append(pos)
+            elif not round_brackets:
+                add_text(part, pos)
+            else:
+                m = _RE_WEIGHT_NUM.match(part)
+                num = m.group(1)
+                try:
+                    value = float(num)
+                except ValueError:
+                    diags.append(
+                        Diagnostic(
+                            "PK106",
+                            f"weight {num!r} is not a number; A1111 aborts the generation"
+                            " (ValueError); promptkit keeps it as text",
+                            Span(pos + m.start(1), pos + m.end(1)),
+                            name="malformed-weight",
+                        )
                     )
-                )
-                add_text(m.group(0)[:-1], m.start())
-                value = _ROUND
-            for p in range(round_brackets.pop(), len(weights)):
-                weights[p] *= value
-        elif g == 4:
+                    add_text(part[:-1], pos)
+                    value = _ROUND
+                for p in range(round_brackets.pop(), len(weights)):
+                    weights[p] *= value
+        elif c == "[":
             square_brackets.append(len(texts))
-        elif g == 7:
+        elif c == "]":
             if square_brackets:
                 for p in range(square_brackets.pop(), len(weights)):
                     weights[p] *= _SQUARE
             else:
                 t_append("]")
                 w_append(1.0)
-                s_append(m.start())
-        elif g == 1:
-            t_append(m.group(1))
+                s_append(pos)
+        elif len(part) == 2:  # escape
+            t_append(part[1])
             w_append(1.0)
-            s_append(m.start() + 1)
-        elif g == 2:
+            s_append(pos + 1)
+        else:  # lone backslash: A1111 appends an empty piece
             t_append("")
             w_append(1.0)
-            s_append(m.start() + 1)
-        else:  # lone ':'
-            t_append(":")
-            w_append(1.0)
-            s_append(m.start())
+            s_append(pos + 1)
+        pos += len(part)
 
     for pos in round_brackets:
         for p in range(pos, len(weights)):
@@ -236,14 +233,16 @@ def _scan(text: str) -> tuple[list[Run], list[Diagnostic]]:
     # Merge neighbours of exactly equal weight (A1111 compares floats with ==),
     # recording where each stretch of the merged text came from.
     out: list[Run] = []
+    new_run = Run._make
     cur_text = texts[0]
     cur_w = weights[0]
     cur_segs = [(0, srcs[0])]
     end = srcs[0] + len(cur_text)  # source offset right after the current text
-    for k in range(1, len(texts)):
-        t = texts[k]
-        w = weights[k]
-        s = srcs[k]
+    first = True
+    for t, w, s in zip(texts, weights, srcs):
+        if first:
+            first = False
+            continue
         if w == cur_w:
             idx = len(cur_text)
             if cur_segs[-1][0] == idx:  # previous stretch was empty: replace it
@@ -252,9 +251,14 @@ def _scan(text: str) -> tuple[list[Run], list[Diagnostic]]:
                 cur_segs.append((idx, s))
             if t:
                 cur_text += t
-            end = s + len(t)
+                end = s + len(t)
+            else:
+                end = s
         else:
-            out.append(Run(cur_text, cur_w, tuple(cur_segs)))
-            cur_text, cur_w, cur_segs, end = t, w, [(0, s)], s + len(t)
-    out.append(Run(cur_text, cur_w, tuple(cur_segs)))
+            out.append(new_run((cur_text, cur_w, tuple(cur_segs))))
+            cur_text = t
+            cur_w = w
+            cur_segs = [(0, s)]
+            end = s + len(t)
+    out.append(new_run((cur_text, cur_w, tuple(cur_segs))))
     return out, diags
