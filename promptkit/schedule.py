@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from .diagnostics import Diagnostic, Span
-from .syntax import _structures, tokenize
+from .syntax import _raw_tokens, _structures
 
 __all__ = [
     "schedules",
@@ -176,7 +176,7 @@ def _analyse(text: str) -> _Analysis:
         # whether or not the grammar accepts it
         fb, diags = _fails_without_brackets(text)
         return _Analysis(fb, None, False, diags)
-    toks = tokenize(text, extra_networks=False)
+    toks = _raw_tokens(text, extra_networks=False)
     n = len(toks)
     # a backslash must escape something (lark: \\. with no DOTALL)
     for k, (kind, s, e) in enumerate(toks):

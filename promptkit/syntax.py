@@ -335,10 +335,11 @@ def _number_regexes() -> tuple[re.Pattern, re.Pattern]:
 
 def tokenize(text: str, extra_networks: bool = True) -> list[Token]:
     """Tokens of ``text`` (kinds in ``TOKEN_ORDER``); together they cover ``text`` exactly."""
-    out = []
-    for m in _master_regex(extra_networks).finditer(text):
-        out.append(Token((m.lastgroup, m.start(), m.end())))
-    return out
+    return [Token(t) for t in _raw_tokens(text, extra_networks)]
+
+
+def _raw_tokens(text: str, extra_networks: bool = True) -> list[tuple[str, int, int]]:
+    return [(m.lastgroup, m.start(), m.end()) for m in _master_regex(extra_networks).finditer(text)]
 
 
 # --------------------------------------------------------------------------- structure
@@ -471,7 +472,7 @@ _ESC_VALUE = {"ESCAPE": None, "BACKSLASH": ""}
 class _Builder:
     def __init__(self, text: str):
         self.text = text
-        self.toks = tokenize(text)
+        self.toks = _raw_tokens(text)
         self.structs = _structures(text, self.toks)
         self.diags: list[Diagnostic] = []
         # openers of interrupted groups, still open in A1111's bracket stacks
