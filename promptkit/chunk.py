@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Iterable, Mapping, NamedTuple, Sequence
 
 from .attention import Run, weighted_runs
@@ -329,6 +329,15 @@ def _build(runs: Sequence[Run], encoded: Sequence[Sequence[int]], tokenizer, com
     return _build_flat(runs, encoded, tokenizer, comma_backtrack)
 
 
+_WEIGHT_TAILS = [(1.0,) * (n + 1) for n in range(CHUNK_LENGTH + 1)]
+
+
+@lru_cache(maxsize=None)
+def _tails(eos: int) -> list[tuple[int, ...]]:
+    """``n`` padding ids plus the closing EOS, for every ``n``."""
+    return [(eos,) * (n + 1) for n in range(CHUNK_LENGTH + 1)]
+
+
 def _build_flat(runs: Sequence[Run], encoded: Sequence[Sequence[int]], tokenizer, backtrack: int) -> ChunkList:
     """tokenize_line without embeddings, one slice per chunk.
 
@@ -361,8 +370,7 @@ def _build_flat(runs: Sequence[Run], encoded: Sequence[Sequence[int]], tokenizer
 
     out: list[Chunk] = []
     token_count = 0
-    pad_ids = [eos] * CHUNK_LENGTH
-    pad_wts = [1.0] * CHUNK_LENGTH
+    tails = _tails(eos)
     new = object.__new__
 
     def emit(lo: int, hi: int, reason: str, moved: int = 0) -> None:
@@ -370,8 +378,8 @@ def _build_flat(runs: Sequence[Run], encoded: Sequence[Sequence[int]], tokenizer
         pad = CHUNK_LENGTH - (hi - lo)
         c = new(Chunk)
         c.__dict__.update(
-            tokens=(bos, *flat[lo:hi], *pad_ids[:pad], eos),
-            weights=(1.0, *wts[lo:hi], *pad_wts[:pad], 1.0),
+            tokens=(bos, *flat[lo:hi]) + tails[pad],
+            weights=(1.0, *wts[lo:hi]) + _WEIGHT_TAILS[pad],
             fixes=(),
             n_content=hi - lo,
             closed_by=reason,
@@ -460,12 +468,17 @@ def chunks(
     """
     if tokenizer is None:
         tokenizer = ClipTokenizer.bundled()
-    _check_tokenizer(tokenizer, "tokenizer")
-    comma_backtrack = _check_backtrack(comma_backtrack)
-    runs = _as_runs(text_or_runs)
+    elif not isinstance(tokenizer, ClipTokenizer):
+        _check_tokenizer(tokenizer, "tokenizer")
+    if comma_backtrack.__class__ is not int or not 0 <= comma_backtrack <= 74:
+        _check_backtrack(comma_backtrack)
+    runs = weighted_runs(text_or_runs) if isinstance(text_or_runs, str) else _as_runs(text_or_runs)
     encoded = tokenizer._ids_batch([t for t, w, _ in runs if not (w == -1 and t == "BREAK")])
-    lookup = _embedding_lookup(tokenizer, embeddings)
-    return _apply_pad(_build(runs, encoded, tokenizer, comma_backtrack, lookup), tokenizer.eos_id, pad)
+    if embeddings or tokenizer.added_groups:
+        cl = _build(runs, encoded, tokenizer, comma_backtrack, _embedding_lookup(tokenizer, embeddings))
+    else:
+        cl = _build_flat(runs, encoded, tokenizer, comma_backtrack)
+    return cl if pad == "eos" else _apply_pad(cl, tokenizer.eos_id, pad)
 
 
 def _empty_chunk(bos: int, eos: int) -> Chunk:
