@@ -25,6 +25,7 @@ import hashlib
 import io
 import os
 import pickle
+import re
 import sys
 import tempfile
 from array import array
@@ -339,6 +340,25 @@ def _catmaps(source: str):
     return {k: _CAT[v] for k, v in catmap.items()}, {k + 7: _CAT[v] for k, v in _E621_CATS.items()}
 
 
+_QUOTED_LINE = re.compile(rb'[^\n]*"')
+
+
+def _quoted_lines(data: bytes, lines: list) -> list[int]:
+    """Indices of the lines holding a quote.  Each regex match runs to the last quote of
+    its line (greedy, never past a newline); its line index is the newlines before it."""
+    if b"\r" in data:  # other line ends: test line by line
+        return list(compress(count(), map(operator.contains, lines, repeat(b'"'))))
+    out = []
+    line = 0
+    pos = 0
+    for m in _QUOTED_LINE.finditer(data):
+        start = m.start()
+        line += data.count(b"\n", pos, start)
+        pos = start
+        out.append(line)
+    return out
+
+
 def _parse_fast(data: bytes, source: str) -> _Table | None:
     """Split the file column-wise on bytes (one byte per character, whatever a few
     non-ASCII aliases would do to a str) and decode each column once."""
@@ -351,7 +371,7 @@ def _parse_fast(data: bytes, source: str) -> _Table | None:
         lines.pop()
     # quoted rows (alias lists with commas, names with quotes) get a placeholder
     # so the plain rows split column-wise in one go; they are parsed with csv after
-    quoted = list(compress(count(), map(operator.contains, lines, repeat(b'"')))) if b'"' in data else []
+    quoted = _quoted_lines(data, lines) if b'"' in data else []
     original = [lines[n] for n in quoted]
     for n in quoted:
         lines[n] = b"x,0,0,"

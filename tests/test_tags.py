@@ -294,3 +294,22 @@ def test_config_relative_path_and_bad_value(tmp_path):
     write(tmp_path / "config.toml", "[tags\n")
     with pytest.raises(TagDataError, match="cannot read config"):
         TagDB.load()
+
+
+def test_quoted_line_finder_matches_line_by_line_scan():
+    import operator
+    from itertools import compress, count, repeat
+
+    from promptkit.tagdb import _quoted_lines
+
+    for data in (b'a,0,1,"b,c"\nc,0,1,\n"d""x""",0,1,\n\n"e",0,1,', b'"x",0,1,', b"a\r\n\"b\",0,1,\r\nc\r\"d\"",
+                 SMALL.encode()):
+        lines = data.splitlines()
+        assert _quoted_lines(data, lines) == list(compress(count(), map(operator.contains, lines, repeat(b'"'))))
+
+
+def test_crlf_and_bom_files(tmp_path):
+    path = tmp_path / "crlf.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + SMALL.replace("\n", "\r\n").encode())
+    db = TagDB.load(path)
+    assert len(db) == 12 and db.resolve("1girls").name == "1girl" and db.get('don\'t say "lazy"')
