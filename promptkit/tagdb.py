@@ -25,7 +25,6 @@ import hashlib
 import io
 import os
 import pickle
-import re
 import sys
 import tempfile
 from array import array
@@ -340,22 +339,25 @@ def _catmaps(source: str):
     return {k: _CAT[v] for k, v in catmap.items()}, {k + 7: _CAT[v] for k, v in _E621_CATS.items()}
 
 
-_QUOTED_LINE = re.compile(rb'[^\n]*"')
-
-
 def _quoted_lines(data: bytes, lines: list) -> list[int]:
-    """Indices of the lines holding a quote.  Each regex match runs to the last quote of
-    its line (greedy, never past a newline); its line index is the newlines before it."""
+    """Indices of the lines holding a quote: jump from quote to quote, counting the
+    newlines in between, and skip the rest of each quoted line."""
     if b"\r" in data:  # other line ends: test line by line
         return list(compress(count(), map(operator.contains, lines, repeat(b'"'))))
     out = []
     line = 0
     pos = 0
-    for m in _QUOTED_LINE.finditer(data):
-        start = m.start()
-        line += data.count(b"\n", pos, start)
-        pos = start
+    find, count_nl = data.find, data.count
+    q = find(b'"')
+    while q >= 0:
+        line += count_nl(b"\n", pos, q)
         out.append(line)
+        end = find(b"\n", q)
+        if end < 0:
+            break
+        line += 1
+        pos = end + 1
+        q = find(b'"', pos)
     return out
 
 
