@@ -23,14 +23,14 @@ import bisect
 import csv
 import hashlib
 import io
+import operator
 import os
 import pickle
 import sys
 import tempfile
 from array import array
-import operator
-from itertools import accumulate, chain, compress, count, repeat
 from dataclasses import dataclass, field
+from itertools import accumulate, chain, compress, count, repeat
 from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence, Union
 
