@@ -798,12 +798,9 @@ class TagDB:
         alias: dict[str, object] = dict(zip(reversed(keys), reversed(tgt)))  # first definition wins
         if len(alias) != len(keys) or odd:
             # collisions: the same alias string listed more than once
-            seen: dict[str, int] = {}
-            collide = set()
-            for k in keys:
-                if k in seen:
-                    collide.add(k)
-                seen[k] = 1
+            from collections import Counter
+
+            collide = {k for k, n in Counter(keys).items() if n > 1}
             fixed: dict[str, object] = {}
             fixed_src: dict[str, int] = {}
             for k, t, sr in zip(keys, tgt, src):
