@@ -186,7 +186,7 @@ def make_contenders(quick: bool):
         def compel_parse(text):
             return parser.parse_conjunction(text)
 
-        contenders.append(("compel PromptParser.parse_conjunction", compel_parse, 20 if quick else 50, clear))
+        contenders.append(("compel PromptParser.parse_conjunction", compel_parse, 20 if quick else 30, clear))
     except Exception as exc:  # pragma: no cover - optional peer
         print(f"(compel not available: {exc}; pip install compel)", file=sys.stderr)
 
@@ -198,7 +198,7 @@ def make_contenders(quick: bool):
         except Exception:
             return None
 
-    contenders.append(("lark Earley, A1111 schedule grammar", a1111_earley, 20 if quick else 50, clear))
+    contenders.append(("lark Earley, A1111 schedule grammar", a1111_earley, 20 if quick else 30, clear))
     return contenders
 
 
