@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import golden_params
 from promptkit.schedule import schedules, schedules_with_diagnostics, split_and
@@ -123,8 +125,36 @@ def test_split_and(prompt, expected):
     assert split_and(prompt) == expected
 
 
-@pytest.mark.parametrize("text", ["[" * 3000, "[" * 3000 + "]" * 3000, "[a:" * 2000, "(" * 4000 + ")" * 4000])
+@pytest.mark.parametrize("text", ["[" * 3000, "[" * 3000 + "]" * 3000, "[a:" * 2000, "(" * 4000 + ")" * 4000], ids=lambda t: f"{t[:6]!r}x{len(t)}")
 def test_pathological_nesting_never_raises(text):
     got, diags = schedules_with_diagnostics(text, 20)
     assert got[-1][0] == 20
     assert all(isinstance(s, str) for _, s in got)
+
+
+# The fast scan must agree with A1111's Earley grammar (run by lark, as A1111 does)
+# wherever lark's answer does not depend on the hash seed.
+_PIECES = list("ab :|()[]\\\n,.15-e") + [
+    "[a:b:5]", "[x|y]", ":0.5]", ":3]", " 1.2", "[c::2]", "\\|", "\\:", "(t:1.2)", "[p|q|]", "1girl, ",
+    "BREAK", "<lora:n:0.8>", ":1.0]", "[y:3]", "e5",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=14).map("".join), st.sampled_from([1, 10, 20, 30]))
+def test_fast_scan_agrees_with_a1111_earley_grammar(text, steps):
+    import lark
+
+    from promptkit.schedule import _analyse, _earley, _earley_schedules
+
+    if _analyse(text).ambiguous:
+        return  # those take the Earley path themselves
+    try:
+        _earley().parse(text)
+    except lark.exceptions.LarkError:
+        expected, fell_back = [(steps, text)], True
+    else:
+        expected, fell_back = _earley_schedules(text, steps, 0, 0.0, False)[0], False
+    got, diags = schedules_with_diagnostics(text, steps)
+    assert got == expected
+    assert any(d.code == "PK115" for d in diags) == fell_back

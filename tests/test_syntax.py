@@ -311,7 +311,7 @@ def test_golden_prompts_round_trip_and_runs_from_tree(row):
         assert any(d.code == "PK106" for d in tree.diagnostics)
 
 
-@pytest.mark.parametrize("text", ["(" * 5000, "[" * 3000 + "]" * 3000, "(a, " * 3000, ")" * 5000, "[a:" * 2000])
+@pytest.mark.parametrize("text", ["(" * 5000, "[" * 3000 + "]" * 3000, "(a, " * 3000, ")" * 5000, "[a:" * 2000], ids=lambda t: f"{t[:6]!r}x{len(t)}")
 def test_pathological_nesting_never_raises(text):
     tree = parse(text)
     assert format(tree) == text
