@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Tests never read or write the user's real promptkit cache or config, and a
+# PROMPTKIT_TAGS in the developer's shell must not change what tests see.
+_TEST_HOME = Path(tempfile.mkdtemp(prefix="promptkit-tests-"))
+os.environ["PROMPTKIT_CACHE_DIR"] = str(_TEST_HOME / "cache")
+os.environ["PROMPTKIT_CONFIG"] = str(_TEST_HOME / "config.toml")
+os.environ.pop("PROMPTKIT_TAGS", None)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("PROMPTKIT_SHARED", REPO.parent / "shared"))
