@@ -136,6 +136,10 @@ def test_well_formed_prompts(text):
     # canonical: same weighted runs, and per-step texts that differ only in how weights are written
     canon = format(tree, style="canonical")
     assert as_pairs(weighted_runs(canon)) == as_pairs(weighted_runs(text))
+    from promptkit.schedule import _analyse
+
+    if _analyse(text).ambiguous or _analyse(canon).ambiguous:
+        return  # A1111's own schedule depends on the hash seed there (e.g. <lora:a:1> inside a group)
     for (t1, s1), (t2, s2) in zip(schedules(text, 20), schedules(canon, 20)):
         assert t1 == t2
         assert as_pairs(weighted_runs(s1)) == as_pairs(weighted_runs(s2))
