@@ -749,7 +749,8 @@ def format(tree, style: str = "lossless") -> str:  # noqa: A001 - public API nam
     ``(x:0.9090909090909091)``, ``(x: 1.30 )`` → ``(x:1.3)``); the result
     re-parses to exactly the same weighted runs (same floats, same order of
     multiplication).  Groups A1111 reads in unusual ways (unclosed, crossing,
-    containing a stray closer or a literal ``:``) are left as written.
+    containing a stray closer, a literal ``:`` or an extra network with ``:``) are left
+    as written, so the canonical text also keeps every editing bracket working.
     """
     if isinstance(tree, str):
         tree = parse(tree)
@@ -818,7 +819,10 @@ def _canonical(n) -> str:
         if (
             not n.closed
             or not n.children
-            or any(type(c) is Text and (":" in c.raw or "\\" in c.raw) for c in n.children)
+            or any(
+                (type(c) is Text and (":" in c.raw or "\\" in c.raw)) or (type(c) is ExtraNetwork and ":" in c.raw)
+                for c in n.children
+            )
             or not _plain_subtree(n)
         ):
             return n.bracket + inner + (n.tail if n.closed else "")
