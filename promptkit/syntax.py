@@ -713,6 +713,20 @@ def _build_tree(text: str) -> Prompt:
         nodes = _and_weights(text, nodes)
     prompt = Prompt(text, tuple(nodes), ())
     diags = b.diags
+    if any(type(n) is Edit or type(n) is Alternate for n in prompt.walk()):
+        # A1111's schedule grammar may reject the whole prompt (a '|' outside
+        # an alternation, a backslash ending a line): then none of these
+        # editing brackets works.
+        from dataclasses import replace
+
+        from .schedule import _analyse
+
+        an = _analyse(text)
+        if an.fallback:
+            diags = diags + [
+                replace(d, severity="error", message=d.message + "; the editing brackets here do nothing")
+                for d in an.diagnostics
+            ]
     if "BREAK" in text:
         diags = diags + _break_diagnostics(prompt)
     if diags:

@@ -323,3 +323,10 @@ def test_pathological_nesting_never_raises(text):
     deep = [d for d in tree.diagnostics if d.code == "PK117"]
     if deep:  # kept as one text node, and said so
         assert len(tree.children) == 1 and isinstance(tree.children[0], Text)
+
+
+def test_disabled_editing_is_an_error_on_the_tree():
+    (d,) = parse("1girl, :|, [a:b:5]").diagnostics
+    assert (d.code, d.severity, d.span) == ("PK115", "error", (8, 9))
+    assert parse("1girl, :|, smile").diagnostics == ()  # nothing to disable
+    assert parse("[a|b] \\| x").diagnostics == ()  # escaped bar
