@@ -477,6 +477,7 @@ class _Builder:
         self.diags: list[Diagnostic] = []
         # openers of interrupted groups, still open in A1111's bracket stacks
         self.pending: dict[str, list[Span]] = {"LPAR": [], "LSQB": []}
+        self.prev_and = 0  # end of the previous AND keyword
 
     # -- helpers
     def text_node(self, a: int, b: int) -> Text:
@@ -543,7 +544,13 @@ class _Builder:
                 i += 1
             elif kind == "AND":
                 s, e = toks[i][1], toks[i][2]
-                nodes.append(And(Span(s, e)))
+                # the part this AND ends is split on the raw text, brackets or not
+                m = _RE_AND_WEIGHT.search(self.text, self.prev_and, s)
+                if m is not None:
+                    nodes.append(And(Span(s, e), float(m.group(1)), m.group(1)))
+                else:
+                    nodes.append(And(Span(s, e)))
+                self.prev_and = e
                 i += 1
             else:  # EXTRA_NETWORK
                 s, e = toks[i][1], toks[i][2]
@@ -648,20 +655,6 @@ def _unescape(raw: str) -> str:
     return _RE_UNESCAPE.sub(lambda m: m.group(1) or "", raw)
 
 
-def _and_weights(text: str, nodes: list) -> list:
-    """Fill ``And.weight`` from the ``:number`` suffix of the text before each AND."""
-    out = []
-    prev = 0
-    for n in nodes:
-        if isinstance(n, And):
-            m = _RE_AND_WEIGHT.search(text, prev, n.span.start)
-            if m is not None:
-                n = And(n.span, float(m.group(1)), m.group(1))
-            prev = n.span.end
-        out.append(n)
-    return out
-
-
 def _break_diagnostics(prompt: Prompt) -> list[Diagnostic]:
     diags = []
     for node, parents in prompt.walk_with_parents():
@@ -709,8 +702,6 @@ def _build(text: str) -> Prompt:
 def _build_tree(text: str) -> Prompt:
     b = _Builder(text)
     nodes, _, _ = b.seq(0, len(b.toks), [])
-    if any(isinstance(n, And) for n in nodes):
-        nodes = _and_weights(text, nodes)
     prompt = Prompt(text, tuple(nodes), ())
     diags = b.diags
     if any(type(n) is Edit or type(n) is Alternate for n in prompt.walk()):

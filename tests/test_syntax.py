@@ -330,3 +330,11 @@ def test_disabled_editing_is_an_error_on_the_tree():
     assert (d.code, d.severity, d.span) == ("PK115", "error", (8, 9))
     assert parse("1girl, :|, smile").diagnostics == ()  # nothing to disable
     assert parse("[a|b] \\| x").diagnostics == ()  # escaped bar
+
+
+def test_and_weights_follow_split_and_even_inside_groups():
+    from promptkit.schedule import split_and
+
+    text = "a:1.2 AND (b:0.5 AND c) AND d"
+    ands = [n for n in parse(text).walk() if isinstance(n, And)]
+    assert [n.weight for n in ands] == [w if w != 1.0 else None for _, w in split_and(text)[:-1]]
