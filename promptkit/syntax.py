@@ -45,6 +45,7 @@ Node classes (all frozen; every node has ``span``):
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -305,14 +306,40 @@ class Token(tuple):
 
 @lru_cache(maxsize=None)
 def _grammar_terminals() -> dict[str, str]:
-    """Regexes of the named terminals of grammars/prompt.lark (compiled by lark once)."""
-    from lark import Lark
+    """Regexes of the named terminals of grammars/prompt.lark.
 
-    from ._resources import grammars_dir
+    lark compiles the grammar once per grammar text; the resulting terminal
+    regexes are kept in the user cache (keyed by the grammar's hash), so a
+    command-line start does not pay lark's import and grammar compilation.
+    """
+    import hashlib
+    import json
+
+    from ._resources import cache_dir, grammars_dir
 
     text = (grammars_dir() / "prompt.lark").read_text(encoding="utf-8")
+    key = hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+    cached = None
+    try:
+        cached = cache_dir() / f"grammar-terminals-{key}.json"
+        terms = json.loads(cached.read_text(encoding="utf-8"))
+        if isinstance(terms, dict) and all(isinstance(v, str) for v in terms.values()):
+            return terms
+    except (OSError, ValueError):
+        pass
+    from lark import Lark
+
     parser = Lark(text, parser="earley", lexer="dynamic", start="start")
-    return {t.name: t.pattern.to_regexp() for t in parser.terminals}
+    terms = {t.name: t.pattern.to_regexp() for t in parser.terminals}
+    if cached is not None:
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(terms), encoding="utf-8")
+            os.replace(tmp, cached)
+        except OSError:
+            pass  # a read-only cache only costs start-up time
+    return terms
 
 
 @lru_cache(maxsize=2)
