@@ -35,7 +35,12 @@ The vocabulary is derived from the bundled ``bpe_simple_vocab_16e6.txt.gz``
 (open_clip, MIT licence in ``promptkit/data/LICENSE-open_clip.txt``): the 256
 byte-level characters, the same with ``</w>``, one token per merge, then the
 two specials — 49,408 ids, ``<|startoftext|>`` = 49406, ``<|endoftext|>`` =
-49407.
+49407.  The kept merge lines are cached as plain text in promptkit's cache
+folder (keyed by the gz's CRC and size), and the full Rust BPE model (~50 ms
+to build) is only built once a tokenizer has seen more than a couple of
+thousand distinct words: before that each batch of new words goes to a tiny
+BPE model holding just the merges that can fire on them (same ids and
+offsets), so a command that tokenizes one prompt starts fast.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import difflib
 import gzip
 import html
 import json
+import os
 import re
 import threading
 import weakref
@@ -76,6 +82,8 @@ _NONSPACE = re.compile(r"\S+")
 _A1111_ASCII_PAT = re.compile(r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[a-z]+|[0-9]|[^\sa-z0-9]+")
 _OPEN_CLIP_ASCII_PAT = re.compile(r"<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[a-z]+|[0-9]|[^\sa-z0-9]+")
 _RUN_CACHE_SIZE = 1 << 16
+# words BPE-encoded with per-batch reduced models before the full model is built
+_REDUCED_MAX_WORDS = 2000
 _chain = chain.from_iterable
 # Text for which ftfy.fix_text is the identity and lower() keeps every offset:
 # printable ASCII and ordinary whitespace, no HTML entity start.
@@ -108,21 +116,76 @@ _BYTE_ENCODER = bytes_to_unicode()
 _BYTE_TABLE = [_BYTE_ENCODER[b] for b in range(256)]
 
 
-@lru_cache(maxsize=1)
-def clip_vocab_and_merges() -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
-    """The CLIP vocabulary (index = id) and merges, derived from the bundled file."""
+_CACHE_FORMAT = 1  # bump when the cached merge file's layout changes
+
+
+def _merges_from_gz(path) -> list[str]:
+    """The ``"a b"`` merge lines CLIP keeps, read from the bundled gz (slow: ~60 ms)."""
+    with gzip.open(path) as fh:
+        lines = fh.read().decode("utf-8").split("\n")
+    merges = lines[1 : _N_MERGES + 1]
+    for i, m in enumerate(merges):
+        if m.count(" ") != 1 or m.startswith(" ") or m.endswith(" "):
+            raise ValueError(f"{path}: malformed merge on line {i + 2}: {m!r}")
+    return merges
+
+
+def _merge_lines() -> list[str]:
+    """The merge lines, from promptkit's cache folder when a valid copy is there.
+
+    The gz costs ~60 ms to unpack and split (262k lines, of which CLIP keeps
+    48,894); the cache holds just the kept lines as plain text and loads in a
+    few ms.  It is keyed by the gz's own CRC-32 and size (its trailer) and a
+    format number, written atomically, and rebuilt when missing or invalid; an
+    unwritable cache folder only costs the speed.
+    """
     from ._resources import package_data
 
     path = package_data("bpe_simple_vocab_16e6.txt.gz")
-    with gzip.open(path) as fh:
-        lines = fh.read().decode("utf-8").split("\n")
-    merges = tuple(tuple(line.split()) for line in lines[1 : _N_MERGES + 1])
-    for i, m in enumerate(merges):
-        if len(m) != 2:
-            raise ValueError(f"{path}: malformed merge on line {i + 2}: {lines[i + 1]!r}")
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(-8, 2)
+            key = fh.read(8).hex()
+        size = path.stat().st_size
+        from .tagdb import cache_dir
+
+        cached = cache_dir() / f"clip-merges-v{_CACHE_FORMAT}-{key}-{size}.txt"
+    except (OSError, ValueError, ImportError):
+        return _merges_from_gz(path)
+    try:
+        text = cached.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        text = None
+    if text is not None and text.count("\n") == _N_MERGES - 1 and text.count(" ") == _N_MERGES:
+        return text.split("\n")
+    merges = _merges_from_gz(path)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+        tmp.write_text("\n".join(merges), encoding="utf-8")
+        os.replace(tmp, cached)
+    except OSError:
+        pass
+    return merges
+
+
+@lru_cache(maxsize=1)
+def _bundled_data() -> tuple[list[str], tuple[str, ...], dict[str, int], int]:
+    """Merge lines, vocabulary (index = id), token -> id, longest token length."""
+    lines = _merge_lines()
     base = list(_BYTE_ENCODER.values())
-    vocab = base + [c + _EOW for c in base] + ["".join(m) for m in merges] + [BOS_TOKEN, EOS_TOKEN]
-    return tuple(vocab), merges  # type: ignore[return-value]
+    vocab = tuple(base + [c + _EOW for c in base] + [m.replace(" ", "") for m in lines] + [BOS_TOKEN, EOS_TOKEN])
+    vocab_map = dict(zip(vocab, range(len(vocab))))
+    if len(vocab_map) != len(vocab):  # pragma: no cover - the bundled file has unique tokens
+        raise ValueError("bundled CLIP vocabulary has duplicate tokens")
+    return lines, vocab, vocab_map, max(map(len, vocab))
+
+
+@lru_cache(maxsize=1)
+def clip_vocab_and_merges() -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The CLIP vocabulary (index = id) and merges, derived from the bundled file."""
+    lines, vocab, _, _ = _bundled_data()
+    return vocab, tuple(tuple(m.split(" ")) for m in lines)  # type: ignore[return-value]
 
 
 def _map_bytes(word: str) -> tuple[str, list[int] | None]:
@@ -203,6 +266,8 @@ class ClipTokenizer:
         added_tokens: Mapping[str, int] | None = None,
         added_normalized: Iterable[str] = (),
         _shared_segments: dict | None = None,
+        _merge_lines: list[str] | None = None,
+        _max_token_len: int = 0,
     ):
         if clean not in CLEAN_MODES:
             raise ValueError(f"unknown clean mode {clean!r}; expected one of {', '.join(CLEAN_MODES)}")
@@ -215,7 +280,16 @@ class ClipTokenizer:
                 raise ValueError(f"CLIP vocabulary lacks the special token {special!r}")
         self.clean = clean
         self._vocab = vocab_map
-        self._merges = [tuple(m) for m in merges]
+        # merges as given, or (bundled vocabulary) as "a b" lines where merge k
+        # makes token 512 + k: then the BPE model is built lazily (see _fill)
+        self._merges_in = merges
+        self._merge_lines = _merge_lines
+        self._max_token_len = _max_token_len
+        self._merges_list: list[tuple[str, str]] | None = None
+        self._id_to_token_map: dict[int, str] | None = None
+        self._full_model = None
+        self._reduced_words = 0
+        self._vocab_list: Sequence[str] | None = None
         self.bos_id = vocab_map[BOS_TOKEN]
         self.eos_id = vocab_map[EOS_TOKEN]
         comma = vocab_map.get("," + _EOW)
@@ -224,10 +298,7 @@ class ClipTokenizer:
         self.comma_id = comma
         self.added_tokens: dict[str, int] = dict(added_tokens or {})
         self._added_normalized = frozenset(added_normalized)
-        self._id_to_token: dict[int, str] = {i: t for t, i in vocab_map.items()}
-        for t, i in self.added_tokens.items():
-            self._id_to_token[i] = t
-        self.vocab_size = max(self._id_to_token) + 1
+        self.vocab_size = max(chain(vocab_map.values(), self.added_tokens.values())) + 1
         # multi-vector textual inversion as loaded by diffusers: NAME, NAME_1, NAME_2, ...
         self.added_groups: dict[int, tuple[int, ...]] = {}
         self._expand: dict[str, tuple[int, ...]] = {}
@@ -241,16 +312,6 @@ class ClipTokenizer:
                 self.added_groups[i] = tuple(group)
                 self._expand[t] = tuple(group)
 
-        model = models.BPE(
-            vocab=dict(vocab_map),
-            merges=self._merges,
-            continuing_subword_prefix="",
-            end_of_word_suffix=_EOW,
-            fuse_unk=False,
-            unk_token=EOS_TOKEN,
-        )
-        # The bare BPE model: one byte-level word in, its pieces out.
-        self._model = model
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[tuple[int, ...], tuple[tuple[int, int], ...]]] = {}
         # plain segments (no "<") give the same ids in every clean-up mode, so
@@ -279,10 +340,75 @@ class ClipTokenizer:
         else:
             self._pat = None
             self._clean_fn = None
-        self._hf: Tokenizer | None = self._build_hf_pipeline(model) if clean == "hf" else None
+        self._hf: Tokenizer | None = self._build_hf_pipeline(self._model) if clean == "hf" else None
         self._split_re = self._build_split_re()
         # every split string starts with "<": text without "<" needs no search
         self._split_lt = not self.added_tokens or all(t.startswith("<") for t in self.added_tokens)
+
+    # ------------------------------------------------------------------ lazy parts
+    @property
+    def _merges(self) -> list[tuple[str, str]]:
+        if self._merges_list is None:
+            if self._merge_lines is not None:
+                self._merges_list = [tuple(m.split(" ")) for m in self._merge_lines]  # type: ignore[misc]
+            else:
+                self._merges_list = [tuple(m) for m in self._merges_in]  # type: ignore[misc]
+        return self._merges_list  # type: ignore[return-value]
+
+    @property
+    def _id_to_token(self) -> dict[int, str]:
+        if self._id_to_token_map is None:
+            m = {i: t for t, i in self._vocab.items()}
+            for t, i in self.added_tokens.items():
+                m[i] = t
+            self._id_to_token_map = m
+        return self._id_to_token_map
+
+    @property
+    def _model(self):
+        """The full BPE model (one byte-level word in, its pieces out); built on first use (~50 ms)."""
+        if self._full_model is None:
+            self._full_model = _bpe(self._vocab, self._merges)
+        return self._full_model
+
+    def _reduced_model(self, mapped_words: list[str]):
+        """A BPE model holding only the merges that can fire on ``mapped_words``.
+
+        Every symbol BPE forms is a substring of the word (the last one carrying
+        ``</w>``), so every merge that can fire makes such a substring; keeping
+        those merges, in rank order, with the true ids gives exactly the full
+        model's pieces.  Bundled vocabulary only, where merge k makes token
+        512 + k and tokens are unique.
+        """
+        vocab = self._vocab
+        lines = self._merge_lines
+        assert lines is not None
+        first, stop = 512, 512 + len(lines)
+        maxlen = self._max_token_len
+        found: set[int] = {self.eos_id}
+        for w in mapped_words:
+            n = len(w)
+            for i in range(n):
+                for j in range(i + 1, min(n, i + maxlen) + 1):
+                    piece = w[i:j]
+                    k = vocab.get(piece)
+                    if k is not None:
+                        found.add(k)
+                    if j == n:
+                        k = vocab.get(piece + _EOW)
+                        if k is not None:
+                            found.add(k)
+        merges = []
+        small: dict[str, int] = {}
+        id_tok = self._vocab_list if self._vocab_list is not None else self._id_to_token
+        for k in sorted(found):
+            small[id_tok[k]] = k
+            if first <= k < stop:
+                a, b = lines[k - first].split(" ")
+                merges.append((a, b))
+                small[a] = vocab[a]
+                small[b] = vocab[b]
+        return _bpe(small, merges)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -500,7 +626,10 @@ class ClipTokenizer:
             hit = (
                 not self.added_tokens
                 and not other.added_tokens
-                and self._merges == other._merges
+                and (
+                    (self._merge_lines is not None and self._merge_lines is other._merge_lines)
+                    or self._merges == other._merges
+                )
                 and self._vocab == other._vocab
             )
             self._agrees[other] = hit
@@ -664,10 +793,18 @@ class ClipTokenizer:
         missing = [w for w in dict.fromkeys(words) if w not in cache]
         if not missing:
             return
-        tokenize = self._model.tokenize
+        mapped_all = [_map_bytes(w) for w in missing]
         with self._lock:
-            for w in missing:
-                mapped, char_of_byte = _map_bytes(w)
+            if self._full_model is None and self._merge_lines is not None and (
+                self._reduced_words + len(missing) <= _REDUCED_MAX_WORDS
+            ):
+                # a few words (one prompt): a model of just their merges is
+                # built in well under a millisecond; the full one takes ~50 ms
+                self._reduced_words += len(missing)
+                tokenize = self._reduced_model([m for m, _ in mapped_all]).tokenize
+            else:
+                tokenize = self._model.tokenize
+            for w, (mapped, char_of_byte) in zip(missing, mapped_all):
                 toks = tokenize(mapped)
                 ids = tuple(t.id for t in toks)
                 if char_of_byte is None:
@@ -697,15 +834,30 @@ def _checked(texts) -> list[str]:
     return texts
 
 
+def _bpe(vocab: Mapping[str, int], merges: list[tuple[str, str]]):
+    return models.BPE(
+        vocab=dict(vocab),
+        merges=merges,
+        continuing_subword_prefix="",
+        end_of_word_suffix=_EOW,
+        fuse_unk=False,
+        unk_token=EOS_TOKEN,
+    )
+
+
 _BUNDLED_SEGMENTS: dict[str, tuple[int, ...]] = {}
 
 
 @lru_cache(maxsize=None)
 def _bundled(clean: str) -> ClipTokenizer:
-    vocab, merges = clip_vocab_and_merges()
+    lines, vocab, vocab_map, maxlen = _bundled_data()
     if not _bundled.cache_info().currsize:  # a fresh start (cache_clear) starts cold
         _BUNDLED_SEGMENTS.clear()
-    return ClipTokenizer(vocab, merges, clean=clean, _shared_segments=_BUNDLED_SEGMENTS)
+    tok = ClipTokenizer(
+        vocab_map, (), clean=clean, _shared_segments=_BUNDLED_SEGMENTS, _merge_lines=lines, _max_token_len=maxlen
+    )
+    tok._vocab_list = vocab
+    return tok
 
 
 def _hf_vocab_and_merges(tok) -> tuple[dict[str, int], list[tuple[str, str]]]:

@@ -424,3 +424,55 @@ def test_from_hf_after_diffusers_load_textual_inversion(vocab_dir):
     expected = tok(pipe.maybe_convert_prompt(prompt, tok), add_special_tokens=False).input_ids
     wrapped = ClipTokenizer.from_hf(pipe.tokenizer)
     assert wrapped.encode(prompt) == expected == [272, 1611, 267, 49408, 49409, 49410, 267, 3490]
+
+
+# --------------------------------------------------------------------------- fast start (lazy BPE model, merge cache)
+
+_WORDS = st.text(alphabet=st.sampled_from("abcdefghijklmnopqrstuvwxyz0123456789!?.,:;()_-'éü日本ö "), min_size=1, max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(_WORDS, min_size=1, max_size=8))
+def test_fresh_bundled_uses_reduced_models_with_identical_results(texts):
+    """A fresh bundled tokenizer BPE-encodes its first words with per-batch models holding only
+    the merges that can fire; ids and offsets must equal a tokenizer built on the full model."""
+    from promptkit import tokenizer as T
+
+    lines, vocab, vocab_map, maxlen = T._bundled_data()
+    lazy = ClipTokenizer(vocab_map, (), _merge_lines=lines, _max_token_len=maxlen)
+    full = ClipTokenizer(vocab, clip_vocab_and_merges()[1])
+    assert full._merge_lines is None
+    got = lazy.encode_batch_with_offsets(texts)
+    assert lazy._full_model is None  # the fast path really ran
+    assert got == full.encode_batch_with_offsets(texts)
+
+
+def test_reduced_model_switches_to_full_model_after_many_words():
+    from promptkit import tokenizer as T
+
+    lines, vocab, vocab_map, maxlen = T._bundled_data()
+    lazy = ClipTokenizer(vocab_map, (), _merge_lines=lines, _max_token_len=maxlen)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    words = ["".join(letters[(i // 26**k) % 26] for k in range(4)) for i in range(T._REDUCED_MAX_WORDS + 10)]
+    ref = ClipTokenizer(vocab, clip_vocab_and_merges()[1])
+    assert lazy.encode_batch(words[:5]) == ref.encode_batch(words[:5])
+    assert lazy._full_model is None
+    assert lazy.encode_batch(words) == ref.encode_batch(words)
+    assert lazy._full_model is not None
+
+
+def test_merge_cache_written_and_rebuilt_when_corrupt():
+    from promptkit import tokenizer as T
+    from promptkit.tagdb import cache_dir
+
+    from promptkit._resources import package_data
+
+    expected = T._merges_from_gz(package_data("bpe_simple_vocab_16e6.txt.gz"))
+    lines = T._merge_lines()
+    files = sorted(cache_dir().glob("clip-merges-*.txt"))
+    assert len(files) == 1 and len(lines) == 48894
+    assert lines[0] == "i n" and all(line.count(" ") == 1 for line in lines)
+    files[0].write_text("i n\ngarbage", encoding="utf-8")
+    assert T._merge_lines() == lines  # invalid copy ignored and rewritten
+    assert files[0].read_text(encoding="utf-8").split("\n") == lines
+    assert expected == lines
