@@ -174,6 +174,9 @@ def test_index_cache_is_used_and_keyed_by_content(tmp_path, isolated_cache):
     assert second.source_info.from_cache and second.get("1girl") == first.get("1girl")
     assert [second._names[i] for i in range(len(second))] == list(first._names)
     assert [t for t in second.tags()] == [t for t in first.tags()]
+    # the dash-folded map is part of the cached index (not rebuilt from all keys)
+    assert second._fold is not None and second.get("close up").name == "close-up"
+    assert second.get("close up") == first.get("close up")
     write(path, SMALL + "new_tag,0,1,\n")  # new content → new key, fresh parse
     third = TagDB.load(path)
     assert not third.source_info.from_cache and third.get("new tag")
