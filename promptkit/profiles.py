@@ -272,11 +272,11 @@ def _read(path: Path) -> Profile:
 @lru_cache(maxsize=None)
 def _alias_map() -> dict[str, str]:
     """alias (and profile name) → file stem, from the bundled profiles."""
-    out: dict[str, str] = {}
-    for stem in available_profiles():
+    stems = available_profiles()
+    out: dict[str, str] = {stem: stem for stem in stems}  # a file's stem always names that file
+    for stem in stems:
         prof = _load_path(profiles_dir() / f"{stem}.toml")
-        out[stem] = stem
-        out[prof.name.lower()] = stem
+        out.setdefault(prof.name.lower(), stem)
         for alias in prof.aliases:
             out.setdefault(alias.lower(), stem)
     return out
@@ -299,7 +299,12 @@ def load_profile(name_or_path: Union[str, Path, Profile, None] = "illustrious") 
         if not path.is_file():
             raise ProfileError(f"profile file not found: {path}")
         return _load_path(path.resolve())
-    stem = _alias_map().get(text.strip().lower())
+    key = text.strip().lower()
+    direct = profiles_dir() / f"{key}.toml"
+    if key and key.isidentifier() and direct.is_file():
+        # a bundled file's stem: no need to read every profile for the alias map
+        return _load_path(direct)
+    stem = _alias_map().get(key)
     if stem is None:
         names = ", ".join(available_profiles())
         raise ProfileError(f"unknown profile {text!r}; available: {names} (or a path to a .toml file)")

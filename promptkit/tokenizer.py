@@ -57,7 +57,6 @@ from functools import lru_cache
 from itertools import chain
 from typing import Iterable, Mapping, Sequence
 
-import regex
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 
 __all__ = ["ClipTokenizer", "CLEAN_MODES", "bytes_to_unicode", "clip_vocab_and_merges"]
@@ -73,9 +72,18 @@ _N_MERGES = 49152 - 256 - 2  # merges CLIP keeps from the file
 
 _WORD_RE = r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 # CLIP's pre-tokenization (A1111 CLIP-L side; transformers 4.x slow tokenizer).
-_A1111_PAT = regex.compile(r"<\|startoftext\|>|<\|endoftext\|>|" + _WORD_RE, regex.IGNORECASE)
+_A1111_SPECIALS = r"<\|startoftext\|>|<\|endoftext\|>|"
 # open_clip SimpleTokenizer (bigG side): its own specials, found only by this regex.
-_OPEN_CLIP_PAT = regex.compile(r"<start_of_text>|<end_of_text>|" + _WORD_RE, regex.IGNORECASE)
+_OPEN_CLIP_SPECIALS = r"<start_of_text>|<end_of_text>|"
+
+
+@lru_cache(maxsize=None)
+def _word_pat(specials: str):
+    """The full Unicode pre-tokenization regex (``regex`` module, imported on
+    first use: plain-ASCII prompts never need it)."""
+    import regex
+
+    return regex.compile(specials + _WORD_RE, regex.IGNORECASE)
 _WS = re.compile(r"\s+")
 _NONSPACE = re.compile(r"\S+")
 # The regexes above restricted to lower-cased plain ASCII (the word-cache fast path).
@@ -328,17 +336,17 @@ class ClipTokenizer:
         elif clean == "open_clip":
             self._special_words = {OPEN_CLIP_BOS: self.bos_id, OPEN_CLIP_EOS: self.eos_id}
         if clean == "a1111":
-            self._pat = _A1111_PAT
+            self._pat_specials = _A1111_SPECIALS
             self._clean_fn = _clean_a1111
             for s, i in ((BOS_TOKEN, self.bos_id), (EOS_TOKEN, self.eos_id)):
                 self._cache[s] = ((i,), ((0, len(s)),))
         elif clean == "open_clip":
-            self._pat = _OPEN_CLIP_PAT
+            self._pat_specials = _OPEN_CLIP_SPECIALS
             self._clean_fn = _clean_open_clip
             for s, i in ((OPEN_CLIP_BOS, self.bos_id), (OPEN_CLIP_EOS, self.eos_id)):
                 self._cache[s] = ((i,), ((0, len(s)),))
         else:
-            self._pat = None
+            self._pat_specials = None
             self._clean_fn = None
         self._hf: Tokenizer | None = self._build_hf_pipeline(self._model) if clean == "hf" else None
         self._split_re = self._build_split_re()
@@ -346,6 +354,10 @@ class ClipTokenizer:
         self._split_lt = not self.added_tokens or all(t.startswith("<") for t in self.added_tokens)
 
     # ------------------------------------------------------------------ lazy parts
+    @property
+    def _pat(self):
+        return None if self._pat_specials is None else _word_pat(self._pat_specials)
+
     @property
     def _merges(self) -> list[tuple[str, str]]:
         if self._merges_list is None:
