@@ -64,7 +64,7 @@ _E621_CATS = {
     0: "general", 1: "artist", 2: "contributor", 3: "copyright", 4: "character",
     5: "species", 6: "invalid", 7: "meta", 8: "lore",
 }
-_INDEX_VERSION = 10
+_INDEX_VERSION = 11
 
 
 class TagDataError(ValueError):
@@ -525,7 +525,7 @@ class TagDB:
         self._aliases: dict[int, str] = {}   # tag index → raw alias column (non-empty only)
         self._srcs = bytearray()
         self._source_names: list[str] = []
-        self._skeys: list[str] = []           # look-up keys, sorted (bisect)
+        self._skeys: Sequence[str] = []       # look-up keys, sorted (bisect); _Names when from the cache
         self._sidx = array("i")               # tag index of each sorted key
         self._names_blob = ""                 # "\n".join(names), kept from the cold parse for the cache
         self._alias: dict[str, object] = {}      # alias key -> idx, or tuple of idx when ambiguous
@@ -666,6 +666,8 @@ class TagDB:
             "name_starts": (self._names._starts if isinstance(self._names, _Names)
                             else _Names.starts_of(self._names)).tobytes(),
             "skeys": "\n".join(self._skeys),
+            "skey_starts": (self._skeys._starts if isinstance(self._skeys, _Names)
+                            else _Names.starts_of(self._skeys)).tobytes(),
             "sidx": self._sidx.tobytes(),
             "cats": bytes(self._cats),
             "counts": self._counts.tobytes(),
@@ -687,7 +689,10 @@ class TagDB:
             starts = array("i")
             starts.frombytes(st["name_starts"])
             self._names = _Names(st["names"], starts)
-            self._skeys = st["skeys"].split("\n") if st["skeys"] else []
+            kstarts = array("i")
+            kstarts.frombytes(st["skey_starts"])
+            # bisect probes a handful of keys per look-up: no need for 140k str objects
+            self._skeys = _Names(st["skeys"], kstarts)
             sidx = array("i")
             sidx.frombytes(st["sidx"])
             self._sidx = sidx
