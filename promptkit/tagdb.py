@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import bisect
 import csv
-import hashlib
 import io
 import operator
 import os
 import pickle
 import sys
-import tempfile
 from array import array
 from dataclasses import dataclass, field
 from itertools import accumulate, chain, compress, count, repeat
@@ -35,6 +33,11 @@ from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence, Union
 
 from ._resources import tag_data_dir
+
+try:  # the builtin BLAKE2 module: ``import hashlib`` also loads OpenSSL (~4 ms of every start)
+    from _blake2 import blake2b as _blake2b
+except ImportError:  # pragma: no cover - CPython built without it
+    from hashlib import blake2b as _blake2b
 
 __all__ = [
     "Tag",
@@ -617,13 +620,13 @@ class TagDB:
 
     @classmethod
     def _from_blobs(cls, files: list[Path], blobs: list[bytes], strict: bool, use_cache: bool) -> "TagDB":
-        h = hashlib.blake2b(digest_size=16)
+        h = _blake2b(digest_size=16)
         h.update(f"v{_INDEX_VERSION}".encode())
         sources = []
         for f, b in zip(files, blobs):
             src = _source_name(f)
             sources.append(src)
-            h.update(src.encode() + b"\0" + hashlib.blake2b(b, digest_size=16).digest())
+            h.update(src.encode() + b"\0" + _blake2b(b, digest_size=16).digest())
         digest = h.hexdigest()
         idx_path = cache_dir() / "index" / f"{digest}.pkl"
         db = cls()
@@ -981,6 +984,8 @@ def _read_cache(path: Path):
 def _write_cache(path: Path, state: dict) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pkl")
         try:
             with os.fdopen(fd, "wb") as fh:

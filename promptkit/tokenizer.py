@@ -45,10 +45,6 @@ offsets), so a command that tokenizes one prompt starts fast.
 
 from __future__ import annotations
 
-import difflib
-import gzip
-import html
-import json
 import os
 import re
 import threading
@@ -129,6 +125,8 @@ _CACHE_FORMAT = 1  # bump when the cached merge file's layout changes
 
 def _merges_from_gz(path) -> list[str]:
     """The ``"a b"`` merge lines CLIP keeps, read from the bundled gz (slow: ~60 ms)."""
+    import gzip
+
     with gzip.open(path) as fh:
         lines = fh.read().decode("utf-8").split("\n")
     merges = lines[1 : _N_MERGES + 1]
@@ -221,6 +219,8 @@ def _clean_a1111(text: str) -> str:
 
 
 def _clean_open_clip(text: str) -> str:
+    import html
+
     text = html.unescape(html.unescape(_ftfy(text))).strip()
     return _WS.sub(" ", text).strip().lower()
 
@@ -242,6 +242,8 @@ def _align(orig: str, cleaned: str) -> list[tuple[int, int]]:
         owner.extend([i] * len(lc))
     owner.append(len(orig))
     out: list[tuple[int, int]] = [(0, 0)] * len(cleaned)
+    import difflib
+
     sm = difflib.SequenceMatcher(None, "".join(low), cleaned, autojunk=False)
     for tag, i1, i2, j1, j2 in sm.get_opcodes():
         if tag == "equal":
@@ -884,6 +886,8 @@ def _hf_vocab_and_merges(tok) -> tuple[dict[str, int], list[tuple[str, str]]]:
         raise TypeError(
             f"ClipTokenizer.from_hf needs a transformers CLIP tokenizer, got {type(tok).__name__}"
         )
+    import json
+
     data = json.loads(backend.to_str())
     model = data.get("model") or {}
     if model.get("type") != "BPE":
