@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import re
+from array import array
 from bisect import bisect_left, bisect_right
 from typing import Iterable
 
@@ -50,10 +51,25 @@ class _SortedKeys:
     __slots__ = ("keys", "idx", "cnt", "extra", "top")
 
     def __getstate__(self):
-        return (self.keys, self.idx, self.cnt, self.extra, self.top)
+        # one string and two byte arrays unpickle several times faster than 3 x 140k objects
+        return (
+            len(self.keys),
+            "\n".join(self.keys),
+            array("i", self.idx).tobytes(),
+            array("q", self.cnt).tobytes(),
+            self.extra,
+            self.top,
+        )
 
     def __setstate__(self, state):
-        self.keys, self.idx, self.cnt, self.extra, self.top = state
+        n, blob, idx, cnt, self.extra, self.top = state
+        self.keys = blob.split("\n") if n else []
+        self.idx = array("i")
+        self.idx.frombytes(idx)
+        self.cnt = array("q")
+        self.cnt.frombytes(cnt)
+        if not (len(self.keys) == len(self.idx) == len(self.cnt) == n):
+            raise ValueError("inconsistent completion index")
 
     def __init__(self, keys: list[str], idx: list[int], counts: list[int], extra: list[str] | None = None):
         order = sorted(range(len(keys)), key=keys.__getitem__)
@@ -112,36 +128,60 @@ class CompletionIndex:
     """Built once per :class:`TagDB` on the first ``complete``/``suggest`` call
     (and cached on disk next to the database index)."""
 
+    _STATE = "complete-v3"
+
     @classmethod
     def for_db(cls, db) -> "CompletionIndex":
+        """The index of ``db``, from the disk cache when it is there.
+
+        Two files: the main keys (all ``suggest`` — did-you-mean for an unknown
+        tag — needs) and the word-start and alias indexes that only ``complete``
+        uses, loaded on first use (together ~2/3 of the index)."""
         from .tagdb import _read_pickle, _write_cache, cache_dir
 
         path = cache_dir() / "index" / f"{db._hash}.complete.pkl" if db._hash and db._use_cache else None
         if path is not None:
             state = _read_pickle(path)
-            if isinstance(state, tuple) and len(state) == 4 and isinstance(state[3], dict):
+            if isinstance(state, tuple) and len(state) == 3 and state[0] == cls._STATE and isinstance(state[2], dict):
                 self = cls.__new__(cls)
-                self.db = db
-                self.main, self.words, self.aliases, self.pools = state
-                self._names = db._names
-                self._pools = {}
-                self._vocab = {}
-                self._cuts = {}
-                self._texts = {}
+                self._init_common(db)
+                _, self.main, self.pools = state
+                self._words_path = path.with_name(f"{db._hash}.complete-words.pkl")
                 return self
         self = cls(db)
         if path is not None:
-            _write_cache(path, (self.main, self.words, self.aliases, self.pools))
+            _write_cache(path.with_name(f"{db._hash}.complete-words.pkl"), (cls._STATE, self._words, self._aliases))
+            _write_cache(path, (cls._STATE, self.main, self.pools))
         return self
 
     def __init__(self, db):
-        self.db = db
-        counts = db._counts
-        names = db._names
+        self._init_common(db)
         primary = list(db._primary())
         main_idx = [i for _, i in primary]
         main_keys = [_fold(k) for k, _ in primary]
-        # every word start inside a key: after a space, "(" or "/"
+        self.main = _SortedKeys(main_keys, main_idx, db._counts)
+        self.pools = self._build_pools()
+        self._words, self._aliases = self._build_words(main_keys, main_idx)
+
+    def _init_common(self, db) -> None:
+        self.db = db
+        self._names = db._names
+        self._words: _SortedKeys | None = None
+        self._aliases: _SortedKeys | None = None
+        self._words_path = None
+        self._pools: dict[tuple, tuple[list[str], list[int]]] = {}
+        self._cuts: dict[tuple, list[str]] = {}
+        self._vocab: dict[tuple, list[tuple[str, str]]] = {}
+        self._texts: dict = {}  # insert_text per profile, backend and tag
+
+    def _build_words(self, main_keys=None, main_idx=None) -> tuple[_SortedKeys, _SortedKeys]:
+        """Word-start index (every word inside a key: after a space, "(" or "/") and alias index."""
+        db = self.db
+        counts = db._counts
+        if main_keys is None:
+            primary = list(db._primary())
+            main_idx = [i for _, i in primary]
+            main_keys = [_fold(k) for k, _ in primary]
         joined = "\n".join(main_keys)
         starts = [m.start() for m in _WORD_START.finditer(joined)]
         line_starts = [0]
@@ -160,15 +200,33 @@ class CompletionIndex:
                 alias_keys.append(fa)
                 alias_idx.append(t)
                 alias_raw.append(raw)
-        self.main = _SortedKeys(main_keys, main_idx, counts)
-        self.pools = self._build_pools()
-        self.words = _SortedKeys(word_keys, word_idx, counts)
-        self.aliases = _SortedKeys(alias_keys, alias_idx, counts, alias_raw)
-        self._names = names
-        self._pools: dict[tuple, tuple[list[str], list[int]]] = {}
-        self._cuts: dict[tuple, list[str]] = {}
-        self._vocab: dict[tuple, list[tuple[str, str]]] = {}
-        self._texts: dict = {}  # insert_text per profile, backend and tag
+        return (
+            _SortedKeys(word_keys, word_idx, counts),
+            _SortedKeys(alias_keys, alias_idx, counts, alias_raw),
+        )
+
+    def _load_words(self) -> None:
+        from .tagdb import _read_pickle, _write_cache
+
+        state = _read_pickle(self._words_path) if self._words_path is not None else None
+        if isinstance(state, tuple) and len(state) == 3 and state[0] == self._STATE:
+            _, self._words, self._aliases = state
+            return
+        self._words, self._aliases = self._build_words()
+        if self._words_path is not None:
+            _write_cache(self._words_path, (self._STATE, self._words, self._aliases))
+
+    @property
+    def words(self) -> _SortedKeys:
+        if self._words is None:
+            self._load_words()
+        return self._words  # type: ignore[return-value]
+
+    @property
+    def aliases(self) -> _SortedKeys:
+        if self._aliases is None:
+            self._load_words()
+        return self._aliases  # type: ignore[return-value]
 
     def _build_pools(self) -> dict[str, list[int]]:
         """Positions of the ``_FUZZY_POOL`` most popular keys of every wide two-letter

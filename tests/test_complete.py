@@ -155,3 +155,27 @@ def test_profile_vocabulary_completes(db):
         "score_9", "score_8_up"]
     assert db.complete("masterp", limit=3, fuzzy=False) == []  # no profile: only the tag list
     assert db.complete("very aw", limit=3, profile="noobai", categories=["general"], fuzzy=False) == []
+
+
+def test_suggest_from_cache_needs_only_the_main_index(tmp_path, monkeypatch):
+    """did-you-mean (prompt-lint's unknown-tag) loads the small main part of the cached
+    completion index; the word/alias part is read on the first complete() and rebuilt if lost."""
+    monkeypatch.setenv("PROMPTKIT_CACHE_DIR", str(tmp_path))
+    csv_path = tmp_path / "tags.csv"
+    csv_path.write_text("".join(f"{r[0]},{r[1]},{r[2]},\"{r[3] if len(r) > 3 else ''}\"\n" for r in ROWS), encoding="utf-8")
+    first = TagDB.load(csv_path)
+    want_suggest = [t.name for t in first.suggest("long hiar")]
+    want_complete = names(first.complete("hai", limit=3))
+    want_alias = names(first.complete("longha", limit=2))
+    assert want_suggest and want_complete
+    words_file = next((tmp_path / "index").glob("*.complete-words.pkl"))
+    second = TagDB.load(csv_path)
+    assert [t.name for t in second.suggest("long hiar")] == want_suggest
+    assert second._complete._words is None  # word index not loaded for suggest
+    assert names(second.complete("hai", limit=3)) == want_complete
+    assert names(second.complete("longha", limit=2)) == want_alias
+    words_file.unlink()
+    third = TagDB.load(csv_path)
+    assert [t.name for t in third.suggest("long hiar")] == want_suggest
+    assert names(third.complete("hai", limit=3)) == want_complete  # rebuilt
+    assert words_file.is_file()
