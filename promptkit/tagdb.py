@@ -68,6 +68,7 @@ _E621_CATS = {
     5: "species", 6: "invalid", 7: "meta", 8: "lore",
 }
 _INDEX_VERSION = 11
+_KEYS_AS_LIST_AFTER = 300  # look-ups on the cached key string before it is split into a list
 
 
 class TagDataError(ValueError):
@@ -533,6 +534,7 @@ class TagDB:
         self._names_blob = ""                 # "\n".join(names), kept from the cold parse for the cache
         self._alias: dict[str, object] = {}      # alias key -> idx, or tuple of idx when ambiguous
         self._fold: dict[str, int] | None = None
+        self._probes = 0
         self._complete = None
         self._hash = ""
         self._use_cache = False
@@ -719,9 +721,20 @@ class TagDB:
         n = len(self._names)
         return len(self._cats) == n == len(self._counts) == len(self._skeys) == len(self._sidx)
 
+    def _sorted_keys(self) -> Sequence[str]:
+        """The sorted keys; from the cache they start as one string (a one-shot command
+        does a few dozen look-ups) and become a list once look-ups add up (a list
+        bisects several times faster)."""
+        keys = self._skeys
+        if type(keys) is _Names:
+            self._probes += 1
+            if self._probes > _KEYS_AS_LIST_AFTER:
+                keys = self._skeys = list(keys)
+        return keys
+
     def _lookup(self, key: str) -> int | None:
         """Index of the first-loaded tag with this exact key."""
-        keys = self._skeys
+        keys = self._sorted_keys()
         p = bisect.bisect_left(keys, key)
         if p < len(keys) and keys[p] == key:
             return self._sidx[p]
@@ -729,7 +742,7 @@ class TagDB:
 
     def _same_key(self, key: str) -> list[int]:
         """Every tag index with this key (several sources), first-loaded first."""
-        keys = self._skeys
+        keys = self._sorted_keys()
         p = bisect.bisect_left(keys, key)
         out = []
         while p < len(keys) and keys[p] == key:
