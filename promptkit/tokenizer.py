@@ -37,8 +37,8 @@ byte-level characters, the same with ``</w>``, one token per merge, then the
 two specials — 49,408 ids, ``<|startoftext|>`` = 49406, ``<|endoftext|>`` =
 49407.  The kept merge lines are cached as plain text in promptkit's cache
 folder (keyed by the gz's CRC and size), and the full Rust BPE model (~50 ms
-to build) is only built once a tokenizer has seen more than a couple of
-thousand distinct words: before that each batch of new words goes to a tiny
+to build) is only built once a tokenizer has seen more than 500 distinct
+words: before that each batch of new words goes to a tiny
 BPE model holding just the merges that can fire on them (same ids and
 offsets), so a command that tokenizes one prompt starts fast.
 """
@@ -86,8 +86,10 @@ _NONSPACE = re.compile(r"\S+")
 _A1111_ASCII_PAT = re.compile(r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[a-z]+|[0-9]|[^\sa-z0-9]+")
 _OPEN_CLIP_ASCII_PAT = re.compile(r"<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[a-z]+|[0-9]|[^\sa-z0-9]+")
 _RUN_CACHE_SIZE = 1 << 16
-# words BPE-encoded with per-batch reduced models before the full model is built
-_REDUCED_MAX_WORDS = 2000
+# words BPE-encoded with per-batch reduced models (~50 µs a word) before the full
+# model (~50-100 ms to build, then ~1 µs a word) is built: a prompt or a few stay
+# on the cheap path, a long run pays at most ~25 ms extra for trying it
+_REDUCED_MAX_WORDS = 500
 _chain = chain.from_iterable
 # Text for which ftfy.fix_text is the identity and lower() keeps every offset:
 # printable ASCII and ordinary whitespace, no HTML entity start.
@@ -813,7 +815,7 @@ class ClipTokenizer:
                 self._reduced_words + len(missing) <= _REDUCED_MAX_WORDS
             ):
                 # a few words (one prompt): a model of just their merges is
-                # built in well under a millisecond; the full one takes ~50 ms
+                # built in well under a millisecond; the full one takes 50+ ms
                 self._reduced_words += len(missing)
                 tokenize = self._reduced_model([m for m, _ in mapped_all]).tokenize
             else:
