@@ -37,7 +37,7 @@ byte-level characters, the same with ``</w>``, one token per merge, then the
 two specials — 49,408 ids, ``<|startoftext|>`` = 49406, ``<|endoftext|>`` =
 49407.  The kept merge lines are cached as plain text in promptkit's cache
 folder (keyed by the gz's CRC and size), and the full Rust BPE model (~50 ms
-to build) is only built once a tokenizer has seen more than 500 distinct
+to build) is only built once a tokenizer has seen more than 256 distinct
 words: before that each batch of new words goes to a tiny
 BPE model holding just the merges that can fire on them (same ids and
 offsets), so a command that tokenizes one prompt starts fast.
@@ -88,8 +88,8 @@ _OPEN_CLIP_ASCII_PAT = re.compile(r"<start_of_text>|<end_of_text>|'s|'t|'re|'ve|
 _RUN_CACHE_SIZE = 1 << 16
 # words BPE-encoded with per-batch reduced models (~50 µs a word) before the full
 # model (~50-100 ms to build, then ~1 µs a word) is built: a prompt or a few stay
-# on the cheap path, a long run pays at most ~25 ms extra for trying it
-_REDUCED_MAX_WORDS = 500
+# on the cheap path, a long run pays at most ~15 ms extra for trying it
+_REDUCED_MAX_WORDS = 256
 _chain = chain.from_iterable
 # Text for which ftfy.fix_text is the identity and lower() keeps every offset:
 # printable ASCII and ordinary whitespace, no HTML entity start.
