@@ -138,6 +138,19 @@ def _merges_from_gz(path) -> list[str]:
     return merges
 
 
+def _cache_dir():
+    """promptkit's cache folder, as :func:`promptkit.tagdb.cache_dir` gives it (that module,
+    with its CSV/pickle machinery, is not imported just to tokenize)."""
+    from pathlib import Path
+
+    env = os.environ.get("PROMPTKIT_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("promptkit", appauthor=False))
+
+
 def _merge_lines() -> list[str]:
     """The merge lines, from promptkit's cache folder when a valid copy is there.
 
@@ -155,9 +168,7 @@ def _merge_lines() -> list[str]:
             fh.seek(-8, 2)
             key = fh.read(8).hex()
         size = path.stat().st_size
-        from .tagdb import cache_dir
-
-        cached = cache_dir() / f"clip-merges-v{_CACHE_FORMAT}-{key}-{size}.txt"
+        cached = _cache_dir() / f"clip-merges-v{_CACHE_FORMAT}-{key}-{size}.txt"
     except (OSError, ValueError, ImportError):
         return _merges_from_gz(path)
     try:

@@ -476,3 +476,14 @@ def test_merge_cache_written_and_rebuilt_when_corrupt():
     assert T._merge_lines() == lines  # invalid copy ignored and rewritten
     assert files[0].read_text(encoding="utf-8").split("\n") == lines
     assert expected == lines
+
+
+def test_tokenizer_cache_dir_is_tagdbs(monkeypatch, tmp_path):
+    from promptkit import tokenizer as T
+    from promptkit.tagdb import cache_dir
+
+    assert T._cache_dir() == cache_dir()
+    monkeypatch.setenv("PROMPTKIT_CACHE_DIR", str(tmp_path / "x"))
+    assert T._cache_dir() == cache_dir() == tmp_path / "x"
+    monkeypatch.delenv("PROMPTKIT_CACHE_DIR")
+    assert T._cache_dir() == cache_dir()
