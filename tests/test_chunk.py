@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from conftest import golden_params, load_golden, needs_shared
 from promptkit.attention import Run, weighted_runs, weighted_runs_with_diagnostics
@@ -389,6 +389,7 @@ _ANY_PROMPT = st.lists(
 
 @settings(max_examples=200, deadline=None)
 @given(_ANY_PROMPT)
+@example("1girl" * 14 + ":1.2)<|endoftext|>000\U000100000¢\U00018d1fÊ000\U00010000\U0001000000¤Ì\U00010000")
 def test_any_prompt_gives_well_formed_chunks(text):
     cl, cg = chunks_for_sdxl(text)
     assert len(cl) == len(cg) >= 1
@@ -398,5 +399,10 @@ def test_any_prompt_gives_well_formed_chunks(text):
             assert c.tokens[0] == BOS and 0 <= c.n_content <= 75
             for s in c.spans:
                 assert s is None or 0 <= s.start <= s.end <= len(text)
-    last = cl[-1]
-    assert cl.token_count == 75 * (len(cl) - 1) + (last.n_content if last.closed_by == "end" else 75)
+    # CLIP-L's own layout, then (when bigG needs more chunks) empty padding chunks
+    alone = chunks(text)
+    assert cl.token_count == alone.token_count
+    assert [c.tokens for c in cl[: len(alone)]] == [c.tokens for c in alone]
+    assert all(c.n_content == 0 for c in cl[len(alone):])
+    last = alone[-1]
+    assert alone.token_count == 75 * (len(alone) - 1) + (last.n_content if last.closed_by == "end" else 75)
