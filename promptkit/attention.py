@@ -119,6 +119,33 @@ _RE_SPECIAL = re.compile(r"(\\[()\[\]\\]|\\|\(|\[|:\s*[+-]?[.\d]+\s*\)|\)|\]|:)"
 _RE_WEIGHT_NUM = re.compile(r":\s*([+-]?[.\d]+)\s*\)")
 
 
+# ":<number>)" closer text -> its float weight (the common closers repeat a lot)
+_WEIGHT_OF: dict[str, float] = {}
+
+
+def _weight_value(sp: str, pos: int, diags: list, add_text) -> float:
+    """Weight of a ``:<number>)`` closer; a non-float number becomes text + PK106 (×1.1)."""
+    m = _RE_WEIGHT_NUM.match(sp)
+    num = m.group(1)
+    try:
+        value = float(num)
+    except ValueError:
+        diags.append(
+            Diagnostic(
+                "PK106",
+                f"weight {num!r} is not a number; A1111 aborts the generation"
+                " (ValueError); promptkit keeps it as text",
+                Span(pos + m.start(1), pos + m.end(1)),
+                name="malformed-weight",
+            )
+        )
+        add_text(sp[:-1], pos)
+        return _ROUND
+    if len(_WEIGHT_OF) < 4096:
+        _WEIGHT_OF[sp] = value
+    return value
+
+
 def _scan(text: str) -> tuple[list[Run], list[Diagnostic]]:
     # Parallel working lists: piece text, weight, source offset of its first char.
     # Every piece is a verbatim copy of the source from its offset on.
@@ -149,57 +176,50 @@ def _scan(text: str) -> tuple[list[Run], list[Diagnostic]]:
         s_append(pos + last)
 
     pos = 0
-    special = False  # re.split alternates: text, special, text, special, ...
-    for part in _RE_SPECIAL.split(text):
-        if not special:
-            special = True
-            if part:
-                if "BREAK" in part:
-                    add_text(part, pos)
-                else:
-                    t_append(part)
-                    w_append(1.0)
-                    s_append(pos)
-                pos += len(part)
-            continue
-        special = False
-        c = part[0]
-        if c == "(":
-            round_brackets.append(len(texts))
-        elif c == ")":
-            if round_brackets:
-                for p in range(round_brackets.pop(), len(weights)):
-                    weights[p] *= _ROUND
+    parts = _RE_SPECIAL.split(text)  # text, special, text, ..., text (odd length)
+    it = iter(parts)
+    weight_of = _WEIGHT_OF
+    for part, sp in zip(it, it):
+        if part:
+            if "BREAK" in part:
+                add_text(part, pos)
             else:
-                t_append(")")
+                t_append(part)
                 w_append(1.0)
                 s_append(pos)
+            pos += len(part)
+        c = sp[0]
+        if c == "(":
+            round_brackets.append(len(texts))
         elif c == ":":
-            if len(part) == 1:
+            if len(sp) == 1:
                 t_append(":")
                 w_append(1.0)
                 s_append(pos)
             elif not round_brackets:
-                add_text(part, pos)
+                add_text(sp, pos)
             else:
-                m = _RE_WEIGHT_NUM.match(part)
-                num = m.group(1)
-                try:
-                    value = float(num)
-                except ValueError:
-                    diags.append(
-                        Diagnostic(
-                            "PK106",
-                            f"weight {num!r} is not a number; A1111 aborts the generation"
-                            " (ValueError); promptkit keeps it as text",
-                            Span(pos + m.start(1), pos + m.end(1)),
-                            name="malformed-weight",
-                        )
-                    )
-                    add_text(part[:-1], pos)
-                    value = _ROUND
-                for p in range(round_brackets.pop(), len(weights)):
-                    weights[p] *= value
+                value = weight_of.get(sp)
+                if value is None:
+                    value = _weight_value(sp, pos, diags, add_text)
+                start = round_brackets.pop()
+                if start == len(weights) - 1:
+                    weights[start] *= value
+                else:
+                    for p in range(start, len(weights)):
+                        weights[p] *= value
+        elif c == ")":
+            if round_brackets:
+                start = round_brackets.pop()
+                if start == len(weights) - 1:
+                    weights[start] *= _ROUND
+                else:
+                    for p in range(start, len(weights)):
+                        weights[p] *= _ROUND
+            else:
+                t_append(")")
+                w_append(1.0)
+                s_append(pos)
         elif c == "[":
             square_brackets.append(len(texts))
         elif c == "]":
@@ -210,15 +230,23 @@ def _scan(text: str) -> tuple[list[Run], list[Diagnostic]]:
                 t_append("]")
                 w_append(1.0)
                 s_append(pos)
-        elif len(part) == 2:  # escape
-            t_append(part[1])
+        elif len(sp) == 2:  # escape
+            t_append(sp[1])
             w_append(1.0)
             s_append(pos + 1)
         else:  # lone backslash: A1111 appends an empty piece
             t_append("")
             w_append(1.0)
             s_append(pos + 1)
-        pos += len(part)
+        pos += len(sp)
+    part = parts[-1]
+    if part:
+        if "BREAK" in part:
+            add_text(part, pos)
+        else:
+            t_append(part)
+            w_append(1.0)
+            s_append(pos)
 
     for pos in round_brackets:
         for p in range(pos, len(weights)):
@@ -233,17 +261,25 @@ def _scan(text: str) -> tuple[list[Run], list[Diagnostic]]:
     # Merge neighbours of exactly equal weight (A1111 compares floats with ==),
     # recording where each stretch of the merged text came from.
     out: list[Run] = []
-    new_run = Run._make
-    cur_text = texts[0]
-    cur_w = weights[0]
-    cur_segs = [(0, srcs[0])]
-    end = srcs[0] + len(cur_text)  # source offset right after the current text
-    first = True
-    for t, w, s in zip(texts, weights, srcs):
-        if first:
-            first = False
+    append = out.append
+    new_run = tuple.__new__  # Run(...) without NamedTuple.__new__'s Python frame
+    n = len(texts)
+    i = 0
+    while i < n:
+        w = weights[i]
+        j = i + 1
+        while j < n and weights[j] == w:
+            j += 1
+        if j == i + 1:  # a lone piece: one stretch
+            append(new_run(Run, (texts[i], w, ((0, srcs[i]),))))
+            i = j
             continue
-        if w == cur_w:
+        cur_text = texts[i]
+        end = srcs[i] + len(cur_text)  # source offset right after the current text
+        cur_segs = [(0, srcs[i])]
+        for k in range(i + 1, j):
+            t = texts[k]
+            s = srcs[k]
             idx = len(cur_text)
             if cur_segs[-1][0] == idx:  # previous stretch was empty: replace it
                 cur_segs[-1] = (idx, s)
@@ -254,11 +290,6 @@ def _scan(text: str) -> tuple[list[Run], list[Diagnostic]]:
                 end = s + len(t)
             else:
                 end = s
-        else:
-            out.append(new_run((cur_text, cur_w, tuple(cur_segs))))
-            cur_text = t
-            cur_w = w
-            cur_segs = [(0, s)]
-            end = s + len(t)
-    out.append(new_run((cur_text, cur_w, tuple(cur_segs))))
+        append(new_run(Run, (cur_text, w, tuple(cur_segs))))
+        i = j
     return out, diags
