@@ -343,6 +343,8 @@ class ClipTokenizer:
         self._seg_local: dict[str, tuple[int, ...]] = {}
         self._seg_offsets: dict[str, tuple[tuple[int, int], ...]] = {}
         self._run_cache: dict[str, tuple[int, ...]] = {}
+        self._piece_cache: dict[str, tuple[int, ...]] = {}  # see _fill_pieces
+        self._last_piece_cache: dict[str, tuple[int, ...]] = {}
         self._agrees: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._ascii_pat = _OPEN_CLIP_ASCII_PAT if clean == "open_clip" else _A1111_ASCII_PAT
         self._special_words: dict[str, int] = {}
@@ -593,6 +595,9 @@ class ClipTokenizer:
         segcache = self._seg_cache
         split = self._split_re
         split_lt = self._split_lt
+        tagc = self._piece_cache
+        lastc = self._last_piece_cache
+        piece_todo: list[tuple[int, list[str], str]] = []
         for i, text in enumerate(texts):
             hit = run_cache.get(text)
             if hit is not None:
@@ -606,15 +611,31 @@ class ClipTokenizer:
             ):
                 (slow_todo if self._hf is None else hf_todo).append(i)
                 continue
-            segs = text.lower().split()
-            try:
-                ids = tuple(_chain(map(segcache.__getitem__, segs)))
-            except KeyError:
-                fast_todo.append((i, segs))
-                continue
+            low = text.lower()
+            if "<" not in low:
+                # comma-separated pieces (tags): ``piece + ", "`` tokenizes as
+                # ids(piece + ",") then the rest (whitespace ends a pre-token)
+                pieces = low.split(", ")
+                last = pieces.pop()
+                try:
+                    ids = tuple(chain(*map(tagc.__getitem__, pieces), lastc[last]))
+                except KeyError:
+                    piece_todo.append((i, pieces, last))
+                    continue
+            else:
+                segs = low.split()
+                try:
+                    ids = tuple(_chain(map(segcache.__getitem__, segs)))
+                except KeyError:
+                    fast_todo.append((i, segs))
+                    continue
             if len(run_cache) >= _RUN_CACHE_SIZE:
                 run_cache.clear()
             run_cache[text] = out[i] = ids
+        if piece_todo:
+            self._fill_pieces(piece_todo)
+            for i, pieces, last in piece_todo:
+                out[i] = self._remember(texts[i], chain(*map(tagc.__getitem__, pieces), lastc[last]))
         if hf_todo:
             encs = self._hf.encode_batch([texts[i] for i in hf_todo], add_special_tokens=False)
             for i, e in zip(hf_todo, encs):
@@ -696,6 +717,35 @@ class ClipTokenizer:
             cache.clear()
         cache[text] = ids
         return ids
+
+    def _fill_pieces(self, todo: list[tuple[int, list[str], str]]) -> None:
+        """Cache ids of comma-separated pieces of lower-cased plain ASCII text without ``<``.
+
+        ``_piece_cache[p]`` holds the ids of ``p + ","`` (``p`` followed by
+        ``", "``; the comma may join punctuation at the end of ``p`` into one
+        pre-token, so it is tokenized with ``p``), ``_last_piece_cache[p]`` the
+        ids of ``p`` alone (the text's last piece).
+        """
+        tagc, lastc, segcache = self._piece_cache, self._last_piece_cache, self._seg_cache
+        if len(tagc) >= _RUN_CACHE_SIZE:
+            tagc.clear()
+        if len(lastc) >= _RUN_CACHE_SIZE:
+            lastc.clear()
+        new_tag = {p: (p + ",").split() for _, pieces, _ in todo for p in pieces if p not in tagc}
+        new_last = {last: last.split() for _, _, last in todo if last not in lastc}
+        missing = {
+            seg: None
+            for segs in (*new_tag.values(), *new_last.values())
+            for seg in segs
+            if seg not in segcache
+        }
+        if missing:
+            self._fill_segments(list(missing))
+        get = segcache.__getitem__
+        for p, segs in new_tag.items():
+            tagc[p] = tuple(_chain(map(get, segs)))
+        for p, segs in new_last.items():
+            lastc[p] = tuple(_chain(map(get, segs)))
 
     def _fill_segments(self, segs: list[str]) -> None:
         """Cache the ids of lower-cased plain-ASCII segments (text between whitespace).
