@@ -282,6 +282,18 @@ def schedules(text: str, steps: int, *, hires_steps: int | None = None,
                                       use_old_scheduling=use_old_scheduling)[0]
 
 
+def _check_steps(steps, name: str) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int):
+        raise TypeError(f"{name} must be an int, got {steps!r}")
+    if steps < 1:
+        raise ValueError(f"{name} must be at least 1 (a sampler runs at least one step), got {steps}")
+
+
+def _check_text(text, func: str) -> None:
+    if not isinstance(text, str):
+        raise TypeError(f"{func}() needs a str prompt, got {type(text).__name__}")
+
+
 def schedules_with_diagnostics(text: str, steps: int, *, hires_steps: int | None = None,
                                use_old_scheduling: bool = False):
     """``(schedules, diagnostics)``.
@@ -292,8 +304,9 @@ def schedules_with_diagnostics(text: str, steps: int, *, hires_steps: int | None
     """
     if not isinstance(text, str):
         raise TypeError(f"schedules() needs a str prompt, got {type(text).__name__}")
-    if isinstance(steps, bool) or not isinstance(steps, int):
-        raise TypeError(f"steps must be an int, got {steps!r}")
+    _check_steps(steps, "steps")
+    if hires_steps is not None:
+        _check_steps(hires_steps, "hires_steps")
     if hires_steps is None or use_old_scheduling:
         int_offset, flt_offset, total = 0, 0.0, steps
     else:
@@ -464,6 +477,7 @@ def split_and(text: str) -> list[tuple[str, float]]:
     of each part is its weight (also without any AND: ``"x, rating:0"`` →
     ``[("x, rating", 0.0)]``); trailing whitespace goes, leading stays.
     """
+    _check_text(text, "split_and")
     out = []
     for part in _RE_AND.split(text):
         m = _RE_WEIGHT.search(part)
@@ -488,6 +502,7 @@ def strip_comments(text: str) -> str:
     A line starting with ``#`` is removed; ``#…`` elsewhere is cut to the end
     of its line (keeping the line break).
     """
+    _check_text(text, "strip_comments")
     if "#" not in text:
         return text
     text = _RE_COMMENT_LINE.sub("\n", text)
@@ -503,6 +518,7 @@ def extract_extra_networks(text: str) -> tuple[str, dict[str, list[list[str]]]]:
     Every ``<kind:arg:arg…>`` is removed (unknown kinds too); what surrounds it
     stays (``a, <lora:x:1>, b`` → ``a, , b``).
     """
+    _check_text(text, "extract_extra_networks")
     found: dict[str, list[list[str]]] = defaultdict(list)
 
     def take(m):
@@ -549,6 +565,7 @@ def process_prompt(text: str, steps: int, *, comments: bool = True) -> Processed
 
     Each sub-prompt carries its weight and its own schedule.
     """
+    _check_text(text, "process_prompt")
     after_comments = strip_comments(text) if comments else text
     after_en, nets = extract_extra_networks(after_comments)
     subs = []
@@ -566,6 +583,7 @@ def process_negative_prompt(text: str, steps: int, *, comments: bool = True) -> 
     ``sdxl_zeroed``: every scheduled text is exactly ``""``, so A1111 zeroes
     the SDXL cross-attention and pooled conditioning.
     """
+    _check_text(text, "process_negative_prompt")
     after_comments = strip_comments(text) if comments else text
     sched, diags = schedules_with_diagnostics(after_comments, steps)
     zeroed = all(t == "" for _, t in sched)

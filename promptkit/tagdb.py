@@ -863,6 +863,8 @@ class TagDB:
         return Tag(self._names[i], CATEGORIES[self._cats[i]], self._counts[i], al, self._source_names[self._srcs[i]])
 
     def _index(self, name: str) -> int | None:
+        if name.__class__ is not str and not isinstance(name, str):
+            raise TypeError(f"a tag name must be a str, got {type(name).__name__}")
         k = tag_key(name)
         i = self._lookup(k)
         if i is None and "\\" in name:
@@ -966,10 +968,14 @@ class TagDB:
     ) -> list[Suggestion]:
         """Autocomplete ``query``: exact, prefix, word-start, then alias hits (each by post
         count), then a fuzzy fallback when there are fewer than ``limit``."""
+        if not isinstance(query, str):
+            raise TypeError(f"complete() needs a str query, got {type(query).__name__}")
         return self._completer().complete(query, limit, categories, profile, backend, fuzzy)
 
     def suggest(self, name: str, limit: int = 3) -> list[Tag]:
         """Close known tags for an unknown ``name`` (alias targets first, then fuzzy matches)."""
+        if not isinstance(name, str):
+            raise TypeError(f"suggest() needs a str tag name, got {type(name).__name__}")
         return self._completer().suggest(name, limit)
 
 

@@ -257,6 +257,10 @@ def _parse(tree_or_text):
         from .syntax import parse
 
         return parse(tree_or_text)
+    from .syntax import Prompt
+
+    if not isinstance(tree_or_text, Prompt):
+        raise TypeError(f"expected a prompt string or a parsed Prompt, got {type(tree_or_text).__name__}")
     return tree_or_text
 
 
@@ -479,8 +483,8 @@ def normalize(
     # ``karin_(blue_archive)kantoku`` leaves ``karin (blue archive)`` at the end),
     # so passes repeat until the text is stable; almost always the second
     # pass only confirms the first.
-    text = prompt if isinstance(prompt, str) else prompt.source
     tree = _parse(prompt)
+    text = prompt if isinstance(prompt, str) else prompt.source
     for _ in range(8):
         out = _normalize_once(tree, db, prof, backend, isolate_artists)
         if out == text:

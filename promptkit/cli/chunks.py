@@ -48,8 +48,16 @@ def _read_prompts(args) -> list[tuple[str, str]]:
     if args.file is not None and args.prompt not in (None, "-"):
         raise ValueError("give the prompt either as an argument or with -f, not both")
     if args.file is not None:
-        with open(args.file, encoding="utf-8") as fh:
-            text, source = fh.read(), args.file
+        try:
+            with open(args.file, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            raise ValueError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+        try:
+            text, source = data.decode("utf-8"), args.file
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise ValueError(f"{args.file}:{line}: not UTF-8 text (byte offset {exc.start})") from None
     elif args.prompt is not None and args.prompt != "-":
         if args.lines:
             raise ValueError("--lines needs -f FILE or standard input")
@@ -58,6 +66,8 @@ def _read_prompts(args) -> list[tuple[str, str]]:
         if args.prompt is None and sys.stdin.isatty():
             raise ValueError("no prompt given (pass it as an argument, with -f FILE, or on standard input)")
         text, source = sys.stdin.read(), "<stdin>"
+        if args.prompt is None and not text:
+            raise ValueError("standard input was empty: no prompt to chunk (pass '-' to chunk an empty prompt)")
     if args.lines:
         return [(f"{source}:{i}", line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
     if text.endswith("\n"):

@@ -23,6 +23,9 @@ def run(args) -> int:
     from promptkit.profiles import ProfileError
     from promptkit.tagdb import TagDataError, TagDB
 
+    if args.limit < 1:
+        print(f"promptkit complete: error: --limit must be at least 1, got {args.limit}", file=sys.stderr)
+        return 2
     try:
         db = TagDB.load(args.tags) if args.tags else TagDB.load()
         hits = db.complete(args.query, limit=args.limit, categories=args.categories, profile=args.profile,

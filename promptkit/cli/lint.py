@@ -55,6 +55,12 @@ def _err(msg: str) -> int:
     return 2
 
 
+def _looks_like_path(item: str) -> bool:
+    """An argument written as a path (``/x``, ``./x``, ``../x``, ``~/x``, ``x/``) is
+    never linted as prompt text: a mistyped file name gets "file not found"."""
+    return item.startswith(("/", "./", "../", "~/")) or item.endswith("/")
+
+
 def _gather(args, cfg):
     from promptkit.lint.inputs import InputError, Source, from_text, read_path
 
@@ -82,7 +88,7 @@ def _gather(args, cfg):
                 raise InputError(f"{p}: no prompt files (.txt .json .jsonl .png) in this folder")
             for f in files:
                 sources.extend(read_path(str(f), lines=args.lines))
-        elif p.suffix.lower() in _SUFFIXES and "," not in item and "\n" not in item:
+        elif (p.suffix.lower() in _SUFFIXES or _looks_like_path(item)) and "," not in item and "\n" not in item:
             raise InputError(f"{item}: file not found")
         else:
             sources.append(Source("<prompt>", item, args.negative))

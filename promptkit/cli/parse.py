@@ -50,12 +50,14 @@ def _read(args) -> tuple[str, str]:
         if args.prompt not in (None,):
             raise _UsageError("give the prompt either as an argument or with --file, not both")
         try:
-            with open(args.file, encoding="utf-8") as fh:
-                text = fh.read()
+            with open(args.file, "rb") as fh:
+                data = fh.read()
+            text = data.decode("utf-8")
         except OSError as exc:
             raise _UsageError(f"cannot read {args.file}: {exc.strerror or exc}") from None
         except UnicodeDecodeError as exc:
-            raise _UsageError(f"{args.file}: not UTF-8 text (byte offset {exc.start})") from None
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise _UsageError(f"{args.file}:{line}: not UTF-8 text (byte offset {exc.start})") from None
         if text.endswith("\n"):
             text = text[:-1]
         return text, args.file
@@ -63,6 +65,8 @@ def _read(args) -> tuple[str, str]:
         if args.prompt is None and sys.stdin.isatty():
             raise _UsageError("no prompt given (pass it as an argument, with --file, or on standard input)")
         text = sys.stdin.read()
+        if args.prompt is None and not text:
+            raise _UsageError("standard input was empty: no prompt to parse (pass '-' to parse an empty prompt)")
         if text.endswith("\n"):
             text = text[:-1]
         return text, "<stdin>"

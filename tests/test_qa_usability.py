@@ -1,0 +1,126 @@
+"""First-time-user checks: bad input gives a clear one-line error (exit 2, no
+traceback) and the public API rejects wrong types with TypeError/ValueError."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import pytest
+
+import promptkit
+from promptkit.cli import main
+
+
+def _cli(argv, capsys, monkeypatch, stdin=""):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ----------------------------------------------------------------- CLI: files and stdin
+
+
+@pytest.mark.parametrize("cmd", ["parse", "chunks"])
+def test_missing_file_and_directory(cmd, tmp_path, capsys, monkeypatch):
+    code, _, err = _cli([cmd, "-f", str(tmp_path / "nope.txt")], capsys, monkeypatch)
+    assert code == 2 and "cannot read" in err and "No such file" in err and "Errno" not in err
+    code, _, err = _cli([cmd, "-f", str(tmp_path)], capsys, monkeypatch)
+    assert code == 2 and "Is a directory" in err and "Errno" not in err
+
+
+@pytest.mark.parametrize("cmd", ["parse", "chunks"])
+def test_invalid_utf8_file_names_line(cmd, tmp_path, capsys, monkeypatch):
+    f = tmp_path / "bin.txt"
+    f.write_bytes(b"1girl\nsolo \xff\n")
+    code, _, err = _cli([cmd, "-f", str(f)], capsys, monkeypatch)
+    assert code == 2
+    assert f"{f}:2: not UTF-8 text (byte offset 11)" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("cmd", ["parse", "chunks"])
+def test_empty_stdin_is_an_error_but_dash_is_an_empty_prompt(cmd, capsys, monkeypatch):
+    code, _, err = _cli([cmd], capsys, monkeypatch, stdin="")
+    assert code == 2 and "standard input was empty" in err
+    code, out, _ = _cli([cmd, "-"], capsys, monkeypatch, stdin="")
+    assert code == 0 and out
+
+
+@pytest.mark.parametrize("arg", ["/no/such/prompts.d", "./missing", "../missing", "missing_dir/"])
+def test_lint_path_like_argument_that_does_not_exist(arg, capsys, monkeypatch):
+    code, _, err = _cli(["lint", arg], capsys, monkeypatch)
+    assert code == 2
+    assert f"{arg}: file not found" in err
+
+
+def test_lint_prompt_with_slash_is_still_a_prompt(capsys, monkeypatch):
+    code, _, err = _cli(["lint", "--select", "PK1", "fate/stay night"], capsys, monkeypatch)
+    assert code == 0, err
+
+
+def test_complete_limit_must_be_positive(capsys, monkeypatch):
+    code, _, err = _cli(["complete", "-n", "0", "blue"], capsys, monkeypatch)
+    assert code == 2 and "--limit must be at least 1" in err
+
+
+def test_no_traceback_in_a_real_process(tmp_path):
+    f = tmp_path / "bad.txt"
+    f.write_bytes(b"\xff\xfe")
+    r = subprocess.run([sys.executable, "-m", "promptkit", "chunks", "-f", str(f)],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and "not UTF-8" in r.stderr
+
+
+# ----------------------------------------------------------------- Python API
+
+
+@pytest.mark.parametrize(
+    "call, exc, words",
+    [
+        (lambda: promptkit.schedules("a", steps=0), ValueError, "steps must be at least 1"),
+        (lambda: promptkit.schedules("a", 20, hires_steps=0), ValueError, "hires_steps must be at least 1"),
+        (lambda: promptkit.process_prompt("a", 0), ValueError, "steps must be at least 1"),
+        (lambda: promptkit.split_and(None), TypeError, "split_and() needs a str"),
+        (lambda: promptkit.process_prompt(None, 20), TypeError, "process_prompt() needs a str"),
+        (lambda: promptkit.process_negative_prompt(3, 20), TypeError, "process_negative_prompt() needs a str"),
+        (lambda: promptkit.normalize(None), TypeError, "prompt string or a parsed Prompt"),
+        (lambda: promptkit.TagDB.load().get(None), TypeError, "tag name must be a str"),
+        (lambda: promptkit.TagDB.load().complete(None), TypeError, "complete() needs a str"),
+        (lambda: promptkit.TagDB.load().suggest(5), TypeError, "suggest() needs a str"),
+        (lambda: promptkit.parse(None), TypeError, "str"),
+        (lambda: promptkit.chunks(123), TypeError, "int"),
+        (lambda: promptkit.TagDB.load("/nonexistent"), ValueError, "/nonexistent"),
+        (lambda: promptkit.load_profile("nope"), ValueError, "unknown profile 'nope'"),
+    ],
+)
+def test_api_bad_input(call, exc, words):
+    with pytest.raises(exc) as info:
+        call()
+    assert words in str(info.value)
+
+
+def test_schedules_steps_one_still_works():
+    assert promptkit.schedules("[a:b:0.5]", 1) == [(1, "b")]
+
+
+# ----------------------------------------------------------------- import order
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import promptkit.lint, promptkit; assert promptkit.lint('1girl') == []",
+        "import promptkit.tags, promptkit; assert promptkit.normalize('a_b') == 'a b'",
+        "import promptkit.lint.config, promptkit; assert promptkit.fix('a_b').text == 'a b'",
+        "import promptkit; promptkit.lint; import promptkit.lint; assert promptkit.lint('1girl') == []",
+        "import promptkit.chunk, promptkit.syntax, promptkit; assert len(promptkit.chunks('a')) == 1;"
+        " assert promptkit.format(promptkit.parse('(a:1.2)')) == '(a:1.2)'",
+    ],
+)
+def test_public_functions_work_in_any_import_order(code):
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
