@@ -60,18 +60,40 @@ class _SpanSource:
     chunking itself never pays for them.
     """
 
-    __slots__ = ("runs", "tokenizer", "_offs", "flat_starts", "flat_runs")
+    __slots__ = ("runs", "tokenizer", "_offs", "encoded", "flat_starts", "flat_runs")
 
-    def __init__(self, runs: Sequence[Run], tokenizer):
+    def __init__(self, runs: Sequence[Run], tokenizer, encoded: Sequence[Sequence[int]] | None = None):
         self.runs = runs
         self.tokenizer = tokenizer
         self._offs: dict[int, list[tuple[int, int]]] = {}
-        # for chunks cut from the flat token list: where each run's tokens start
-        self.flat_starts: list[int] = []
+        # for chunks cut from the flat token list (the ids of the non-BREAK
+        # runs laid end to end): where each run's tokens start, computed on
+        # the first ``spans`` read
+        self.encoded = encoded
+        self.flat_starts: list[int] | None = None
         self.flat_runs: list[int] = []
+
+    def _flat_index(self) -> None:
+        starts: list[int] = []
+        kruns = self.flat_runs
+        n = 0
+        j = 0
+        encoded = self.encoded
+        for k, run in enumerate(self.runs):
+            if run.weight == -1 and run.text == "BREAK":
+                continue
+            ids = encoded[j]
+            j += 1
+            if ids:
+                starts.append(n)
+                kruns.append(k)
+                n += len(ids)
+        self.flat_starts = starts
 
     def flat_pieces(self, lo: int, hi: int) -> list[tuple[int, int, int, int]]:
         """Flat token range -> (run index, first token, end token, n) pieces."""
+        if self.flat_starts is None:
+            self._flat_index()
         starts, kruns = self.flat_starts, self.flat_runs
         i = bisect_right(starts, lo) - 1
         out = []
@@ -147,7 +169,7 @@ class ChunkList(list):
     def __init__(self, items: Iterable[Chunk] = (), token_count: int = 0, runs: Sequence[Run] = ()):
         super().__init__(items)
         self.token_count = token_count
-        self.runs = list(runs)
+        self.runs = runs if type(runs) is list else list(runs)
 
     @property
     def target_token_count(self) -> int:
@@ -347,25 +369,21 @@ def _build_flat(runs: Sequence[Run], encoded: Sequence[Sequence[int]], tokenizer
     final ``backtrack`` tokens (a comma further back is too far anyway).
     """
     bos, eos, comma = tokenizer.bos_id, tokenizer.eos_id, tokenizer.comma_id
-    src = _SpanSource(runs, tokenizer)
+    src = _SpanSource(runs, tokenizer, encoded)
     flat: list[int] = []
     wts: list[float] = []
     segments: list[tuple[int, int, bool]] = []  # (start, end, closed by BREAK)
     seg_start = 0
     j = 0
-    starts, kruns = src.flat_starts, src.flat_runs
-    for k, (text, weight, _) in enumerate(runs):
+    for text, weight, _ in runs:
         if weight == -1 and text == "BREAK":
             segments.append((seg_start, len(flat), True))
             seg_start = len(flat)
             continue
         ids = encoded[j]
         j += 1
-        if ids:
-            starts.append(len(flat))
-            kruns.append(k)
-            flat += ids
-            wts += [weight] * len(ids)
+        flat += ids
+        wts += [weight] * len(ids)
     segments.append((seg_start, len(flat), False))
 
     out: list[Chunk] = []
