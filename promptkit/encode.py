@@ -296,6 +296,15 @@ class SDXLEncoder:
             tokenizer_2, text_encoder_2 = pipe.tokenizer_2, pipe.text_encoder_2
         else:
             tokenizer = pipe_or_tokenizer
+            if all(x is None for x in (text_encoder, tokenizer_2, text_encoder_2)) and not _is_clip_tokenizer(tokenizer):
+                what = "nothing" if tokenizer is None else _describe(tokenizer)
+                extra = ""
+                if tokenizer is not None and hasattr(tokenizer, "text_encoder"):
+                    extra = " (this pipeline has no second text encoder — is it an SDXL pipeline?)"
+                raise TypeError(
+                    f"SDXLEncoder needs a diffusers SDXL pipeline (with tokenizer, text_encoder, tokenizer_2 and "
+                    f"text_encoder_2) or those four components, got {what}{extra}"
+                )
         parts = dict(tokenizer=tokenizer, text_encoder=text_encoder, tokenizer_2=tokenizer_2,
                      text_encoder_2=text_encoder_2)
         missing = [k for k, v in parts.items() if v is None]

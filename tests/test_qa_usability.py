@@ -124,3 +124,19 @@ def test_schedules_steps_one_still_works():
 def test_public_functions_work_in_any_import_order(code):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("arg", [object(), None, {}])
+def test_sdxl_encoder_rejects_a_non_pipeline_with_a_clear_message(arg):
+    pytest.importorskip("torch")
+    with pytest.raises(TypeError, match=r"needs a diffusers SDXL pipeline .* or those four components, got "):
+        promptkit.SDXLEncoder(arg)
+
+
+def test_sdxl_encoder_names_a_non_sdxl_pipeline():
+    pytest.importorskip("torch")
+    import types
+
+    sd15 = types.SimpleNamespace(tokenizer=object(), text_encoder=object())
+    with pytest.raises(TypeError, match="is it an SDXL pipeline"):
+        promptkit.SDXLEncoder(sd15)
