@@ -92,7 +92,10 @@ def weighted_runs(text_or_tree) -> list[Run]:
     Never raises; see :func:`weighted_runs_with_diagnostics` for the inputs on
     which A1111 itself raises.
     """
-    return weighted_runs_with_diagnostics(text_or_tree)[0]
+    text = text_or_tree if isinstance(text_or_tree, str) else _source_of(text_or_tree)
+    if _SPECIAL.search(text) is None and "BREAK" not in text and ":" not in text:
+        return [Run(text, 1.0, ((0, 0),))]
+    return _scan(text)[0]
 
 
 def weighted_runs_with_diagnostics(text_or_tree) -> tuple[list[Run], list[Diagnostic]]:
@@ -123,7 +126,24 @@ _RE_WEIGHT_NUM = re.compile(r":\s*([+-]?[.\d]+)\s*\)")
 _WEIGHT_OF: dict[str, float] = {}
 
 
-def _weight_value(sp: str, pos: int, diags: list, add_text) -> float:
+def _add_text(piece: str, pos: int, texts: list, weights: list, srcs: list) -> None:
+    """A plain-text token, split at BREAK as A1111 does (empty parts kept)."""
+    last = 0
+    for m in _RE_BREAK.finditer(piece):
+        texts.append(piece[last : m.start()])
+        weights.append(1.0)
+        srcs.append(pos + last)
+        word = _RE_BREAK_WORD.search(piece, m.start(), m.end())
+        texts.append(BREAK)
+        weights.append(-1)
+        srcs.append(pos + word.start())
+        last = m.end()
+    texts.append(piece[last:])
+    weights.append(1.0)
+    srcs.append(pos + last)
+
+
+def _weight_value(sp: str, pos: int, diags: list, texts: list, weights: list, srcs: list) -> float:
     """Weight of a ``:<number>)`` closer; a non-float number becomes text + PK106 (×1.1)."""
     m = _RE_WEIGHT_NUM.match(sp)
     num = m.group(1)
@@ -139,7 +159,7 @@ def _weight_value(sp: str, pos: int, diags: list, add_text) -> float:
                 name="malformed-weight",
             )
         )
-        add_text(sp[:-1], pos)
+        _add_text(sp[:-1], pos, texts, weights, srcs)
         return _ROUND
     if len(_WEIGHT_OF) < 4096:
         _WEIGHT_OF[sp] = value
@@ -159,22 +179,6 @@ def _scan(text: str) -> tuple[list[Run], list[Diagnostic]]:
     w_append = weights.append
     s_append = srcs.append
 
-    def add_text(piece: str, pos: int) -> None:
-        # BREAK splitting of a plain-text token, keeping empty parts (A1111).
-        last = 0
-        for m in _RE_BREAK.finditer(piece):
-            t_append(piece[last : m.start()])
-            w_append(1.0)
-            s_append(pos + last)
-            word = _RE_BREAK_WORD.search(piece, m.start(), m.end())
-            t_append(BREAK)
-            w_append(-1)
-            s_append(pos + word.start())
-            last = m.end()
-        t_append(piece[last:])
-        w_append(1.0)
-        s_append(pos + last)
-
     pos = 0
     parts = _RE_SPECIAL.split(text)  # text, special, text, ..., text (odd length)
     it = iter(parts)
@@ -182,7 +186,7 @@ def _scan(text: str) -> tuple[list[Run], list[Diagnostic]]:
     for part, sp in zip(it, it):
         if part:
             if "BREAK" in part:
-                add_text(part, pos)
+                _add_text(part, pos, texts, weights, srcs)
             else:
                 t_append(part)
                 w_append(1.0)
@@ -197,11 +201,11 @@ def _scan(text: str) -> tuple[list[Run], list[Diagnostic]]:
                 w_append(1.0)
                 s_append(pos)
             elif not round_brackets:
-                add_text(sp, pos)
+                _add_text(sp, pos, texts, weights, srcs)
             else:
                 value = weight_of.get(sp)
                 if value is None:
-                    value = _weight_value(sp, pos, diags, add_text)
+                    value = _weight_value(sp, pos, diags, texts, weights, srcs)
                 start = round_brackets.pop()
                 if start == len(weights) - 1:
                     weights[start] *= value
@@ -242,7 +246,7 @@ def _scan(text: str) -> tuple[list[Run], list[Diagnostic]]:
     part = parts[-1]
     if part:
         if "BREAK" in part:
-            add_text(part, pos)
+            _add_text(part, pos, texts, weights, srcs)
         else:
             t_append(part)
             w_append(1.0)

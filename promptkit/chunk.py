@@ -490,8 +490,15 @@ def chunks(
         _check_tokenizer(tokenizer, "tokenizer")
     if comma_backtrack.__class__ is not int or not 0 <= comma_backtrack <= 74:
         _check_backtrack(comma_backtrack)
-    runs = weighted_runs(text_or_runs) if isinstance(text_or_runs, str) else _as_runs(text_or_runs)
-    encoded = tokenizer._ids_batch([t for t, w, _ in runs if not (w == -1 and t == "BREAK")])
+    if isinstance(text_or_runs, str):
+        runs = weighted_runs(text_or_runs)
+        if "BREAK" not in text_or_runs:  # no BREAK marker among the runs
+            encoded = tokenizer._ids_batch([r[0] for r in runs])
+        else:
+            encoded = tokenizer._ids_batch([t for t, w, _ in runs if not (w == -1 and t == "BREAK")])
+    else:
+        runs = _as_runs(text_or_runs)
+        encoded = tokenizer._ids_batch([t for t, w, _ in runs if not (w == -1 and t == "BREAK")])
     if embeddings or tokenizer.added_groups:
         cl = _build(runs, encoded, tokenizer, comma_backtrack, _embedding_lookup(tokenizer, embeddings))
     else:
