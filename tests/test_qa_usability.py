@@ -140,3 +140,49 @@ def test_sdxl_encoder_names_a_non_sdxl_pipeline():
     sd15 = types.SimpleNamespace(tokenizer=object(), text_encoder=object())
     with pytest.raises(TypeError, match="is it an SDXL pipeline"):
         promptkit.SDXLEncoder(sd15)
+
+
+def test_lint_config_not_utf8_names_file_and_line(tmp_path, capsys, monkeypatch):
+    cfg = tmp_path / "pyproject.toml"
+    cfg.write_bytes(b'[tool.promptkit.lint]\nselect = ["PK1"]\n\xff\n')
+    code, _, err = _cli(["lint", "--config", str(cfg), "--prompt", "a"], capsys, monkeypatch)
+    assert code == 2 and f"{cfg}:3: not UTF-8 text" in err
+    # found by the upward search too, never a traceback
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _cli(["lint", "--prompt", "a"], capsys, monkeypatch)
+    assert code == 2 and "not UTF-8 text" in err
+
+
+def test_undecodable_foreign_pyproject_is_skipped(tmp_path, capsys, monkeypatch):
+    (tmp_path / "pyproject.toml").write_bytes(b"\xff\xfe not ours")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _cli(["lint", "--isolated", "--select", "PK1", "--prompt", "1girl"], capsys, monkeypatch)
+    assert code == 0, err
+    from promptkit.lint.config import find_config
+
+    assert find_config(tmp_path) is None
+
+
+def test_normalize_empty_stdin(capsys, monkeypatch):
+    code, _, err = _cli(["normalize"], capsys, monkeypatch, stdin="")
+    assert code == 2 and "standard input was empty" in err
+
+
+def test_tags_download_timeout_must_be_positive(capsys, monkeypatch):
+    code, _, err = _cli(["tags", "download", "--timeout", "0", "--url", "http://127.0.0.1:9/x"], capsys, monkeypatch)
+    assert code == 2 and "--timeout must be a positive number" in err
+
+
+def test_help_texts(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "promptkit COMMAND --help" in out and "Exit status" in out and "prompt-lint" in out
+    for cmd in ("normalize", "complete", "tags"):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        out = capsys.readouterr().out
+        assert "usage:" in out and len(out.split("\n\n")[1]) > 40, f"{cmd} --help has no description"
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"promptkit {promptkit.__version__}"

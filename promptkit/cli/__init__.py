@@ -22,6 +22,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="promptkit",
         description="A1111-exact prompt tools for SDXL anime models: parse, chunk, normalize, complete, lint.",
+        epilog=(
+            "Run 'promptkit COMMAND --help' for a command's options. 'prompt-lint ARGS' is 'promptkit lint ARGS'. "
+            "Exit status: 0 fine, 1 problems found, 2 usage or data error. "
+            "PROMPTKIT_TAGS=/path/to/danbooru.csv picks the tag list (see 'promptkit tags info')."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"promptkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -7,11 +7,20 @@ import sys
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("complete", help="autocomplete a Danbooru tag")
+    p = subparsers.add_parser(
+        "complete",
+        help="autocomplete a Danbooru tag",
+        description=(
+            "Autocomplete a tag: exact, prefix, word-start and alias matches by post count, then fuzzy "
+            "matches. Prints the text to insert, the category and the post count. Exit status: 0 matches, "
+            "1 no match, 2 usage or data error."
+        ),
+    )
     p.add_argument("query", help="what was typed so far (spaces, underscores and dashes are equivalent)")
     p.add_argument("-n", "--limit", type=int, default=10, help="number of suggestions (default 10)")
     p.add_argument("--profile", help="model profile for the inserted text (rouwei, illustrious, …)")
-    p.add_argument("--backend", choices=("a1111", "comfy", "diffusers"), default="a1111")
+    p.add_argument("--backend", choices=("a1111", "comfy", "diffusers"), default="a1111",
+                   help="escape the inserted text for this UI's parser (default a1111)")
     p.add_argument("--category", action="append", dest="categories",
                    help="only this category (general, artist, copyright, character, meta; repeatable)")
     p.add_argument("--tags", action="append", help="tag CSV file(s) instead of the default list")

@@ -6,14 +6,25 @@ import sys
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("normalize", help="normalize the Danbooru tags of a prompt for a model profile")
+    p = subparsers.add_parser(
+        "normalize",
+        help="normalize the Danbooru tags of a prompt for a model profile",
+        description=(
+            "Rewrite the tags of a prompt the way a model family expects: aliases to canonical tags, "
+            "underscores to spaces, A1111 escapes, the profile's artist prefix, duplicates removed. "
+            "Uses the tag list chosen by PROMPTKIT_TAGS / the config / 'promptkit tags download' "
+            "(see 'promptkit tags info'). Exit status: 0 fine, 2 usage or data error."
+        ),
+    )
     p.add_argument("prompt", nargs="?", help="the prompt (reads stdin when omitted or '-')")
     p.add_argument("--profile", help="model profile: rouwei, illustrious, noobai, animagine, pony, … or a .toml path")
-    p.add_argument("--backend", choices=("a1111", "comfy", "diffusers"), default="a1111")
+    p.add_argument("--backend", choices=("a1111", "comfy", "diffusers"), default="a1111",
+                   help="escape brackets for this UI's parser (default a1111)")
     iso = p.add_mutually_exclusive_group()
     iso.add_argument("--isolate-artists", dest="isolate", action="store_true", default=None,
                      help="move artist/style/quality tags into their own chunk (default: the profile's setting)")
-    iso.add_argument("--no-isolate-artists", dest="isolate", action="store_false")
+    iso.add_argument("--no-isolate-artists", dest="isolate", action="store_false",
+                     help="keep artist tags where they are")
     p.add_argument("--tags", action="append", help="tag CSV file(s) instead of the default list")
     p.set_defaults(func=run)
 
@@ -26,6 +37,9 @@ def run(args) -> int:
     text = args.prompt
     if text is None or text == "-":
         text = sys.stdin.read()
+        if args.prompt is None and not text:
+            print("promptkit normalize: error: standard input was empty: no prompt to normalize", file=sys.stderr)
+            return 2
         if text.endswith("\n"):
             text = text[:-1]
     try:

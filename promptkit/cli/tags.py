@@ -6,10 +6,16 @@ import sys
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("tags", help="download the full tag list / show which tag list is in use")
+    p = subparsers.add_parser(
+        "tags",
+        help="download the full tag list / show which tag list is in use",
+        description="Manage the Danbooru/e621 tag list: 'download' fetches it into the user cache, "
+        "'info' shows which list TagDB.load() uses.",
+    )
     sub = p.add_subparsers(dest="tags_command", metavar="ACTION")
     d = sub.add_parser("download", help="download the tagcomplete CSV into the user cache (HTTPS)")
-    d.add_argument("--source", choices=("danbooru", "e621"), default="danbooru")
+    d.add_argument("--source", choices=("danbooru", "e621"), default="danbooru",
+                   help="which list to download (default danbooru)")
     d.add_argument("--url", help="download from this URL instead of the tagcomplete repository")
     d.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default 60)")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -22,6 +28,10 @@ def register(subparsers) -> None:
 def run_download(args) -> int:
     from promptkit.tagfetch import DownloadError, download_tags
 
+    if not args.timeout > 0:
+        print(f"promptkit tags download: error: --timeout must be a positive number of seconds, got {args.timeout}",
+              file=sys.stderr)
+        return 2
     try:
         res = download_tags(
             args.source, args.url, progress=False if args.no_progress else None, timeout=args.timeout

@@ -80,7 +80,7 @@ def find_config(start: Path | None = None) -> Path | None:
             try:
                 with candidate.open("rb") as fh:
                     data = _toml.load(fh)
-            except (OSError, _toml.TOMLDecodeError):
+            except (OSError, UnicodeDecodeError, _toml.TOMLDecodeError):
                 # a broken pyproject that is ours is reported by load_config
                 if b"[tool.promptkit" in candidate.read_bytes():
                     return candidate
@@ -107,8 +107,11 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
     if cfg_path is None:
         return LintConfig()
     try:
-        with cfg_path.open("rb") as fh:
-            data = _toml.load(fh)
+        raw = cfg_path.read_bytes()
+        data = _toml.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{cfg_path}:{line}: not UTF-8 text (byte offset {exc.start})") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {cfg_path}: {exc.strerror or exc}") from None
     except _toml.TOMLDecodeError as exc:
