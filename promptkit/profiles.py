@@ -189,6 +189,18 @@ _KNOWN_TOP = {
 }
 
 
+def _str_value(value, where: str) -> str:
+    if not isinstance(value, str):
+        raise ProfileError(f"{where} must be a string, got {value!r}")
+    return value
+
+
+def _bool_value(value, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ProfileError(f"{where} must be true or false, got {value!r}")
+    return value
+
+
 def _from_toml(data: dict, path: Path) -> Profile:
     where = str(path)
     unknown = set(data) - _KNOWN_TOP
@@ -211,34 +223,34 @@ def _from_toml(data: dict, path: Path) -> Profile:
         raise ProfileError(f"{where}: generation.resolutions must be a list of [width, height]") from None
     try:
         return Profile(
-            name=str(data["name"]),
-            family=str(data.get("family", data["name"])),
-            description=str(data.get("description", "")),
-            base=str(data.get("base", "sdxl")),
+            name=_str_value(data["name"], f"{where}: name"),
+            family=_str_value(data.get("family", data["name"]), f"{where}: family"),
+            description=_str_value(data.get("description", ""), f"{where}: description"),
+            base=_str_value(data.get("base", "sdxl"), f"{where}: base"),
             aliases=_str_tuple(data.get("aliases"), f"{where}: aliases"),
             tag_format=tag_format,
-            artist_prefix=str(data.get("artist_prefix", "")),
-            isolate_artists=bool(data.get("isolate_artists", False)),
-            understands_e621=bool(data.get("understands_e621", False)),
-            data_cutoff=str(data.get("data_cutoff", "")),
+            artist_prefix=_str_value(data.get("artist_prefix", ""), f"{where}: artist_prefix"),
+            isolate_artists=_bool_value(data.get("isolate_artists", False), f"{where}: isolate_artists"),
+            understands_e621=_bool_value(data.get("understands_e621", False), f"{where}: understands_e621"),
+            data_cutoff=_str_value(data.get("data_cutoff", ""), f"{where}: data_cutoff"),
             quality_positive=_str_tuple(q.get("positive"), f"{where}: quality.positive"),
             quality_negative=_str_tuple(q.get("negative"), f"{where}: quality.negative"),
-            quality_strict=bool(q.get("strict", False)),
+            quality_strict=_bool_value(q.get("strict", False), f"{where}: quality.strict"),
             score_chain=_str_tuple(q.get("score_chain"), f"{where}: quality.score_chain"),
             rating_tags=_str_tuple(v.get("rating"), f"{where}: vocabulary.rating"),
             date_tags=_str_tuple(v.get("date"), f"{where}: vocabulary.date"),
-            date_year=bool(v.get("date_year", False)),
+            date_year=_bool_value(v.get("date_year", False), f"{where}: vocabulary.date_year"),
             aesthetic_tags=_str_tuple(v.get("aesthetic"), f"{where}: vocabulary.aesthetic"),
             style_tags=_str_tuple(v.get("style"), f"{where}: vocabulary.style"),
             brightness_tags=_str_tuple(v.get("brightness"), f"{where}: vocabulary.brightness"),
             special_tags=_str_tuple(v.get("special"), f"{where}: vocabulary.special"),
             removed_meta_tags=_str_tuple(v.get("removed_meta"), f"{where}: vocabulary.removed_meta"),
             keep_underscore=_str_tuple(v.get("keep_underscore"), f"{where}: vocabulary.keep_underscore"),
-            positive_prefix=str(p.get("positive_prefix", "")),
-            positive_suffix=str(p.get("positive_suffix", "")),
-            negative_prompt=str(p.get("negative", "")),
+            positive_prefix=_str_value(p.get("positive_prefix", ""), f"{where}: prompt.positive_prefix"),
+            positive_suffix=_str_value(p.get("positive_suffix", ""), f"{where}: prompt.positive_suffix"),
+            negative_prompt=_str_value(p.get("negative", ""), f"{where}: prompt.negative"),
             template=_str_tuple(p.get("template"), f"{where}: prompt.template"),
-            example_prompt=str(p.get("example", "")),
+            example_prompt=_str_value(p.get("example", ""), f"{where}: prompt.example"),
             select=_str_tuple(r.get("select"), f"{where}: rules.select"),
             ignore=_str_tuple(r.get("ignore"), f"{where}: rules.ignore"),
             extend_select=_str_tuple(r.get("extend_select"), f"{where}: rules.extend_select"),
@@ -293,6 +305,8 @@ def load_profile(name_or_path: Union[str, Path, Profile, None] = "illustrious") 
         return name_or_path
     if name_or_path is None:
         name_or_path = "illustrious"
+    if not isinstance(name_or_path, (str, Path)):
+        raise TypeError(f"load_profile() needs a profile name or a .toml path, got {type(name_or_path).__name__}")
     text = str(name_or_path)
     if isinstance(name_or_path, Path) or text.endswith(".toml") or "/" in text or "\\" in text:
         path = Path(text).expanduser()

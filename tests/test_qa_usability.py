@@ -186,3 +186,26 @@ def test_help_texts(capsys):
     with pytest.raises(SystemExit):
         main(["--version"])
     assert capsys.readouterr().out.strip() == f"promptkit {promptkit.__version__}"
+
+
+@pytest.mark.parametrize(
+    "toml, words",
+    [
+        ('name = 5\n', "name must be a string, got 5"),
+        ('name = "x"\nisolate_artists = "no"\n', "isolate_artists must be true or false, got 'no'"),
+        ('name = "x"\n[quality]\nstrict = 1\n', "quality.strict must be true or false"),
+        ('name = "x"\nartist_prefix = ["by "]\n', "artist_prefix must be a string"),
+    ],
+)
+def test_profile_toml_values_are_type_checked(tmp_path, toml, words):
+    from promptkit.profiles import ProfileError
+
+    f = tmp_path / "p.toml"
+    f.write_text(toml, encoding="utf-8")
+    with pytest.raises(ProfileError, match=words.replace("(", r"\(")):
+        promptkit.load_profile(str(f))
+
+
+def test_load_profile_wrong_type():
+    with pytest.raises(TypeError, match="profile name or a .toml path, got int"):
+        promptkit.load_profile(5)
