@@ -577,6 +577,8 @@ class TagDB:
         elif isinstance(path, (str, os.PathLike)):
             paths = [path]
         else:
+            if not isinstance(path, (list, tuple)) or not all(isinstance(p, (str, os.PathLike)) for p in path):
+                raise TypeError(f"TagDB.load() needs a path or a list of paths, got {path!r}")
             paths = list(path)
             if not paths:
                 raise TagDataError("no tag files given")
@@ -590,6 +592,8 @@ class TagDB:
                 raise TagDataError(f"tag file not found{hint}", str(f)) from None
             except OSError as exc:
                 raise TagDataError(f"cannot read tag file: {exc.strerror or exc}", str(f)) from None
+            if not blobs[-1].strip():
+                raise TagDataError("tag file is empty (expected name,category,post_count[,aliases] rows)", str(f))
         db = cls._from_blobs(files, blobs, strict, cache)
         per = {}
         for f, n in zip(files, db._per_file_counts):

@@ -209,3 +209,20 @@ def test_profile_toml_values_are_type_checked(tmp_path, toml, words):
 def test_load_profile_wrong_type():
     with pytest.raises(TypeError, match="profile name or a .toml path, got int"):
         promptkit.load_profile(5)
+
+
+def test_empty_tag_file_is_an_error(tmp_path, capsys, monkeypatch):
+    f = tmp_path / "tags.csv"
+    f.write_text("\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="tag file is empty"):
+        promptkit.TagDB.load(str(f))
+    code, _, err = _cli(["lint", "--tags", str(f), "--prompt", "a"], capsys, monkeypatch)
+    assert code == 2 and f"{f}: tag file is empty" in err
+    monkeypatch.setenv("PROMPTKIT_TAGS", str(f))
+    code, _, err = _cli(["complete", "blue"], capsys, monkeypatch)
+    assert code == 2 and "tag file is empty" in err
+
+
+def test_tagdb_load_wrong_type():
+    with pytest.raises(TypeError, match="path or a list of paths, got 5"):
+        promptkit.TagDB.load(5)
