@@ -493,9 +493,10 @@ def chunks(
     if isinstance(text_or_runs, str):
         runs = weighted_runs(text_or_runs)
         if "BREAK" not in text_or_runs:  # no BREAK marker among the runs
-            encoded = tokenizer._ids_batch([r[0] for r in runs])
+            encoded = tokenizer._ids_batch_from(text_or_runs, [r[0] for r in runs])
         else:
-            encoded = tokenizer._ids_batch([t for t, w, _ in runs if not (w == -1 and t == "BREAK")])
+            texts = [t for t, w, _ in runs if not (w == -1 and t == "BREAK")]
+            encoded = tokenizer._ids_batch_from(text_or_runs, texts)
     else:
         runs = _as_runs(text_or_runs)
         encoded = tokenizer._ids_batch([t for t, w, _ in runs if not (w == -1 and t == "BREAK")])

@@ -662,6 +662,38 @@ class ClipTokenizer:
                 out[i] = self._remember(texts[i], ids)
         return out
 
+    def _ids_batch_from(self, source: str, texts: list[str]) -> list[tuple[int, ...]]:
+        """:meth:`_ids_batch` for texts made only of characters of ``source``
+        (the weighted runs of a prompt): when ``source`` is plain printable
+        ASCII without ``&`` or ``<``, so is every text, and the per-text checks
+        are skipped."""
+        if not (
+            source.isascii()
+            and "&" not in source
+            and "<" not in source
+            and (self._split_re is None or self._split_lt)
+            and (source.isprintable() or _SIMPLE.fullmatch(source) is not None)
+        ):
+            return self._ids_batch(texts)
+        run_cache = self._run_cache
+        tagc = self._piece_cache
+        lastc = self._last_piece_cache
+        out = []
+        for text in texts:
+            hit = run_cache.get(text)
+            if hit is None:
+                pieces = text.lower().split(", ")
+                last = pieces.pop()
+                try:
+                    hit = tuple(chain(*map(tagc.__getitem__, pieces), lastc[last]))
+                except KeyError:  # a piece not seen yet: the batch path fills the caches
+                    return self._ids_batch(texts)
+                if len(run_cache) >= _RUN_CACHE_SIZE:
+                    run_cache.clear()
+                run_cache[text] = hit
+            out.append(hit)
+        return out
+
     def _agrees_on_plain_text(self, other: "ClipTokenizer") -> bool:
         """True when both give the same ids for any plain-ASCII text without ``<``.
 
