@@ -974,6 +974,8 @@ class TagDB:
         count), then a fuzzy fallback when there are fewer than ``limit``."""
         if not isinstance(query, str):
             raise TypeError(f"complete() needs a str query, got {type(query).__name__}")
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise TypeError(f"complete() limit must be an int, got {limit!r}")
         return self._completer().complete(query, limit, categories, profile, backend, fuzzy)
 
     def suggest(self, name: str, limit: int = 3) -> list[Tag]:

@@ -478,6 +478,8 @@ def normalize(
     if backend not in ("a1111", "comfy", "diffusers"):
         raise ValueError(f"unknown backend {backend!r}; expected 'a1111', 'comfy' or 'diffusers'")
     prof = load_profile(profile) if profile is not None else None
+    if db is not None and not isinstance(db, TagDB):
+        raise TypeError(f"normalize(db=...) needs a TagDB (promptkit.TagDB.load(path)), got {type(db).__name__}")
     db = db if db is not None else default_db()
     # One pass can create a new tag boundary (removing ``kantoku`` from
     # ``karin_(blue_archive)kantoku`` leaves ``karin (blue archive)`` at the end),

@@ -226,3 +226,10 @@ def test_empty_tag_file_is_an_error(tmp_path, capsys, monkeypatch):
 def test_tagdb_load_wrong_type():
     with pytest.raises(TypeError, match="path or a list of paths, got 5"):
         promptkit.TagDB.load(5)
+
+
+def test_normalize_db_and_complete_limit_types():
+    with pytest.raises(TypeError, match="needs a TagDB"):
+        promptkit.normalize("a", db="danbooru.csv")
+    with pytest.raises(TypeError, match="limit must be an int"):
+        promptkit.TagDB.load().complete("blue", limit="3")
