@@ -106,8 +106,17 @@ def test_errors(capsys, tmp_path):
 def test_a1111_error_prompt_exits_1_with_location(capsys):
     rc, out, err = _run(capsys, "a, (b:.)")
     assert rc == 1
-    assert err.startswith("1:7: PK106")
+    assert err.startswith("<prompt>:1:7: PK106")
     assert "chunk 1:" in out
+
+
+def test_a1111_error_in_a_file_names_file_line_col(capsys, tmp_path):
+    f = tmp_path / "p.txt"
+    f.write_text("1girl,\nsmile, (a:.)\n", encoding="utf-8")
+    rc, _, err = _run(capsys, "-f", str(f))
+    assert rc == 1 and err.startswith(f"{f}:2:11: PK106")
+    rc, _, err = _run(capsys, "-f", str(f), "--lines")
+    assert rc == 1 and err.startswith(f"{f}:2:11: PK106")
 
 
 def test_no_torch_and_fast_start():

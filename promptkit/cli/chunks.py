@@ -257,8 +257,12 @@ def run(args) -> int:
         runs, diags = weighted_runs_with_diagnostics(prompt)
         for d in diags:
             line, col = line_col(prompt, d.span.start)
-            where = f"{label}:" if label else ""
-            print(f"{where}{line}:{col}: {d.code} {d.message}", file=sys.stderr)
+            if label:  # one prompt per line: the label is already FILE:LINE
+                where = f"{label}:{col}"
+            else:
+                src = args.file if args.file is not None else ("<prompt>" if args.prompt not in (None, "-") else "<stdin>")
+                where = f"{src}:{line}:{col}"
+            print(f"{where}: {d.code} {d.message}", file=sys.stderr)
             if d.severity == "error":
                 status = 1
         if args.encoder == "clip_l":
