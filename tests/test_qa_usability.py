@@ -233,3 +233,8 @@ def test_normalize_db_and_complete_limit_types():
         promptkit.normalize("a", db="danbooru.csv")
     with pytest.raises(TypeError, match="limit must be an int"):
         promptkit.TagDB.load().complete("blue", limit="3")
+
+
+def test_rule_unknown_is_an_error_line(capsys, monkeypatch):
+    code, _, err = _cli(["rule", "PK999"], capsys, monkeypatch)
+    assert code == 2 and err.startswith("promptkit rule: error: unknown rule 'PK999'")

@@ -33,7 +33,7 @@ def run(args) -> int:
     try:
         cls = get_rule(args.rule)
     except KeyError as exc:
-        print(f"promptkit rule: {exc.args[0]}", file=sys.stderr)
+        print(f"promptkit rule: error: {exc.args[0]}", file=sys.stderr)
         return 2
     if args.output_format == "json":
         print(json.dumps(_as_json(cls), indent=2))
