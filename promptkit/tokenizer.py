@@ -26,7 +26,9 @@ Danbooru prompt) needs no clean-up beyond ``lower()`` in every mode and the
 pre-tokenization regex never matches across whitespace, so such text is split
 on whitespace and each segment (``"hair,"``) is looked up in a segment cache;
 after warm-up tokenizing a prompt is a ``split()`` plus dictionary look-ups,
-and whole run texts are cached too.  Other text goes through the reference
+and whole run texts are cached too.  Such text without ``<`` is looked up a
+comma-separated piece at a time (``"long hair"`` followed by ``", "`` has the
+ids of ``"long hair,"``), so a tag seen before costs one look-up.  Other text goes through the reference
 clean-up in Python (``a1111``/``open_clip``: ftfy etc., then the regex and a
 per-word cache) or, in ``hf`` mode, through the whole transformers pipeline
 (normalizer, pre-tokenizer, model) inside ``tokenizers``.
