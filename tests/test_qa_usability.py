@@ -238,3 +238,22 @@ def test_normalize_db_and_complete_limit_types():
 def test_rule_unknown_is_an_error_line(capsys, monkeypatch):
     code, _, err = _cli(["rule", "PK999"], capsys, monkeypatch)
     assert code == 2 and err.startswith("promptkit rule: error: unknown rule 'PK999'")
+
+
+@pytest.mark.parametrize("argv", [["parse"], ["chunks"], ["normalize"], ["lint"], ["lint", "-"]])
+def test_stdin_that_is_not_utf8(argv, capsys, monkeypatch):
+    # the locale's decoder may pass bad bytes on as surrogates; promptkit decodes strictly
+    stream = io.TextIOWrapper(io.BytesIO(b"1girl\nsmile \xff\n"), encoding="utf-8", errors="surrogateescape")
+    monkeypatch.setattr(sys, "stdin", stream)
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "<stdin>:2: not UTF-8 text (byte offset 12)" in err
+
+
+def test_stdin_bytes_crlf_are_text_lines(capsys, monkeypatch):
+    stream = io.TextIOWrapper(io.BytesIO(b"a_b\r\nsmile\r\n"), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", stream)
+    code = main(["lint", "--isolated", "--select", "PK201", "--lines", "-"])
+    out = capsys.readouterr().out
+    assert code == 1 and "<stdin>:1:1: PK201" in out and "\r" not in out

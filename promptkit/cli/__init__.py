@@ -16,6 +16,26 @@ import sys
 _SUBCOMMANDS = ("parse", "chunks", "normalize", "complete", "tags", "lint", "rule")
 
 
+class StdinError(ValueError):
+    """Standard input is not UTF-8 text (the message names the line and byte offset)."""
+
+
+def read_stdin() -> str:
+    """All of standard input as text, decoded strictly as UTF-8 (not the locale's
+    lenient decoding, which would pass invalid bytes on as lone surrogates)."""
+    buf = getattr(sys.stdin, "buffer", None)
+    if buf is None:  # a text stream without bytes underneath (tests, embedding)
+        return sys.stdin.read()
+    data = buf.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise StdinError(f"<stdin>:{line}: not UTF-8 text (byte offset {exc.start})") from None
+    # universal newlines, as text-mode stdin would give
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from promptkit import __version__
 

@@ -65,7 +65,9 @@ def _read_prompts(args) -> list[tuple[str, str]]:
     else:
         if args.prompt is None and sys.stdin.isatty():
             raise ValueError("no prompt given (pass it as an argument, with -f FILE, or on standard input)")
-        text, source = sys.stdin.read(), "<stdin>"
+        from promptkit.cli import read_stdin
+
+        text, source = read_stdin(), "<stdin>"
         if args.prompt is None and not text:
             raise ValueError("standard input was empty: no prompt to chunk (pass '-' to chunk an empty prompt)")
     if args.lines:

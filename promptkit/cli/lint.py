@@ -55,6 +55,15 @@ def _err(msg: str) -> int:
     return 2
 
 
+def _stdin_text(error_class) -> str:
+    from promptkit.cli import StdinError, read_stdin
+
+    try:
+        return read_stdin()
+    except StdinError as exc:
+        raise error_class(str(exc)) from None
+
+
 def _looks_like_path(item: str) -> bool:
     """An argument written as a path (``/x``, ``./x``, ``../x``, ``~/x``, ``x/``) is
     never linted as prompt text: a mistyped file name gets "file not found"."""
@@ -73,7 +82,7 @@ def _gather(args, cfg):
             if stdin_used:
                 raise _UsageError("'-' (stdin) given twice")
             stdin_used = True
-            src = from_text(sys.stdin.read(), "<stdin>")
+            src = from_text(_stdin_text(InputError), "<stdin>")
             if src.negative is None and args.negative is not None:
                 src.negative = args.negative
             src.writable = False
@@ -93,7 +102,7 @@ def _gather(args, cfg):
         else:
             sources.append(Source("<prompt>", item, args.negative))
     if not sources:
-        data = sys.stdin.read() if sys.stdin is not None and not sys.stdin.isatty() else ""
+        data = _stdin_text(InputError) if sys.stdin is not None and not sys.stdin.isatty() else ""
         if data.strip():
             src = from_text(data, "<stdin>")
             if src.negative is None and args.negative is not None:

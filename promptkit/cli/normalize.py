@@ -36,7 +36,13 @@ def run(args) -> int:
 
     text = args.prompt
     if text is None or text == "-":
-        text = sys.stdin.read()
+        from promptkit.cli import StdinError, read_stdin
+
+        try:
+            text = read_stdin()
+        except StdinError as exc:
+            print(f"promptkit normalize: error: {exc}", file=sys.stderr)
+            return 2
         if args.prompt is None and not text:
             print("promptkit normalize: error: standard input was empty: no prompt to normalize", file=sys.stderr)
             return 2

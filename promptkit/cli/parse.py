@@ -64,7 +64,12 @@ def _read(args) -> tuple[str, str]:
     if args.prompt is None or args.prompt == "-":
         if args.prompt is None and sys.stdin.isatty():
             raise _UsageError("no prompt given (pass it as an argument, with --file, or on standard input)")
-        text = sys.stdin.read()
+        from promptkit.cli import StdinError, read_stdin
+
+        try:
+            text = read_stdin()
+        except StdinError as exc:
+            raise _UsageError(str(exc)) from None
         if args.prompt is None and not text:
             raise _UsageError("standard input was empty: no prompt to parse (pass '-' to parse an empty prompt)")
         if text.endswith("\n"):
