@@ -257,3 +257,11 @@ def test_stdin_bytes_crlf_are_text_lines(capsys, monkeypatch):
     code = main(["lint", "--isolated", "--select", "PK201", "--lines", "-"])
     out = capsys.readouterr().out
     assert code == 1 and "<stdin>:1:1: PK201" in out and "\r" not in out
+
+
+@pytest.mark.parametrize("name, lines", [("p.jsonl", False), ("p.txt", True)])
+def test_lint_file_without_prompts_names_the_file(tmp_path, name, lines, capsys, monkeypatch):
+    f = tmp_path / name
+    f.write_text("\n\n", encoding="utf-8")
+    code, _, err = _cli(["lint", *(["--lines"] if lines else []), str(f)], capsys, monkeypatch)
+    assert code == 2 and f"{f}: no prompts in this file" in err

@@ -90,7 +90,10 @@ def _gather(args, cfg):
             continue
         p = Path(item)
         if p.is_file():
-            sources.extend(read_path(item, lines=args.lines))
+            found = read_path(item, lines=args.lines)
+            if not found:
+                raise InputError(f"{item}: no prompts in this file (empty, or only blank lines)")
+            sources.extend(found)
         elif p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.suffix.lower() in _SUFFIXES and f.is_file())
             if not files:
