@@ -265,3 +265,8 @@ def test_lint_file_without_prompts_names_the_file(tmp_path, name, lines, capsys,
     f.write_text("\n\n", encoding="utf-8")
     code, _, err = _cli(["lint", *(["--lines"] if lines else []), str(f)], capsys, monkeypatch)
     assert code == 2 and f"{f}: no prompts in this file" in err
+
+
+def test_complete_empty_query(capsys, monkeypatch):
+    code, _, err = _cli(["complete", "  "], capsys, monkeypatch)
+    assert code == 2 and "the query is empty" in err

@@ -32,6 +32,9 @@ def run(args) -> int:
     from promptkit.profiles import ProfileError
     from promptkit.tagdb import TagDataError, TagDB
 
+    if not args.query.strip():
+        print("promptkit complete: error: the query is empty: give the start of a tag (e.g. 'long ha')", file=sys.stderr)
+        return 2
     if args.limit < 1:
         print(f"promptkit complete: error: --limit must be at least 1, got {args.limit}", file=sys.stderr)
         return 2
