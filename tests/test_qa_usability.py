@@ -270,3 +270,26 @@ def test_lint_file_without_prompts_names_the_file(tmp_path, name, lines, capsys,
 def test_complete_empty_query(capsys, monkeypatch):
     code, _, err = _cli(["complete", "  "], capsys, monkeypatch)
     assert code == 2 and "the query is empty" in err
+
+
+def test_malformed_infotext_settings_are_reported(tmp_path, capsys, monkeypatch):
+    f = tmp_path / "info.txt"
+    f.write_text("1girl\nSteps: abc, Sampler: Euler a, CFG scale: x, Seed: 1.5, Size: 1024\n", encoding="utf-8")
+    code, out, _ = _cli(["lint", "--isolated", "--select", "PK705", str(f)], capsys, monkeypatch)
+    assert code == 1
+    assert f"{f}:2:8: PK705 Steps: 'abc' is not an integer" in out
+    assert "CFG scale: 'x' is not a number" in out
+    assert "Seed: '1.5' is not an integer" in out
+    assert "Size: '1024' is not WIDTHxHEIGHT" in out
+    f.write_text("1girl\nSteps: 28, Sampler: Euler a, CFG scale: 5.5, Seed: 12, Size: 832x1216\n", encoding="utf-8")
+    code, out, _ = _cli(["lint", "--isolated", "--select", "PK705", str(f)], capsys, monkeypatch)
+    assert code == 0, out
+
+
+def test_rule_table_in_lint_docs_is_current():
+    from pathlib import Path
+
+    from promptkit.lint.docs import rules_table_markdown
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "readme" / "50-lint.md").read_text(encoding="utf-8")
+    assert rules_table_markdown().strip() in doc

@@ -185,3 +185,51 @@ class StepsOutOfRange(_SettingsRule):
         lo, hi = ctx.profile.steps
         if not lo <= steps <= hi:
             yield ctx.diag(self, _span(ctx, "Steps"), f"{int(steps)} steps is outside {ctx.profile.name}'s range {lo}–{hi}", field="settings")
+
+
+# settings whose value the PK7xx rules read as numbers; a value that is not one is
+# reported instead of being skipped silently
+_NUMERIC = {"Steps": "an integer", "CFG scale": "a number", "Seed": "an integer", "Clip skip": "an integer"}
+
+
+@register
+class SettingsMalformed(_SettingsRule):
+    """A setting in the infotext whose value is not what A1111 writes there.
+
+    **What it catches.** `Steps: abc`, `CFG scale: x`, `Size: 1024` (no `WxH`),
+    `Seed: 1.5`.
+
+    **Why.** A1111 cannot have written this line: it was edited by hand or damaged,
+    and the other settings rules cannot check a value they cannot read.
+
+    **Fix.** None.
+    """
+
+    code = "PK705"
+    name = "settings-malformed"
+    severity = "warning"
+    default = True
+    examples = (
+        Example(bad="1girl", good="1girl", settings="Steps: abc, Sampler: Euler a, CFG scale: 5, Size: 832x1216"),
+    )
+
+    def check(self, ctx):
+        values = ctx.settings or {}
+        for key, kind in _NUMERIC.items():
+            raw = values.get(key)
+            if raw is None:
+                continue
+            text = str(raw).strip()
+            try:
+                number = float(text)
+            except ValueError:
+                number = None
+            if number is None or number != number or number in (float("inf"), float("-inf")) or (
+                kind == "an integer" and number != int(number)
+            ):
+                yield ctx.diag(self, _span(ctx, key), f"{key}: {text!r} is not {kind}", field="settings")
+        size = values.get("Size")
+        if size is not None:
+            w, sep, h = str(size).strip().lower().partition("x")
+            if not sep or not w.strip().isdigit() or not h.strip().isdigit():
+                yield ctx.diag(self, _span(ctx, "Size"), f"Size: {str(size).strip()!r} is not WIDTHxHEIGHT", field="settings")
