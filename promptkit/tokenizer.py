@@ -680,7 +680,8 @@ class ClipTokenizer:
         run_cache = self._run_cache
         tagc = self._piece_cache
         lastc = self._last_piece_cache
-        out = []
+        out: list = []
+        todo: list[tuple[int, list[str], str]] = []
         for text in texts:
             hit = run_cache.get(text)
             if hit is None:
@@ -688,12 +689,18 @@ class ClipTokenizer:
                 last = pieces.pop()
                 try:
                     hit = tuple(chain(*map(tagc.__getitem__, pieces), lastc[last]))
-                except KeyError:  # a piece not seen yet: the batch path fills the caches
-                    return self._ids_batch(texts)
+                except KeyError:  # a piece not seen yet: filled below, in one batch
+                    todo.append((len(out), pieces, last))
+                    out.append(None)
+                    continue
                 if len(run_cache) >= _RUN_CACHE_SIZE:
                     run_cache.clear()
                 run_cache[text] = hit
             out.append(hit)
+        if todo:
+            self._fill_pieces(todo)
+            for i, pieces, last in todo:
+                out[i] = self._remember(texts[i], chain(*map(tagc.__getitem__, pieces), lastc[last]))
         return out
 
     def _agrees_on_plain_text(self, other: "ClipTokenizer") -> bool:
