@@ -293,3 +293,11 @@ def test_rule_table_in_lint_docs_is_current():
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "readme" / "50-lint.md").read_text(encoding="utf-8")
     assert rules_table_markdown().strip() in doc
+
+
+def test_lint_api_rejects_wrong_settings_and_db():
+    with pytest.raises(ValueError, match="settings must be an infotext settings line"):
+        promptkit.lint("1girl", settings=5)
+    with pytest.raises(ValueError, match="db must be a TagDB"):
+        promptkit.lint("1girl", db=5)
+    assert [d.code for d in promptkit.lint("1girl", settings={"Steps": "x"}, select=["PK705"])] == ["PK705"]

@@ -76,6 +76,8 @@ def _context(prompt, negative, profile, backend, db, settings, options) -> LintC
     prof = _profile(profile)
     if db is None:
         db = default_db  # loaded on first use
+    elif not callable(db) and not all(hasattr(db, a) for a in ("get", "resolve", "suggest")):
+        raise LintError(f"db must be a TagDB (promptkit.TagDB.load(path)), got {type(db).__name__}")
     settings_dict = None
     settings_text = None
     settings_spans: dict = {}
@@ -86,8 +88,12 @@ def _context(prompt, negative, profile, backend, db, settings, options) -> LintC
             settings = parse_settings(settings)
         if isinstance(settings, Settings):
             settings_dict, settings_text, settings_spans = settings.values, settings.text, settings.spans
-        else:
+        elif isinstance(settings, __import__("collections.abc").abc.Mapping):
             settings_dict = dict(settings)
+        else:
+            raise LintError(
+                f"settings must be an infotext settings line (str), a dict or a Settings, got {type(settings).__name__}"
+            )
     opts = dict(options or {})
     return LintContext(
         profile=prof,
