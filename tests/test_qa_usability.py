@@ -301,3 +301,17 @@ def test_lint_api_rejects_wrong_settings_and_db():
     with pytest.raises(ValueError, match="db must be a TagDB"):
         promptkit.lint("1girl", db=5)
     assert [d.code for d in promptkit.lint("1girl", settings={"Steps": "x"}, select=["PK705"])] == ["PK705"]
+
+
+@pytest.mark.parametrize(
+    "toml, words",
+    [
+        ('[tool.promptkit]\nprofile = "nope"\n', "tool.promptkit.profile: unknown profile 'nope'"),
+        ('[tool.promptkit]\nbackend = "x"\n', "tool.promptkit.backend: unknown backend 'x'"),
+    ],
+)
+def test_bad_profile_or_backend_in_config_names_the_file(tmp_path, toml, words, capsys, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text(toml, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _cli(["lint", "--prompt", "1girl"], capsys, monkeypatch)
+    assert code == 2 and str(tmp_path / "pyproject.toml") in err and words in err

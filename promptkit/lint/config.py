@@ -125,6 +125,17 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
             if not isinstance(top[key], str):
                 raise ConfigError(f"{cfg_path}: tool.promptkit.{key} must be a string")
             setattr(cfg, key, top[key])
+    if "profile" in top:
+        from promptkit.profiles import ProfileError, load_profile
+
+        try:
+            load_profile(top["profile"])
+        except ProfileError as exc:
+            raise ConfigError(f"{cfg_path}: tool.promptkit.profile: {exc}") from None
+    if "backend" in top and top["backend"] not in ("a1111", "comfy", "diffusers"):
+        raise ConfigError(
+            f"{cfg_path}: tool.promptkit.backend: unknown backend {top['backend']!r}; expected a1111, comfy or diffusers"
+        )
     lint = top.get("lint", {})
     if not isinstance(lint, dict):
         raise ConfigError(f"{cfg_path}: [tool.promptkit.lint] must be a table")
