@@ -315,3 +315,10 @@ def test_bad_profile_or_backend_in_config_names_the_file(tmp_path, toml, words, 
     monkeypatch.chdir(tmp_path)
     code, _, err = _cli(["lint", "--prompt", "1girl"], capsys, monkeypatch)
     assert code == 2 and str(tmp_path / "pyproject.toml") in err and words in err
+
+
+def test_parse_steps_is_bounded(capsys, monkeypatch):
+    code, _, err = _cli(["parse", "--steps", "100000000000", "[a|b]"], capsys, monkeypatch)
+    assert code == 2 and "--steps must be at most 10,000" in err
+    code, out, _ = _cli(["parse", "--no-tree", "--steps", "150", "[a|b]"], capsys, monkeypatch)
+    assert code == 0 and "until step 150" in out

@@ -45,6 +45,9 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+_MAX_STEPS = 10_000
+
+
 def _read(args) -> tuple[str, str]:
     if args.file:
         if args.prompt not in (None,):
@@ -157,6 +160,10 @@ def run(args) -> int:
         return 2
     if args.steps is not None and args.steps < 1:
         print("promptkit parse: error: --steps must be at least 1", file=sys.stderr)
+        return 2
+    if args.steps is not None and args.steps > _MAX_STEPS:
+        # alternation lists every step: a typo such as 280000 would print (and build) that many ranges
+        print(f"promptkit parse: error: --steps must be at most {_MAX_STEPS:,}, got {args.steps:,}", file=sys.stderr)
         return 2
 
     tree = parse(text)
