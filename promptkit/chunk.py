@@ -214,6 +214,10 @@ def _embedding_lookup(tokenizer, embeddings: Mapping[str, int] | None) -> dict[i
     lookup: dict[int, list[tuple[tuple[int, ...], str, int]]] = {}
     if not embeddings:
         return lookup
+    if not isinstance(embeddings, Mapping):
+        raise TypeError(
+            f"embeddings must be a mapping of textual-inversion name -> number of vectors, got {type(embeddings).__name__}"
+        )
     for name, n in embeddings.items():
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"embedding name must be a non-empty string, got {name!r}")

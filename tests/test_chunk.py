@@ -406,3 +406,12 @@ def test_any_prompt_gives_well_formed_chunks(text):
     assert all(c.n_content == 0 for c in cl[len(alone):])
     last = alone[-1]
     assert alone.token_count == 75 * (len(alone) - 1) + (last.n_content if last.closed_by == "end" else 75)
+
+
+def test_embeddings_must_be_a_mapping():
+    import pytest as _pytest
+
+    from promptkit.chunk import chunks as _chunks
+
+    with _pytest.raises(TypeError, match="embeddings must be a mapping"):
+        _chunks("a", embeddings=5)
