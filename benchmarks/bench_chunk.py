@@ -106,7 +106,7 @@ def make_prompts(n: int, seed: int = 1234) -> list[str]:
 
 
 def clip_vocab_dir() -> Path:
-    from promptkit.tokenizer import clip_vocab_and_merges
+    from promptkit.clip.tokenizer import clip_vocab_and_merges
 
     vocab, merges = clip_vocab_and_merges()
     d = Path(tempfile.mkdtemp(prefix="pk_bench_clip_"))
@@ -153,7 +153,7 @@ def verify_tags(python: str, vocab_dir: Path) -> None:
     """Every Danbooru tag (underscore and space spelling) vs A1111's slow tokenizer (slow: minutes)."""
     import subprocess
 
-    from promptkit.tokenizer import ClipTokenizer
+    from promptkit.clip.tokenizer import ClipTokenizer
 
     with open(DANBOORU, encoding="utf-8", newline="") as fh:
         tags = [row[0] for row in csv.reader(fh) if row]
@@ -182,7 +182,7 @@ def slow_in_other_python(python: str, vocab_dir: Path, prompts: list[str], warmu
     """Time transformers 4.x slow CLIPTokenizer (A1111's CLIP-L tokenizer) in another interpreter."""
     import subprocess
 
-    from promptkit.attention import weighted_runs
+    from promptkit.a1111.attention import weighted_runs
 
     run_texts = [[r.text for r in weighted_runs(p) if not r.is_break] for p in prompts]
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as fh:
@@ -250,8 +250,8 @@ def main(argv=None) -> int:
 
     import transformers
 
-    from promptkit.chunk import chunks, chunks_for_sdxl
-    from promptkit.tokenizer import ClipTokenizer, _bundled
+    from promptkit.clip.chunk import chunks, chunks_for_sdxl
+    from promptkit.clip.tokenizer import ClipTokenizer, _bundled
 
     prompts = make_prompts(n)
     warmup = make_prompts(n, seed=99)  # a different set: warm caches never hold a timed prompt whole

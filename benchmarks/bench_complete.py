@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from promptkit.tagdb import TagDB  # noqa: E402
+from promptkit.tags.db import TagDB  # noqa: E402
 
 DEFAULT_TAGS = REPO.parent / "shared" / "tag_data" / "danbooru.csv"
 

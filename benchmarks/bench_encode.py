@@ -43,7 +43,7 @@ NEGATIVE = "worst quality, low quality, lowres, bad anatomy, bad hands, jpeg art
 
 def prompt_of(n_chunks: int, variant: int = 0) -> list[tuple[str, float]]:
     """Tags for a prompt that fills ``n_chunks`` chunks (``variant`` changes the first tag)."""
-    from promptkit.chunk import chunks_for_sdxl
+    from promptkit.clip.chunk import chunks_for_sdxl
 
     tags = [(f"variant {variant}", 1.0)]
     i = 0
@@ -123,8 +123,8 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
 
-    from promptkit.chunk import chunks_for_sdxl
-    from promptkit.encode import SDXLEncoder
+    from promptkit.clip.chunk import chunks_for_sdxl
+    from promptkit.sdxl.encoder import SDXLEncoder
     from tiny_sdxl import make_tokenizers
 
     t0 = time.perf_counter()

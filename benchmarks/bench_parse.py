@@ -154,9 +154,9 @@ def regex_baseline(text: str):
 
 
 def make_contenders(quick: bool):
-    import promptkit.schedule as sched_mod
-    import promptkit.syntax as syntax_mod
-    from promptkit.attention import weighted_runs
+    import promptkit.a1111.schedule as sched_mod
+    import promptkit.syntax.parser as syntax_mod
+    from promptkit.a1111.attention import weighted_runs
 
     def pk_parse(text):
         return syntax_mod._build(text)  # the uncached builder behind parse()

@@ -23,20 +23,20 @@ _EXPORTS: dict[str, str] = {
     "format": "syntax",
     "Prompt": "syntax",
     # attention: tree -> weighted runs
-    "Run": "attention",
-    "weighted_runs": "attention",
+    "Run": "a1111",
+    "weighted_runs": "a1111",
     # schedule: editing / alternation / AND / the whole A1111 text path
-    "schedules": "schedule",
-    "split_and": "schedule",
-    "process_prompt": "schedule",
-    "process_negative_prompt": "schedule",
+    "schedules": "a1111",
+    "split_and": "a1111",
+    "process_prompt": "a1111",
+    "process_negative_prompt": "a1111",
     # tokenizer + chunk
-    "ClipTokenizer": "tokenizer",
-    "chunks": "chunk",
-    "Chunk": "chunk",
+    "ClipTokenizer": "clip",
+    "chunks": "clip",
+    "Chunk": "clip",
     # encode / diffusers (heavy imports happen only here)
-    "SDXLEncoder": "encode",
-    "Conditioning": "diffusers",
+    "SDXLEncoder": "sdxl",
+    "Conditioning": "sdxl",
     # tags
     "TagDB": "tags",
     "normalize": "tags",

@@ -32,8 +32,8 @@ def tag_data_dir() -> Path:
 
 
 def package_data(name: str) -> Path:
-    """A file in ``promptkit/data`` (the bundled CLIP vocabulary and its licence)."""
-    path = _PKG / "data" / name
+    """A file in ``promptkit/clip/data`` (the bundled CLIP vocabulary and its licence)."""
+    path = _PKG / "clip" / "data" / name
     if not path.is_file():
         raise FileNotFoundError(f"promptkit package data {name!r} missing at {path}")
     return path

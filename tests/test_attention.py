@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from promptkit.attention import Run, as_pairs, weighted_runs, weighted_runs_with_diagnostics
+from promptkit.a1111.attention import Run, as_pairs, weighted_runs, weighted_runs_with_diagnostics
 from conftest import golden_params
 
 

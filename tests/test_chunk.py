@@ -8,10 +8,10 @@ import pytest
 from hypothesis import example, given, settings, strategies as st
 
 from conftest import golden_params, load_golden, needs_shared
-from promptkit.attention import Run, weighted_runs, weighted_runs_with_diagnostics
-from promptkit.chunk import Chunk, ChunkList, EmbeddingFix, chunks, chunks_for_sdxl
+from promptkit.a1111.attention import Run, weighted_runs, weighted_runs_with_diagnostics
+from promptkit.clip.chunk import Chunk, ChunkList, EmbeddingFix, chunks, chunks_for_sdxl
 from promptkit.diagnostics import Span
-from promptkit.tokenizer import ClipTokenizer
+from promptkit.clip.tokenizer import ClipTokenizer
 
 BOS, EOS, COMMA = 49406, 49407, 267
 W = 320  # "a</w>"
@@ -328,7 +328,7 @@ def test_added_token_groups_stay_together(tmp_path):
     transformers = pytest.importorskip("transformers")
     import json
 
-    from promptkit.tokenizer import clip_vocab_and_merges
+    from promptkit.clip.tokenizer import clip_vocab_and_merges
 
     vocab, merges = clip_vocab_and_merges()
     (tmp_path / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}), encoding="utf-8")
@@ -411,7 +411,7 @@ def test_any_prompt_gives_well_formed_chunks(text):
 def test_embeddings_must_be_a_mapping():
     import pytest as _pytest
 
-    from promptkit.chunk import chunks as _chunks
+    from promptkit.clip.chunk import chunks as _chunks
 
     with _pytest.raises(TypeError, match="embeddings must be a mapping"):
         _chunks("a", embeddings=5)

@@ -10,7 +10,7 @@ import pytest
 from conftest import DANBOORU_CSV, needs_tags
 
 from promptkit.cli import main
-from promptkit.tagdb import TagDB
+from promptkit.tags.db import TagDB
 
 ROWS = [
     ("long_hair", 0, 4350743, "/lh,longhair"),

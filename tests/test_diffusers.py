@@ -1,4 +1,4 @@
-"""promptkit.diffusers: Conditioning as pipeline kwargs, schedule swaps during sampling, LoRA extraction —
+"""promptkit.sdxl.conditioning: Conditioning as pipeline kwargs, schedule swaps during sampling, LoRA extraction —
 end to end on tiny random-weight SDXL pipelines (CPU, no downloads)."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ pytest.importorskip("diffusers")
 import tiny_sdxl  # noqa: E402
 
 import promptkit  # noqa: E402
-from promptkit.diffusers import Conditioning, ScheduleCallback  # noqa: E402
-from promptkit.encode import SDXLEncoder  # noqa: E402
+from promptkit.sdxl.conditioning import Conditioning, ScheduleCallback  # noqa: E402
+from promptkit.sdxl.encoder import SDXLEncoder  # noqa: E402
 
 PX = tiny_sdxl.PIXELS
 KEYS = {"prompt_embeds", "pooled_prompt_embeds", "negative_prompt_embeds", "negative_pooled_prompt_embeds"}

@@ -1,4 +1,4 @@
-"""promptkit.encode on a tiny random-weight SDXL pipeline (CPU, no downloads)."""
+"""promptkit.sdxl.encoder on a tiny random-weight SDXL pipeline (CPU, no downloads)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ pytest.importorskip("diffusers")
 
 import tiny_sdxl  # noqa: E402
 
-from promptkit.chunk import chunks_for_sdxl  # noqa: E402
-from promptkit.encode import ChunkCache, SDXLEncoder  # noqa: E402
+from promptkit.clip.chunk import chunks_for_sdxl  # noqa: E402
+from promptkit.sdxl.encoder import ChunkCache, SDXLEncoder  # noqa: E402
 
 KEYS = ("prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds")
 L = tiny_sdxl.L_HIDDEN

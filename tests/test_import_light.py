@@ -10,7 +10,7 @@ HEAVY = ("torch", "transformers", "diffusers")
 CODE = """
 import sys
 import promptkit
-import promptkit.syntax, promptkit.schedule, promptkit.attention
+import promptkit.syntax, promptkit.a1111.schedule, promptkit.a1111.attention
 from promptkit.cli import build_parser
 build_parser()
 tree = promptkit.parse("a (b:1.2) [c:d:0.5] BREAK e")

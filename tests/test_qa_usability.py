@@ -117,7 +117,7 @@ def test_schedules_steps_one_still_works():
         "import promptkit.tags, promptkit; assert promptkit.normalize('a_b') == 'a b'",
         "import promptkit.lint.config, promptkit; assert promptkit.fix('a_b').text == 'a b'",
         "import promptkit; promptkit.lint; import promptkit.lint; assert promptkit.lint('1girl') == []",
-        "import promptkit.chunk, promptkit.syntax, promptkit; assert len(promptkit.chunks('a')) == 1;"
+        "import promptkit.clip.chunk, promptkit.syntax, promptkit; assert len(promptkit.chunks('a')) == 1;"
         " assert promptkit.format(promptkit.parse('(a:1.2)')) == '(a:1.2)'",
     ],
 )

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import golden_params
-from promptkit.schedule import schedules, schedules_with_diagnostics, split_and
+from promptkit.a1111.schedule import schedules, schedules_with_diagnostics, split_and
 
 
 def _as_lists(sched):
@@ -145,7 +145,7 @@ _PIECES = list("ab :|()[]\\\n,.15-e") + [
 def test_fast_scan_agrees_with_a1111_earley_grammar(text, steps):
     import lark
 
-    from promptkit.schedule import _analyse, _earley, _earley_schedules
+    from promptkit.a1111.schedule import _analyse, _earley, _earley_schedules
 
     if _analyse(text).ambiguous:
         return  # those take the Earley path themselves

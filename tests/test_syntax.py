@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 import promptkit
 from conftest import golden_params
-from promptkit.attention import as_pairs, weighted_runs
+from promptkit.a1111.attention import as_pairs, weighted_runs
 from promptkit.diagnostics import PromptSyntaxError
-from promptkit.syntax import (
+from promptkit.syntax.parser import (
     Alternate,
     And,
     Break,
@@ -128,7 +128,7 @@ def test_nested_weights_multiply(groups, word):
 @settings(max_examples=500, deadline=None)
 @given(_well_formed())
 def test_well_formed_prompts(text):
-    from promptkit.schedule import schedules
+    from promptkit.a1111.schedule import schedules
 
     tree = parse(text)
     assert not [d for d in tree.diagnostics if d.code in ("PK101", "PK102")]
@@ -136,7 +136,7 @@ def test_well_formed_prompts(text):
     # canonical: same weighted runs, and per-step texts that differ only in how weights are written
     canon = format(tree, style="canonical")
     assert as_pairs(weighted_runs(canon)) == as_pairs(weighted_runs(text))
-    from promptkit.schedule import _analyse
+    from promptkit.a1111.schedule import _analyse
 
     if _analyse(text).ambiguous or _analyse(canon).ambiguous:
         return  # A1111's own schedule depends on the hash seed there (e.g. <lora:a:1> inside a group)
@@ -333,7 +333,7 @@ def test_disabled_editing_is_an_error_on_the_tree():
 
 
 def test_and_weights_follow_split_and_even_inside_groups():
-    from promptkit.schedule import split_and
+    from promptkit.a1111.schedule import split_and
 
     text = "a:1.2 AND (b:0.5 AND c) AND d"
     ands = [n for n in parse(text).walk() if isinstance(n, And)]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import DANBOORU_CSV, E621_CSV, needs_tags
 
-from promptkit.tagdb import CATEGORIES, Tag, TagDataError, TagDB, builtin_path, downloaded_path, format_tag
+from promptkit.tags.db import CATEGORIES, Tag, TagDataError, TagDB, builtin_path, downloaded_path, format_tag
 
 
 @pytest.fixture(autouse=True)
@@ -232,7 +232,7 @@ def test_full_e621_list_has_one_malformed_row():
 def _reference_alias_map(db):
     """The alias rule written row by row (first source to define an alias wins; several
     targets within that source make it ambiguous)."""
-    from promptkit.tagdb import tag_key
+    from promptkit.tags.db import tag_key
 
     ref, ref_src = {}, {}
     for i in sorted(db._aliases):
@@ -273,7 +273,7 @@ def test_alias_map_full_lists():
 
 @needs_tags
 def test_fast_column_parser_equals_row_parser():
-    from promptkit.tagdb import _parse_fast, _parse_rows
+    from promptkit.tags.db import _parse_fast, _parse_rows
 
     text = DANBOORU_CSV.read_text(encoding="utf-8")
     fast = _parse_fast(DANBOORU_CSV.read_bytes(), "danbooru")
@@ -308,7 +308,7 @@ def test_quoted_line_finder_matches_line_by_line_scan():
     import operator
     from itertools import compress, count, repeat
 
-    from promptkit.tagdb import _quoted_lines
+    from promptkit.tags.db import _quoted_lines
 
     for data in (b'a,0,1,"b,c"\nc,0,1,\n"d""x""",0,1,\n\n"e",0,1,', b'"x",0,1,', b"a\r\n\"b\",0,1,\r\nc\r\"d\"",
                  SMALL.encode()):

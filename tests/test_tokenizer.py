@@ -23,7 +23,7 @@ import regex
 from hypothesis import given, settings, strategies as st
 
 from conftest import DANBOORU_CSV, load_golden, needs_shared, needs_tags
-from promptkit.tokenizer import ClipTokenizer, bytes_to_unicode, clip_vocab_and_merges
+from promptkit.clip.tokenizer import ClipTokenizer, bytes_to_unicode, clip_vocab_and_merges
 
 # --------------------------------------------------------------------------- oracles
 
@@ -436,7 +436,7 @@ _WORDS = st.text(alphabet=st.sampled_from("abcdefghijklmnopqrstuvwxyz0123456789!
 def test_fresh_bundled_uses_reduced_models_with_identical_results(texts):
     """A fresh bundled tokenizer BPE-encodes its first words with per-batch models holding only
     the merges that can fire; ids and offsets must equal a tokenizer built on the full model."""
-    from promptkit import tokenizer as T
+    import promptkit.clip.tokenizer as T
 
     lines, vocab, vocab_map, maxlen = T._bundled_data()
     lazy = ClipTokenizer(vocab_map, (), _merge_lines=lines, _max_token_len=maxlen)
@@ -448,7 +448,7 @@ def test_fresh_bundled_uses_reduced_models_with_identical_results(texts):
 
 
 def test_reduced_model_switches_to_full_model_after_many_words():
-    from promptkit import tokenizer as T
+    import promptkit.clip.tokenizer as T
 
     lines, vocab, vocab_map, maxlen = T._bundled_data()
     lazy = ClipTokenizer(vocab_map, (), _merge_lines=lines, _max_token_len=maxlen)
@@ -462,8 +462,8 @@ def test_reduced_model_switches_to_full_model_after_many_words():
 
 
 def test_merge_cache_written_and_rebuilt_when_corrupt():
-    from promptkit import tokenizer as T
-    from promptkit.tagdb import cache_dir
+    import promptkit.clip.tokenizer as T
+    from promptkit.tags.db import cache_dir
 
     from promptkit._resources import package_data
 
@@ -479,8 +479,8 @@ def test_merge_cache_written_and_rebuilt_when_corrupt():
 
 
 def test_tokenizer_cache_dir_is_tagdbs(monkeypatch, tmp_path):
-    from promptkit import tokenizer as T
-    from promptkit.tagdb import cache_dir
+    import promptkit.clip.tokenizer as T
+    from promptkit.tags.db import cache_dir
 
     assert T._cache_dir() == cache_dir()
     monkeypatch.setenv("PROMPTKIT_CACHE_DIR", str(tmp_path / "x"))

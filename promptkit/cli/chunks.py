@@ -86,7 +86,7 @@ def _token_text(tok, tid: int) -> str:
 
 def _describe(prompt: str, cl, tok) -> dict:
     """Everything the text and JSON reports show, as plain data."""
-    from promptkit.chunk import CHUNK_LENGTH
+    from promptkit.clip.chunk import CHUNK_LENGTH
 
     breaks = [r.source_offset(0) for r in cl.runs if r.is_break]
     break_iter = iter(breaks)
@@ -238,10 +238,10 @@ def _print_text(report: dict, label: str, tok, show_tokens: bool, out) -> None:
 
 
 def run(args) -> int:
-    from promptkit.attention import weighted_runs_with_diagnostics
-    from promptkit.chunk import chunks, chunks_for_sdxl
+    from promptkit.a1111.attention import weighted_runs_with_diagnostics
+    from promptkit.clip.chunk import chunks, chunks_for_sdxl
     from promptkit.diagnostics import line_col
-    from promptkit.tokenizer import ClipTokenizer
+    from promptkit.clip.tokenizer import ClipTokenizer
 
     try:
         prompts = _read_prompts(args)

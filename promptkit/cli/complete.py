@@ -30,7 +30,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from promptkit.profiles import ProfileError
-    from promptkit.tagdb import TagDataError, TagDB
+    from promptkit.tags.db import TagDataError, TagDB
 
     if not args.query.strip():
         print("promptkit complete: error: the query is empty: give the start of a tag (e.g. 'long ha')", file=sys.stderr)

@@ -31,8 +31,8 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from promptkit.profiles import ProfileError
-    from promptkit.tagdb import TagDataError, TagDB
-    from promptkit.tagnorm import normalize
+    from promptkit.tags.db import TagDataError, TagDB
+    from promptkit.tags.normalizer import normalize
 
     text = args.prompt
     if text is None or text == "-":

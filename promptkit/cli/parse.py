@@ -148,10 +148,10 @@ def _tree_lines(nodes, indent, out):
 
 
 def run(args) -> int:
-    from ..attention import weighted_runs_with_diagnostics
-    from ..schedule import schedules_with_diagnostics
-    from ..syntax import format as fmt
-    from ..syntax import parse
+    from promptkit.a1111.attention import weighted_runs_with_diagnostics
+    from promptkit.a1111.schedule import schedules_with_diagnostics
+    from promptkit.syntax import format as fmt
+    from promptkit.syntax import parse
 
     try:
         text, origin = _read(args)

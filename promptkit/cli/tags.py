@@ -26,7 +26,7 @@ def register(subparsers) -> None:
 
 
 def run_download(args) -> int:
-    from promptkit.tagfetch import DownloadError, download_tags
+    from promptkit.tags.download import DownloadError, download_tags
 
     if not args.timeout > 0:
         print(f"promptkit tags download: error: --timeout must be a positive number of seconds, got {args.timeout}",
@@ -50,8 +50,8 @@ def run_download(args) -> int:
 def run_info(args) -> int:
     from collections import Counter
 
-    from promptkit.tagdb import TagDataError, TagDB, cache_dir, downloaded_path
-    from promptkit.tagfetch import download_info
+    from promptkit.tags.db import TagDataError, TagDB, cache_dir, downloaded_path
+    from promptkit.tags.download import download_info
 
     try:
         db = TagDB.load()

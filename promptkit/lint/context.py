@@ -3,9 +3,9 @@
 The rules never re-parse prompt text.  :class:`FieldView` holds, lazily:
 
 * ``tree``   — ``promptkit.syntax.parse`` (nodes with source spans),
-* ``runs``   — ``promptkit.attention.weighted_runs`` (A1111 weights, BREAK markers),
+* ``runs``   — ``promptkit.a1111.attention.weighted_runs`` (A1111 weights, BREAK markers),
 * ``tags``   — ``promptkit.tags.iter_tags`` (the one tag splitter, shared with normalize),
-* ``chunks`` — ``promptkit.chunk.chunks`` (the 75-token CLIP windows, per backend),
+* ``chunks`` — ``promptkit.clip.chunk.chunks`` (the 75-token CLIP windows, per backend),
 
 and :meth:`LintContext.info` classifies a tag against the tag database and the
 profile vocabulary (artist prefix stripped, alias resolved).
@@ -82,7 +82,7 @@ class FieldView:
 
     @cached_property
     def runs(self):
-        from promptkit.attention import weighted_runs
+        from promptkit.a1111.attention import weighted_runs
 
         return weighted_runs(self.text)
 
@@ -98,7 +98,7 @@ class FieldView:
 
     @cached_property
     def chunks(self):
-        from promptkit.chunk import chunks
+        from promptkit.clip.chunk import chunks
 
         backtrack = 0 if self.ctx.backend == "diffusers" else self.ctx.comma_backtrack
         return chunks(self.runs, comma_backtrack=backtrack)

@@ -83,7 +83,7 @@ def removal_fix(field, span: Span, *, safe: bool, description: str) -> Fix:
 
 def spelling(name: str, ctx) -> str:
     """How the canonical tag ``name`` is written in a prompt for this profile/backend."""
-    from promptkit.tagdb import format_tag
+    from promptkit.tags.db import format_tag
 
     return format_tag(name, ctx.profile, ctx.backend)
 

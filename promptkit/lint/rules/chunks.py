@@ -1,4 +1,4 @@
-"""PK4xx — CLIP chunks, from the real chunk layout (``promptkit.chunk``)."""
+"""PK4xx — CLIP chunks, from the real chunk layout (``promptkit.clip.chunk``)."""
 
 from __future__ import annotations
 

@@ -93,7 +93,7 @@ def token_layout(field) -> list[tuple[int, int, int]]:
     """``(source start, source end, chunk index)`` of every content token, for the field's backend.
 
     A1111 and diffusers (sd_embed: comma back-tracking off, a hard split every
-    75 tokens) come from :func:`promptkit.chunk.chunks`; ComfyUI is simulated
+    75 tokens) come from :func:`promptkit.clip.chunk.chunks`; ComfyUI is simulated
     from the same tokens: ComfyUI's ``SDTokenizer`` tokenizes each
     space-separated word and moves a word that does not fit to the next
     chunk unless it is 8 tokens or longer (``max_word_length``), and treats
@@ -120,7 +120,7 @@ CHUNK_TOKENS = 75
 
 
 def _comfy_layout(field) -> list[tuple[int, int, int]]:
-    from promptkit.tokenizer import ClipTokenizer
+    from promptkit.clip.tokenizer import ClipTokenizer
 
     tok = ClipTokenizer.bundled()
     words: list[list[tuple[int, int]]] = []  # per word: source spans of its tokens

@@ -349,7 +349,7 @@ class MalformedWeight(Rule):
             for d in _parser_diags(field, self.code):
                 seen.add(d.span.start)
                 yield ctx.diag(self, d.span, d.message, field=field.name)
-            from promptkit.attention import weighted_runs_with_diagnostics
+            from promptkit.a1111.attention import weighted_runs_with_diagnostics
 
             _, adiags = weighted_runs_with_diagnostics(field.text)
             for d in adiags:
@@ -599,10 +599,10 @@ class EmptyGroupOrSeparator(Rule):
 
 
 def _schedule_diags(field, code):
-    """Diagnostics of A1111's schedule stage (promptkit.schedule) for this field's text."""
+    """Diagnostics of A1111's schedule stage (promptkit.a1111.schedule) for this field's text."""
     cache = field.__dict__.setdefault("_schedule_diags", {})
     if "all" not in cache:
-        from promptkit.schedule import schedules_with_diagnostics
+        from promptkit.a1111.schedule import schedules_with_diagnostics
 
         cache["all"] = schedules_with_diagnostics(field.text, 30)[1]
     return [d for d in cache["all"] if d.code == code]

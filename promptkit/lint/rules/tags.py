@@ -42,7 +42,7 @@ def _all_underscore_tokens() -> frozenset:
 
 
 def _kaomoji():
-    from promptkit.tagdb import kaomoji
+    from promptkit.tags.db import kaomoji
 
     return kaomoji()
 
@@ -121,7 +121,7 @@ class UnescapedTagParens(Rule):
     )
 
     def check(self, ctx):
-        from promptkit.tagdb import escape
+        from promptkit.tags.db import escape
 
         for field in ctx.fields:
             for info in field.infos:

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Union
 
-from ._resources import tag_data_dir
+from promptkit._resources import tag_data_dir
 
 if sys.version_info >= (3, 11):  # pragma: no cover - depends on interpreter
     import tomllib as _toml

@@ -36,8 +36,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from .diagnostics import Diagnostic, Span
-from .syntax import _raw_tokens, _structures
+from promptkit.diagnostics import Diagnostic, Span
+from promptkit.syntax.parser import _raw_tokens, _structures
 
 __all__ = [
     "schedules",

@@ -1,12 +1,12 @@
 """Danbooru tags: the database (:class:`TagDB`), the normalizer and the tag splitter.
 
-This module gathers the public names of :mod:`promptkit.tagdb`,
-:mod:`promptkit.tagnorm` and :mod:`promptkit.complete`.
+This module gathers the public names of :mod:`promptkit.tags.db`,
+:mod:`promptkit.tags.normalizer` and :mod:`promptkit.tags.completion`.
 """
 
 from __future__ import annotations
 
-from .tagdb import (  # noqa: F401
+from promptkit.tags.db import (  # noqa: F401
     CATEGORIES,
     SourceInfo,
     Suggestion,
@@ -33,7 +33,7 @@ __all__ = [
 def __getattr__(name: str):
     # the normalizer needs the parser; import it on first use
     if name in ("TagRef", "iter_tags", "normalize", "tag_lookup_key"):
-        from . import tagnorm
+        from promptkit.tags import normalizer as tagnorm
 
         return getattr(tagnorm, name)
     raise AttributeError(f"module 'promptkit.tags' has no attribute {name!r}")

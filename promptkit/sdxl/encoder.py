@@ -5,7 +5,7 @@
 computed the way AUTOMATIC1111's webui computes SDXL conditioning:
 
 * each prompt goes through A1111's text path (comments, ``<lora:…>`` removal, schedules of prompt editing and
-  alternation) and is cut into 77-token chunks per encoder by :mod:`promptkit.chunk` (75 tokens + BOS/EOS,
+  alternation) and is cut into 77-token chunks per encoder by :mod:`promptkit.clip.chunk` (75 tokens + BOS/EOS,
   BREAK, comma back-tracking; CLIP-L pads with EOS, OpenCLIP bigG with 0 after the first EOS);
 * per chunk and per encoder the **penultimate hidden state** (no final layer norm) is taken — CLIP-L gives
   768 features, bigG 1280 — and the two are concatenated per token (2048); chunks are concatenated along the
@@ -23,7 +23,7 @@ forward, identical chunks once; per-chunk hidden states are kept in an LRU cache
 (bounded in bytes, thread-safe), so a repeated negative or a prompt edited by one tag re-encodes only what
 changed.  Tensors stay on the encoders' device and dtype; nothing is copied to the host.
 
-This module (with :mod:`promptkit.diffusers`) is the only place promptkit imports torch and transformers.
+This module (with :mod:`promptkit.sdxl.conditioning`) is the only place promptkit imports torch and transformers.
 """
 
 from __future__ import annotations
@@ -264,7 +264,7 @@ class SDXLEncoder:
         comma_backtrack: A1111's ``comma_padding_backtrack`` (0–74, default 20).
         force_zeros_for_empty_prompt: overrides the pipeline's setting (default ``True`` without a pipeline).
 
-    Calling the encoder returns a :class:`promptkit.diffusers.Conditioning`.
+    Calling the encoder returns a :class:`promptkit.sdxl.conditioning.Conditioning`.
     """
 
     def __init__(
@@ -375,7 +375,7 @@ class SDXLEncoder:
         Call it *before* encoding when a LoRA also trains the text encoders: load it, then
         :meth:`clear_cache`, then encode.  (The same list is on ``cond.loras``.)
         """
-        from .schedule import extract_extra_networks, strip_comments
+        from promptkit.a1111.schedule import extract_extra_networks, strip_comments
 
         return _loras(extract_extra_networks(strip_comments(prompt))[1])
 
@@ -386,7 +386,7 @@ class SDXLEncoder:
     # -- tokenizers ---------------------------------------------------------------------------------------
     def tokenizers(self):
         """The promptkit tokenizers wrapping the pipeline's own (re-wrapped when textual inversion adds tokens)."""
-        from .tokenizer import ClipTokenizer
+        from promptkit.clip.tokenizer import ClipTokenizer
 
         sizes = (len(self.clip_l.hf_tokenizer), len(self.clip_g.hf_tokenizer))
         if self._tokenizers is None or sizes != self._tokenizer_sizes:
@@ -411,7 +411,7 @@ class SDXLEncoder:
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] | None = None,
     ):
-        """Conditioning for ``pipe(**cond, ...)``: a :class:`promptkit.diffusers.Conditioning`.
+        """Conditioning for ``pipe(**cond, ...)``: a :class:`promptkit.sdxl.conditioning.Conditioning`.
 
         ``prompt`` / ``negative_prompt``: a string or a list (a string negative is used for every prompt of a
         list).  ``steps``: the sampler step count for prompt editing (``[a:b:0.5]``) and alternation
@@ -419,7 +419,7 @@ class SDXLEncoder:
         the steps A1111 switches (pass the same ``num_inference_steps`` to the pipeline).  A callback of your
         own given here is chained after promptkit's.
         """
-        from .diffusers import Conditioning
+        from promptkit.sdxl.conditioning import Conditioning
 
         prompts, negatives = self._normalize_inputs(prompt, negative_prompt)
         if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
@@ -493,7 +493,7 @@ class SDXLEncoder:
         return prompts, negatives
 
     def _positive_source(self, text: str, steps: int | None, index: int) -> _Source:
-        from . import schedule
+        from promptkit.a1111 import schedule
 
         processed = schedule.process_prompt(text, steps if steps is not None else _PROBE_STEPS)
         subprompts = _get(processed, "subprompts")
@@ -519,7 +519,7 @@ class SDXLEncoder:
         return _Source(variants=variants, loras=tuple(_loras(_get(processed, "extra_networks"))))
 
     def _negative_source(self, text: str | None, steps: int | None, index: int) -> _Source:
-        from . import schedule
+        from promptkit.a1111 import schedule
 
         if text is None:  # diffusers: zeros under force_zeros_for_empty_prompt, else "" encoded
             return _Source(variants=[(steps or 1, "")], zeroed=self.force_zeros_for_empty_prompt)
@@ -545,7 +545,7 @@ class SDXLEncoder:
     @torch.inference_mode()
     def _encode_sources(self, sources: list[_Source]):
         """Encode every source; returns ``([(end, embeds, pooled)], token_counts)`` over all sources."""
-        from .chunk import chunks_for_sdxl
+        from promptkit.clip.chunk import chunks_for_sdxl
 
         device = self.check_devices()
         dtype = self.dtype
@@ -688,7 +688,7 @@ def _warn_diagnostics(where: str, text: str, schedule_diags, variants) -> None:
     ``(a:.)`` weight kept as text), so a generation script keeps running; the warning names the problem
     and its offset.
     """
-    from .attention import weighted_runs_with_diagnostics
+    from promptkit.a1111.attention import weighted_runs_with_diagnostics
 
     seen = set()
     found = [(d, text) for d in schedule_diags]

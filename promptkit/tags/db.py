@@ -32,7 +32,7 @@ from itertools import accumulate, chain, compress, count, repeat
 from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence, Union
 
-from ._resources import tag_data_dir
+from promptkit._resources import tag_data_dir
 
 try:  # the builtin BLAKE2 module: ``import hashlib`` also loads OpenSSL (~4 ms of every start)
     from _blake2 import blake2b as _blake2b
@@ -216,7 +216,7 @@ def escape(text: str, backend: str = "a1111") -> str:
 def format_tag(name: str, profile=None, backend: str = "a1111", *, category: str | None = None) -> str:
     """Prompt text for a canonical tag: spaces (except kaomoji and the profile's
     underscore tokens), escaped for the backend, artist prefix when the profile wants one."""
-    from .profiles import load_profile
+    from promptkit.profiles import load_profile
 
     prof = load_profile(profile) if profile is not None else None
     low = name.lower()
@@ -956,7 +956,7 @@ class TagDB:
     # -- autocomplete -----------------------------------------------------
     def _completer(self):
         if self._complete is None:
-            from .complete import CompletionIndex
+            from promptkit.tags.completion import CompletionIndex
 
             self._complete = CompletionIndex.for_db(self)
         return self._complete

@@ -141,7 +141,7 @@ def _merges_from_gz(path) -> list[str]:
 
 
 def _cache_dir():
-    """promptkit's cache folder, as :func:`promptkit.tagdb.cache_dir` gives it (that module,
+    """promptkit's cache folder, as :func:`promptkit.tags.db.cache_dir` gives it (that module,
     with its CSV/pickle machinery, is not imported just to tokenize)."""
     from pathlib import Path
 
@@ -162,7 +162,7 @@ def _merge_lines() -> list[str]:
     format number, written atomically, and rebuilt when missing or invalid; an
     unwritable cache folder only costs the speed.
     """
-    from ._resources import package_data
+    from promptkit._resources import package_data
 
     path = package_data("bpe_simple_vocab_16e6.txt.gz")
     try:

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from typing import Iterable, Mapping, NamedTuple, Sequence
 
-from .attention import Run, weighted_runs
-from .diagnostics import Span
-from .tokenizer import ClipTokenizer
+from promptkit.a1111.attention import Run, weighted_runs
+from promptkit.diagnostics import Span
+from promptkit.clip.tokenizer import ClipTokenizer
 
 __all__ = ["Chunk", "ChunkList", "EmbeddingFix", "chunks", "chunks_for_sdxl", "CHUNK_LENGTH"]
 
@@ -480,8 +480,8 @@ def chunks(
 
     ``text_or_runs``: a prompt string (parsed with A1111's attention rules), a
     parsed :class:`~promptkit.syntax.Prompt`, or weighted runs
-    (:func:`~promptkit.attention.weighted_runs`, or ``[text, weight]`` pairs).
-    ``tokenizer``: a :class:`~promptkit.tokenizer.ClipTokenizer` (default: the
+    (:func:`~promptkit.a1111.attention.weighted_runs`, or ``[text, weight]`` pairs).
+    ``tokenizer``: a :class:`~promptkit.clip.tokenizer.ClipTokenizer` (default: the
     bundled one with A1111's CLIP-L clean-up).  ``pad``: ``"eos"`` (CLIP-L) or
     a token id written after the first EOS of each chunk (``0`` for bigG).
     ``embeddings``: textual-inversion names → number of vectors.

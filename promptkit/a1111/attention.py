@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple, Sequence
 
-from .diagnostics import Diagnostic, Span
+from promptkit.diagnostics import Diagnostic, Span
 
 __all__ = ["Run", "weighted_runs", "weighted_runs_with_diagnostics", "as_pairs", "BREAK"]
 

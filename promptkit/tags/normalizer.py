@@ -19,8 +19,8 @@ import re
 from functools import lru_cache
 from typing import NamedTuple, Sequence
 
-from .diagnostics import Span
-from .tagdb import TagDB, escape, format_tag, kaomoji, tag_key, unescape
+from promptkit.diagnostics import Span
+from promptkit.tags.db import TagDB, escape, format_tag, kaomoji, tag_key, unescape
 
 __all__ = ["TagRef", "iter_tags", "normalize", "tag_lookup_key", "default_db", "ARTIST_PREFIXES"]
 
@@ -254,10 +254,10 @@ class _Splitter:
 
 def _parse(tree_or_text):
     if isinstance(tree_or_text, str):
-        from .syntax import parse
+        from promptkit.syntax import parse
 
         return parse(tree_or_text)
-    from .syntax import Prompt
+    from promptkit.syntax import Prompt
 
     if not isinstance(tree_or_text, Prompt):
         raise TypeError(f"expected a prompt string or a parsed Prompt, got {type(tree_or_text).__name__}")
@@ -296,7 +296,7 @@ def default_db() -> TagDB:
 @lru_cache(maxsize=1)
 def _underscore_tokens() -> frozenset[str]:
     """Model tokens that keep underscores whatever the profile (Pony score_/source_/rating_)."""
-    from .profiles import available_profiles, load_profile
+    from promptkit.profiles import available_profiles, load_profile
 
     words = set()
     for name in available_profiles():
@@ -473,7 +473,7 @@ def normalize(
     front, ended by ``BREAK``.  Prose pieces (more than four words) and every
     non-tag node are left as written.  ``normalize(normalize(x)) == normalize(x)``.
     """
-    from .profiles import load_profile
+    from promptkit.profiles import load_profile
 
     if backend not in ("a1111", "comfy", "diffusers"):
         raise ValueError(f"unknown backend {backend!r}; expected 'a1111', 'comfy' or 'diffusers'")

@@ -1,4 +1,4 @@
-"""Autocomplete index over a :class:`~promptkit.tagdb.TagDB`.
+"""Autocomplete index over a :class:`~promptkit.tags.db.TagDB`.
 
 Three sorted key lists answer every query with two binary searches each:
 
@@ -20,7 +20,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from typing import Iterable
 
-from .tagdb import CATEGORIES, Suggestion, Tag, _fold_query, escape, format_tag, unescape
+from promptkit.tags.db import CATEGORIES, Suggestion, Tag, _fold_query, escape, format_tag, unescape
 
 __all__ = ["CompletionIndex"]
 
@@ -137,7 +137,7 @@ class CompletionIndex:
         Two files: the main keys (all ``suggest`` — did-you-mean for an unknown
         tag — needs) and the word-start and alias indexes that only ``complete``
         uses, loaded on first use (together ~2/3 of the index)."""
-        from .tagdb import _read_pickle, _write_cache, cache_dir
+        from promptkit.tags.db import _read_pickle, _write_cache, cache_dir
 
         path = cache_dir() / "index" / f"{db._hash}.complete.pkl" if db._hash and db._use_cache else None
         if path is not None:
@@ -206,7 +206,7 @@ class CompletionIndex:
         )
 
     def _load_words(self) -> None:
-        from .tagdb import _read_pickle, _write_cache
+        from promptkit.tags.db import _read_pickle, _write_cache
 
         state = _read_pickle(self._words_path) if self._words_path is not None else None
         if isinstance(state, tuple) and len(state) == 3 and state[0] == self._STATE:
@@ -249,7 +249,7 @@ class CompletionIndex:
         q = _fold_query(query)
         if not q.strip():
             return []
-        from .profiles import load_profile
+        from promptkit.profiles import load_profile
 
         prof = load_profile(profile) if profile is not None else None
         db = self.db
@@ -322,7 +322,7 @@ class CompletionIndex:
         """(kind, word) for the profile's vocabulary words matching ``q`` that the list lacks."""
         words = self._vocab.get((prof.name, str(prof.path)))
         if words is None:
-            from .tagnorm import _profile_words
+            from promptkit.tags.normalizer import _profile_words
 
             words = []
             for key, word in _profile_words(prof).items():

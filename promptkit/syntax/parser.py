@@ -20,7 +20,7 @@ unbalanced and crossing brackets mean something.  How such input is kept:
 * a closer that matches an *outer* opener while an inner group is still open
   (``(a [b) c]``) closes the outer group and ends the inner one with
   ``interrupted=True`` — the tree stays lossless, and
-  :func:`promptkit.attention.weighted_runs` (which runs A1111's scan on
+  :func:`promptkit.a1111.attention.weighted_runs` (which runs A1111's scan on
   ``tree.source``) stays exact; only ``Weighted.multiplier`` is then a
   structural approximation.
 
@@ -29,7 +29,7 @@ content is ``a:b:N``/``a:N`` with a number ``N`` is an :class:`Edit`, ``a|b``
 an :class:`Alternate`, otherwise it is de-emphasis.  Editing brackets are only
 recognized where the whole bracket is well formed (balanced inside, the right
 number of ``:``); the exact step schedule of an arbitrary prompt is
-:func:`promptkit.schedule.schedules`.
+:func:`promptkit.a1111.schedule.schedules`.
 
 Node classes (all frozen; every node has ``span``):
 
@@ -52,7 +52,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Iterator, Union
 
-from .diagnostics import Diagnostic, PromptSyntaxError, Span
+from promptkit.diagnostics import Diagnostic, PromptSyntaxError, Span
 
 __all__ = [
     "parse",
@@ -315,7 +315,7 @@ def _grammar_terminals() -> dict[str, str]:
     import hashlib
     import json
 
-    from ._resources import cache_dir, grammars_dir
+    from promptkit._resources import cache_dir, grammars_dir
 
     text = (grammars_dir() / "prompt.lark").read_text(encoding="utf-8")
     key = hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
@@ -737,7 +737,7 @@ def _build_tree(text: str) -> Prompt:
         # editing brackets works.
         from dataclasses import replace
 
-        from .schedule import _analyse
+        from promptkit.a1111.schedule import _analyse
 
         an = _analyse(text)
         if an.fallback:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .tagdb import TagDataError, _decode, _parse_rows, downloaded_path
+from promptkit.tags.db import TagDataError, _decode, _parse_rows, downloaded_path
 
 __all__ = ["DEFAULT_URLS", "DownloadError", "DownloadResult", "download_tags", "validate_csv"]
 

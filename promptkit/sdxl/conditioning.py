@@ -13,7 +13,7 @@ first range whose end step is ``>= s`` (``reconstruct_cond_batch``).  diffusers 
 conditioning of call ``i + 1`` into the pipeline's ``prompt_embeds`` / ``add_text_embeds`` (negative and
 positive concatenated as the pipeline does under classifier-free guidance).
 
-Like :mod:`promptkit.encode`, this module imports torch (never at ``import promptkit``); it needs no import
+Like :mod:`promptkit.sdxl.encoder`, this module imports torch (never at ``import promptkit``); it needs no import
 of diffusers itself.
 """
 

@@ -1,0 +1,17 @@
+"""A1111's own readings of a prompt: weighted runs, editing schedules, the whole text path."""
+
+from __future__ import annotations
+
+from .attention import BREAK, Run, as_pairs, weighted_runs, weighted_runs_with_diagnostics  # noqa: F401
+from .schedule import (  # noqa: F401
+    NegativePrompt,
+    ProcessedPrompt,
+    SubPrompt,
+    extract_extra_networks,
+    process_negative_prompt,
+    process_prompt,
+    schedules,
+    schedules_with_diagnostics,
+    split_and,
+    strip_comments,
+)
