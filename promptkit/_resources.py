@@ -8,7 +8,6 @@ these helpers so both layouts work.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 _PKG = Path(__file__).resolve().parent
@@ -37,13 +36,3 @@ def package_data(name: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"promptkit package data {name!r} missing at {path}")
     return path
-
-
-def cache_dir() -> Path:
-    """promptkit's per-user cache folder (``PROMPTKIT_CACHE_DIR`` overrides it)."""
-    env = os.environ.get("PROMPTKIT_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("promptkit", appauthor=False))

@@ -315,7 +315,8 @@ def _grammar_terminals() -> dict[str, str]:
     import hashlib
     import json
 
-    from promptkit._resources import cache_dir, grammars_dir
+    from promptkit._cache import cache_dir
+    from promptkit._resources import grammars_dir
 
     text = (grammars_dir() / "prompt.lark").read_text(encoding="utf-8")
     key = hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
