@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import golden_params
-from promptkit.a1111.schedule import (
+from promptkit.a1111 import (
     extract_extra_networks,
     process_negative_prompt,
     process_prompt,

@@ -12,7 +12,7 @@ import promptkit
 from conftest import golden_params
 from promptkit.a1111.attention import as_pairs, weighted_runs
 from promptkit.diagnostics import PromptSyntaxError
-from promptkit.syntax.parser import (
+from promptkit.syntax import (
     Alternate,
     And,
     Break,
@@ -136,47 +136,52 @@ def test_well_formed_prompts(text):
     # canonical: same weighted runs, and per-step texts that differ only in how weights are written
     canon = format(tree, style="canonical")
     assert as_pairs(weighted_runs(canon)) == as_pairs(weighted_runs(text))
-    from promptkit.a1111.schedule import _analyse
+    from promptkit.a1111 import seed_dependent
 
-    if _analyse(text).ambiguous or _analyse(canon).ambiguous:
+    if seed_dependent(text) or seed_dependent(canon):
         return  # A1111's own schedule depends on the hash seed there (e.g. <lora:a:1> inside a group)
     for (t1, s1), (t2, s2) in zip(schedules(text, 20), schedules(canon, 20)):
         assert t1 == t2
         assert as_pairs(weighted_runs(s1)) == as_pairs(weighted_runs(s2))
 
 
-_GRAMMAR_KINDS = {"emphasis": "Weighted(", "weighted": "Weighted(", "deemphasis": "Weighted[", "edit": "Edit",
-                  "alternate": "Alternate"}
-_TOKEN_KINDS = {"BREAK": "Break", "AND": "And", "EXTRA_NETWORK": "ExtraNetwork"}
-
-
-@functools.lru_cache(maxsize=1)
-def _grammar_parser():
+def _lark_terminals():
     from lark import Lark
 
     from promptkit._resources import grammars_dir
 
-    return Lark((grammars_dir() / "prompt.lark").read_text(encoding="utf-8"), parser="earley",
-                propagate_positions=True)
+    grammar = Lark((grammars_dir() / "prompt.lark").read_text(encoding="utf-8"), parser="lalr",
+                   lexer="basic", postlex=None, keep_all_tokens=True)
+    return {t.name: t.pattern.to_regexp() for t in grammar.terminals}
 
 
-@settings(max_examples=200, deadline=None)
+def test_grammar_terminals_are_a1111s_patterns():
+    """prompt.lark's weight, keyword and text terminals say what A1111's regexes say."""
+    import re
+
+    from promptkit.syntax import patterns
+
+    terms = _lark_terminals()
+    assert re.compile(terms["WEIGHT_CLOSE"]).pattern == patterns.ATTENTION_WEIGHT.pattern.replace("(", "", 1).replace(")", "", 1)
+    for s in [":1.2)", ": 1.3 )", ":.5)", ":-1)", ":1.2.3)", ":.)", ":\n2\n)"]:
+        s = s.encode().decode("unicode_escape")
+        assert bool(re.fullmatch(terms["WEIGHT_CLOSE"], s)) == bool(patterns.ATTENTION_WEIGHT.fullmatch(s)), s
+    for s in ["BREAK", "xBREAK", "BREAKfast", "a BREAK b", "_BREAK"]:
+        assert [m.start() for m in re.finditer(terms["BREAK"], s)] == [m.start() for m in patterns.BREAK_WORD.finditer(s)]
+    for s in ["AND", "ANDROID", "cat_AND_dog", "a AND b", "AND2"]:
+        assert [m.start() for m in re.finditer(terms["AND"], s)] == [m.start() for m in patterns.AND.finditer(s)]
+
+
+@settings(max_examples=300, deadline=None)
 @given(_well_formed())
-def test_tree_agrees_with_the_grammar_rules(text):
-    """On well-formed prompts the tree has exactly the structure grammars/prompt.lark derives."""
-    derived = []
-    for sub in _grammar_parser().parse(text).iter_subtrees_topdown():
-        if sub.data in _GRAMMAR_KINDS:
-            derived.append((_GRAMMAR_KINDS[sub.data], sub.meta.start_pos, sub.meta.end_pos))
-        for c in sub.children:
-            if getattr(c, "type", None) in _TOKEN_KINDS:
-                derived.append((_TOKEN_KINDS[c.type], c.start_pos, c.end_pos))
-    ours = []
-    for n in parse(text).walk():
-        kind = type(n).__name__ + (n.bracket if isinstance(n, Weighted) else "")
-        if kind in ("Weighted(", "Weighted[", "Edit", "Alternate", "Break", "And", "ExtraNetwork"):
-            ours.append((kind, n.span.start, n.span.end))
-    assert sorted(ours) == sorted(derived)
+def test_lark_builds_the_tree_from_the_grammar_rules(text):
+    """On well-formed prompts no postlexer repair is needed: every group closes with its own
+    closer, nothing is stray, and the LALR rules alone give the node kinds."""
+    tree = parse(text)
+    for n in tree.walk():
+        assert not isinstance(n, Stray)
+        if isinstance(n, Weighted):
+            assert n.closed and not n.interrupted
 
 
 # ----------------------------------------------------------------- nodes
@@ -333,7 +338,7 @@ def test_disabled_editing_is_an_error_on_the_tree():
 
 
 def test_and_weights_follow_split_and_even_inside_groups():
-    from promptkit.a1111.schedule import split_and
+    from promptkit.a1111 import split_and
 
     text = "a:1.2 AND (b:0.5 AND c) AND d"
     ands = [n for n in parse(text).walk() if isinstance(n, And)]

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from .attention import BREAK, Run, as_pairs, weighted_runs, weighted_runs_with_diagnostics  # noqa: F401
-from .schedule import (  # noqa: F401
+from .schedule import MAX_STEPS, schedules, schedules_with_diagnostics, seed_dependent  # noqa: F401
+from .textpath import (  # noqa: F401
     NegativePrompt,
     ProcessedPrompt,
     SubPrompt,
     extract_extra_networks,
     process_negative_prompt,
     process_prompt,
-    schedules,
-    schedules_with_diagnostics,
     split_and,
     strip_comments,
 )

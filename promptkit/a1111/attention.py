@@ -21,17 +21,15 @@ import re
 from typing import NamedTuple, Sequence
 
 from promptkit.diagnostics import Diagnostic, Span
+from promptkit.syntax.nodes import ROUND, SQUARE
+from promptkit.syntax.patterns import ATTENTION_SPECIAL, ATTENTION_WEIGHT, BREAK_SPLIT, BREAK_WORD
+from promptkit.syntax.problems import malformed_weight
 
 __all__ = ["Run", "weighted_runs", "weighted_runs_with_diagnostics", "as_pairs", "BREAK"]
 
 BREAK = "BREAK"
 
-_RE_BREAK = re.compile(r"\s*\bBREAK\b\s*", re.S)
-_RE_BREAK_WORD = re.compile(r"\bBREAK\b")
 _SPECIAL = re.compile(r"[\\()\[\]]")
-
-_ROUND = 1.1
-_SQUARE = 1 / 1.1
 
 
 class Run(NamedTuple):
@@ -116,10 +114,6 @@ def _source_of(tree) -> str:
     return src
 
 
-# A1111's re_attention token classes other than plain text, in its order; the
-# text between two of them is one plain-text token.
-_RE_SPECIAL = re.compile(r"(\\[()\[\]\\]|\\|\(|\[|:\s*[+-]?[.\d]+\s*\)|\)|\]|:)")
-_RE_WEIGHT_NUM = re.compile(r":\s*([+-]?[.\d]+)\s*\)")
 
 
 # ":<number>)" closer text -> its float weight (the common closers repeat a lot)
@@ -129,11 +123,11 @@ _WEIGHT_OF: dict[str, float] = {}
 def _add_text(piece: str, pos: int, texts: list, weights: list, srcs: list) -> None:
     """A plain-text token, split at BREAK as A1111 does (empty parts kept)."""
     last = 0
-    for m in _RE_BREAK.finditer(piece):
+    for m in BREAK_SPLIT.finditer(piece):
         texts.append(piece[last : m.start()])
         weights.append(1.0)
         srcs.append(pos + last)
-        word = _RE_BREAK_WORD.search(piece, m.start(), m.end())
+        word = BREAK_WORD.search(piece, m.start(), m.end())
         texts.append(BREAK)
         weights.append(-1)
         srcs.append(pos + word.start())
@@ -145,22 +139,14 @@ def _add_text(piece: str, pos: int, texts: list, weights: list, srcs: list) -> N
 
 def _weight_value(sp: str, pos: int, diags: list, texts: list, weights: list, srcs: list) -> float:
     """Weight of a ``:<number>)`` closer; a non-float number becomes text + PK106 (×1.1)."""
-    m = _RE_WEIGHT_NUM.match(sp)
+    m = ATTENTION_WEIGHT.match(sp)
     num = m.group(1)
     try:
         value = float(num)
     except ValueError:
-        diags.append(
-            Diagnostic(
-                "PK106",
-                f"weight {num!r} is not a number; A1111 aborts the generation"
-                " (ValueError); promptkit keeps it as text",
-                Span(pos + m.start(1), pos + m.end(1)),
-                name="malformed-weight",
-            )
-        )
+        diags.append(malformed_weight(num, Span(pos + m.start(1), pos + m.end(1))))
         _add_text(sp[:-1], pos, texts, weights, srcs)
-        return _ROUND
+        return ROUND
     if len(_WEIGHT_OF) < 4096:
         _WEIGHT_OF[sp] = value
     return value
@@ -180,7 +166,7 @@ def _scan(text: str) -> tuple[list[Run], list[Diagnostic]]:
     s_append = srcs.append
 
     pos = 0
-    parts = _RE_SPECIAL.split(text)  # text, special, text, ..., text (odd length)
+    parts = ATTENTION_SPECIAL.split(text)  # text, special, text, ..., text (odd length)
     it = iter(parts)
     weight_of = _WEIGHT_OF
     for part, sp in zip(it, it):
@@ -216,10 +202,10 @@ def _scan(text: str) -> tuple[list[Run], list[Diagnostic]]:
             if round_brackets:
                 start = round_brackets.pop()
                 if start == len(weights) - 1:
-                    weights[start] *= _ROUND
+                    weights[start] *= ROUND
                 else:
                     for p in range(start, len(weights)):
-                        weights[p] *= _ROUND
+                        weights[p] *= ROUND
             else:
                 t_append(")")
                 w_append(1.0)
@@ -229,7 +215,7 @@ def _scan(text: str) -> tuple[list[Run], list[Diagnostic]]:
         elif c == "]":
             if square_brackets:
                 for p in range(square_brackets.pop(), len(weights)):
-                    weights[p] *= _SQUARE
+                    weights[p] *= SQUARE
             else:
                 t_append("]")
                 w_append(1.0)
@@ -254,10 +240,10 @@ def _scan(text: str) -> tuple[list[Run], list[Diagnostic]]:
 
     for pos in round_brackets:
         for p in range(pos, len(weights)):
-            weights[p] *= _ROUND
+            weights[p] *= ROUND
     for pos in square_brackets:
         for p in range(pos, len(weights)):
-            weights[p] *= _SQUARE
+            weights[p] *= SQUARE
 
     if not texts:
         return [Run("", 1.0, ((0, 0),))], diags

@@ -149,7 +149,7 @@ def _tree_lines(nodes, indent, out):
 
 def run(args) -> int:
     from promptkit.a1111.attention import weighted_runs_with_diagnostics
-    from promptkit.a1111.schedule import schedules_with_diagnostics
+    from promptkit.a1111 import schedules_with_diagnostics
     from promptkit.syntax import format as fmt
     from promptkit.syntax import parse
 

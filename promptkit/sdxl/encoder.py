@@ -375,7 +375,7 @@ class SDXLEncoder:
         Call it *before* encoding when a LoRA also trains the text encoders: load it, then
         :meth:`clear_cache`, then encode.  (The same list is on ``cond.loras``.)
         """
-        from promptkit.a1111.schedule import extract_extra_networks, strip_comments
+        from promptkit.a1111 import extract_extra_networks, strip_comments
 
         return _loras(extract_extra_networks(strip_comments(prompt))[1])
 
@@ -493,7 +493,7 @@ class SDXLEncoder:
         return prompts, negatives
 
     def _positive_source(self, text: str, steps: int | None, index: int) -> _Source:
-        from promptkit.a1111 import schedule
+        from promptkit import a1111 as schedule
 
         processed = schedule.process_prompt(text, steps if steps is not None else _PROBE_STEPS)
         subprompts = _get(processed, "subprompts")
@@ -519,7 +519,7 @@ class SDXLEncoder:
         return _Source(variants=variants, loras=tuple(_loras(_get(processed, "extra_networks"))))
 
     def _negative_source(self, text: str | None, steps: int | None, index: int) -> _Source:
-        from promptkit.a1111 import schedule
+        from promptkit import a1111 as schedule
 
         if text is None:  # diffusers: zeros under force_zeros_for_empty_prompt, else "" encoded
             return _Source(variants=[(steps or 1, "")], zeroed=self.force_zeros_for_empty_prompt)

@@ -602,7 +602,7 @@ def _schedule_diags(field, code):
     """Diagnostics of A1111's schedule stage (promptkit.a1111.schedule) for this field's text."""
     cache = field.__dict__.setdefault("_schedule_diags", {})
     if "all" not in cache:
-        from promptkit.a1111.schedule import schedules_with_diagnostics
+        from promptkit.a1111 import schedules_with_diagnostics
 
         cache["all"] = schedules_with_diagnostics(field.text, 30)[1]
     return [d for d in cache["all"] if d.code == code]

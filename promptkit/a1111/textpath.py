@@ -1,0 +1,134 @@
+"""A1111's text path around the schedules: ``#`` comments, ``<lora:…>`` extra networks, the
+``AND`` split with sub-prompt weights, and the whole positive / negative path.
+
+Positive (A1111 ``processing.py``): comments → extra networks removed → AND split →
+schedules per sub-prompt.  Negative: comments → schedules (no AND split; ``<lora:…>``
+stays as text).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from promptkit.syntax.patterns import AND, AND_SUBPROMPT, COMMENT_LINE, COMMENT_TAIL, EXTRA_NETWORK
+
+from .schedule import check_text, schedules_with_diagnostics
+
+__all__ = [
+    "split_and",
+    "strip_comments",
+    "extract_extra_networks",
+    "process_prompt",
+    "process_negative_prompt",
+    "ProcessedPrompt",
+    "SubPrompt",
+    "NegativePrompt",
+]
+
+
+def split_and(text: str) -> list[tuple[str, float]]:
+    """A1111 ``get_multicond_prompt_list`` for one prompt: ``[(text, weight), …]``.
+
+    Splits on the whole word ``AND`` (case-sensitive); a trailing ``:number``
+    of each part is its weight (also without any AND: ``"x, rating:0"`` →
+    ``[("x, rating", 0.0)]``); trailing whitespace goes, leading stays.
+    """
+    check_text(text, "split_and")
+    out = []
+    for part in AND.split(text):
+        m = AND_SUBPROMPT.search(part)
+        if m is None:  # pragma: no cover - the pattern matches every string
+            out.append((part, 1.0))
+            continue
+        body, w = m.groups()
+        out.append((body, float(w) if w is not None else 1.0))
+    return out
+
+
+def strip_comments(text: str) -> str:
+    """A1111 prompt comments (``enable_prompt_comments``): ``#`` to the end of the line goes.
+
+    A line starting with ``#`` is removed; ``#…`` elsewhere is cut to the end
+    of its line (keeping the line break).
+    """
+    check_text(text, "strip_comments")
+    if "#" not in text:
+        return text
+    text = COMMENT_LINE.sub("\n", text)
+    return COMMENT_TAIL.sub("\n", text)
+
+
+def extract_extra_networks(text: str) -> tuple[str, dict[str, list[list[str]]]]:
+    """A1111 ``extra_networks.parse_prompt``: ``(text_without, {kind: [[args…], …]})``.
+
+    Every ``<kind:arg:arg…>`` is removed (unknown kinds too); what surrounds it
+    stays (``a, <lora:x:1>, b`` → ``a, , b``).
+    """
+    check_text(text, "extract_extra_networks")
+    found: dict[str, list[list[str]]] = defaultdict(list)
+
+    def take(m):
+        found[m.group(1)].append(m.group(2).split(":"))
+        return ""
+
+    stripped = EXTRA_NETWORK.sub(take, text)
+    return stripped, dict(found)
+
+
+@dataclass(frozen=True)
+class SubPrompt:
+    text: str
+    weight: float
+    schedule: list
+
+
+@dataclass(frozen=True)
+class ProcessedPrompt:
+    """The positive-prompt text path of A1111, step by step."""
+
+    prompt: str
+    after_comments: str
+    after_extra_networks: str
+    extra_networks: dict
+    subprompts: list
+    diagnostics: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class NegativePrompt:
+    prompt: str
+    after_comments: str
+    schedule: list
+    sdxl_zeroed: bool
+    diagnostics: list = field(default_factory=list)
+
+
+def process_prompt(text: str, steps: int, *, comments: bool = True) -> ProcessedPrompt:
+    """A1111's positive path: comments → extra networks → AND split → schedules.
+
+    Each sub-prompt carries its weight and its own schedule.
+    """
+    check_text(text, "process_prompt")
+    after_comments = strip_comments(text) if comments else text
+    after_en, nets = extract_extra_networks(after_comments)
+    subs = []
+    diags: list = []
+    for part, weight in split_and(after_en):
+        sched, d = schedules_with_diagnostics(part, steps)
+        diags.extend(d)
+        subs.append(SubPrompt(part, weight, sched))
+    return ProcessedPrompt(text, after_comments, after_en, nets, subs, diags)
+
+
+def process_negative_prompt(text: str, steps: int, *, comments: bool = True) -> NegativePrompt:
+    """A1111's negative path: comments → schedules (no AND, ``<lora>`` stays text).
+
+    ``sdxl_zeroed``: every scheduled text is exactly ``""``, so A1111 zeroes
+    the SDXL cross-attention and pooled conditioning.
+    """
+    check_text(text, "process_negative_prompt")
+    after_comments = strip_comments(text) if comments else text
+    sched, diags = schedules_with_diagnostics(after_comments, steps)
+    zeroed = all(t == "" for _, t in sched)
+    return NegativePrompt(text, after_comments, sched, zeroed, diags)
