@@ -57,7 +57,7 @@ SCREENSHOT_PROMPT = (
 @pytest.fixture(scope="module")
 def server():
     bench = Workbench.load([DANBOORU_CSV])
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP: asyncio sets NODELAY
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
     srv = uvicorn.Server(uvicorn.Config(create_app(bench), log_level="warning", lifespan="off"))
