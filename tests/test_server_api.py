@@ -136,9 +136,11 @@ def test_openapi_documents_every_endpoint_and_field(client):
 def test_loopback_server_refuses_foreign_host_headers(bench):
     app = create_app(bench)
     with TestClient(app, base_url="http://evil.example") as c:
-        assert c.get("/healthz").status_code == 400
-    with TestClient(app, base_url="http://localhost:7861") as c:
-        assert c.get("/healthz").status_code == 200
+        assert "not this machine" in bad(c.get("/healthz"), None)
+        assert "not this machine" in bad(c.get("/healthz", headers={"Host": "127.0.0.1.evil.example"}), None)
+    for base in ("http://localhost:7861", "http://127.0.0.1:7861", "http://[::1]:7861"):
+        with TestClient(app, base_url=base) as c:
+            assert c.get("/healthz").status_code == 200, base
 
 
 def test_server_told_another_host_answers_any_host(bench):
@@ -333,6 +335,7 @@ def test_lint_select_and_ignore(client):
         ({"prompt": "a", "backend": "forge"}, "backend"),
         ({"prompt": "a", "select": ["PK999"]}, "select"),
         ({"prompt": "a", "select": 3}, "select"),
+        ({"prompt": "a", "select": ["PK1"], "ignore": ["no-such-rule"]}, "ignore"),
         ({"prompt": "a", "negative_prompt": "x"}, "negative_prompt"),
         ({"prompt": "a", "settings": 12}, "settings"),
     ],
@@ -375,6 +378,7 @@ def test_fix_at_a_span_fixes_that_problem_only(client):
         ({"prompt": "a", "field": "negative", "span": [0, 1]}, "field"),
         ({"prompt": "a", "field": "settings", "span": [0, 1]}, "field"),
         ({"prompt": "a", "unsafe": "yes"}, "unsafe"),
+        ({"prompt": "a", "ignore": ["PK9999"]}, "ignore"),
     ],
 )
 def test_fix_bad_fields(client, body, field):
@@ -597,3 +601,57 @@ def test_tag_at_returns_a_suffix_of_the_text_before_the_cursor(text, cursor):
     assert 0 <= at.start <= end
     assert text[at.start : end].endswith(at.query)
     assert "," not in at.query and "\n" not in at.query
+
+
+# -- layering ------------------------------------------------------------------------------
+
+
+def test_server_imports_only_lint_tags_clip_and_below():
+    import ast
+    from pathlib import Path
+
+    allowed = ("promptkit.lint", "promptkit.tags", "promptkit.clip", "promptkit.profiles", "promptkit.diagnostics")
+    folder = Path(__file__).resolve().parent.parent / "promptkit" / "server"
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+                if node.module.startswith("promptkit."):
+                    assert not any(a.name.startswith("_") for a in node.names), (path.name, node.module)
+            for name in names:
+                if name == "promptkit" or not name.startswith("promptkit"):
+                    assert name.split(".")[0] not in ("torch", "transformers", "diffusers", "ray"), (path.name, name)
+                    continue
+                assert name.startswith(allowed), f"{path.name} imports {name}"
+
+
+def test_serving_requests_never_loads_torch_or_sdxl():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, json\n"
+        "from starlette.testclient import TestClient\n"
+        "from promptkit.server import Workbench, create_app\n"
+        "from promptkit.tags import TagDB\n"
+        "c = TestClient(create_app(Workbench(TagDB.from_rows([('smile', 0, 9, '')]))), base_url='http://127.0.0.1')\n"
+        "for p in ('/api/lint', '/api/chunks', '/api/fix', '/api/normalize'):\n"
+        "    assert c.post(p, json={'prompt': 'smile, (smile'}).status_code == 200\n"
+        "assert c.get('/api/complete', params={'q': 'sm'}).status_code == 200\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'diffusers')"
+        " or m.startswith('promptkit.sdxl'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
+
+
+def test_cursor_doctests():
+    import doctest
+
+    import promptkit.server.cursor as cursor
+
+    result = doctest.testmod(cursor)
+    assert result.attempted >= 3 and result.failed == 0

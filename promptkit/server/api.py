@@ -97,17 +97,19 @@ def _lint_call(bench: Workbench, f: dict, prompt: str, negative: str | None) -> 
         return lint(prompt, negative, profile=prof, backend=f["backend"], db=bench.db, settings=f["settings"],
                     select=f["select"], ignore=f["ignore"])
     except LintError as exc:
-        raise ApiError(400, str(exc), _lint_error_field(str(exc))) from None
+        raise _lint_refused(bench, f, prof, exc) from None
 
 
-def _lint_error_field(message: str) -> str | None:
-    low = message.lower()
-    for name in ("select", "ignore", "settings", "backend", "profile"):
-        if name in low:
-            return name
-    if "selector" in low or "rule" in low:
-        return "select"
-    return None
+def _lint_refused(bench: Workbench, f: dict, prof, exc: LintError) -> ApiError:
+    """The 400 for a LintError, naming which of ``select``/``ignore`` the library refused
+    (every other field is checked before the call)."""
+    for name in ("select", "ignore"):
+        if f.get(name) is not None:
+            try:
+                lint("", profile=prof, db=bench.db, **{name: f[name]})
+            except LintError:
+                return ApiError(400, f"{name}: {exc}", name)
+    return ApiError(400, str(exc))
 
 
 def _texts(f: dict, prompt: str, negative: str | None) -> dict[str, str | None]:
@@ -257,7 +259,7 @@ def fix_endpoint(bench: Workbench, f: dict) -> dict:
                            db=bench.db, settings=f["settings"], select=f["select"], ignore=f["ignore"],
                            unsafe=f["unsafe"])
         except LintError as exc:
-            raise ApiError(400, str(exc), _lint_error_field(str(exc))) from None
+            raise _lint_refused(bench, f, bench.profile(f["profile"]), exc) from None
         prompt, negative, applied, remaining = res.text, res.negative, res.applied, res.remaining
     before = _texts(f, f["prompt"], f["negative"])
     after = _texts(f, prompt, negative)

@@ -22,7 +22,6 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -50,6 +49,28 @@ _PAGE_HEADERS = {
 def is_loopback(host: str) -> bool:
     """True for the addresses that only this machine can reach."""
     return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+class LoopbackHostOnly:
+    """Answer only requests whose ``Host`` names this machine (DNS-rebinding guard), with a JSON 400.
+
+    (Starlette's TrustedHostMiddleware answers in plain text and cuts ``[::1]:7861`` at its first colon.)
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            host = next((v for k, v in scope["headers"] if k == b"host"), b"").decode("latin-1")
+            name = host[1 : host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+            if not is_loopback(name):
+                response = JSONResponse({"error": f"Host {host!r} is not this machine; the workbench answers only "
+                                                  "127.0.0.1 or localhost (start it with --host to serve others)"},
+                                        status_code=400)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _static_files() -> dict[str, tuple[bytes, str, str]]:
@@ -156,8 +177,8 @@ def create_app(
               Route("/openapi.json", openapi, methods=["GET"])]
     routes += [_route(ep, bench, max_body) for ep in ENDPOINTS]
     middleware = []
-    if host in ("127.0.0.1", "localhost"):
-        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost"]))
+    if is_loopback(host):
+        middleware.append(Middleware(LoopbackHostOnly))
     origins = list(cors_origins)
     if origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
