@@ -12,6 +12,7 @@ a file.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import logging
 import mimetypes
@@ -47,8 +48,13 @@ _PAGE_HEADERS = {
 
 
 def is_loopback(host: str) -> bool:
-    """True for the addresses that only this machine can reach."""
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
+    """True for the addresses that only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class LoopbackHostOnly:
