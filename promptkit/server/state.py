@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from promptkit.profiles import Profile, ProfileError, available_profiles, load_profile
+from promptkit.profiles import Profile, available_profiles, load_profile
 from promptkit.tags import TagDB
 
 from .params import ApiError
@@ -78,7 +78,3 @@ class Workbench:
         self.db.get("1girl")
         self.db.suggest("hatsnue miku")
         chunks(sample)
-
-
-# ProfileError is what a bad --profile raises at start (the CLI reports it)
-__all__ += ["ProfileError"]
