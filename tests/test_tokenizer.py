@@ -22,7 +22,7 @@ import pytest
 import regex
 from hypothesis import given, settings, strategies as st
 
-from conftest import DANBOORU_CSV, load_golden, needs_shared, needs_tags
+from conftest import DANBOORU_CSV, load_golden, needs_tags
 from promptkit.clip.tokenizer import ClipTokenizer, bytes_to_unicode, clip_vocab_and_merges
 
 # --------------------------------------------------------------------------- oracles
@@ -248,7 +248,6 @@ def test_identity_full_danbooru_list(hf_tok, ref_a1111):
 # --------------------------------------------------------------------------- identity: golden prompts
 
 
-@needs_shared
 def test_identity_golden_prompts(hf_tok, ref_a1111, ref_open_clip):
     prompts = sorted({r["prompt"] for name in ("chunks", "attention", "pipeline", "schedules") for r in load_golden(name)})
     assert prompts
