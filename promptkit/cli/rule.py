@@ -50,6 +50,11 @@ def _as_json(cls) -> dict:
         "default": cls.default,
         "fix": cls.fix,
         "backends": list(cls.backends) if cls.backends else None,
+        "options": [
+            {"name": o.name, "type": o.type, "default": list(o.default) if o.type == "strings" else o.default,
+             "minimum": o.minimum, "maximum": o.maximum, "help": o.help}
+            for o in cls.options
+        ],
         "summary": cls.summary(),
         "explanation": cls.explanation(),
         "examples": [

@@ -1,0 +1,246 @@
+"""The tag database as flat columns (:class:`TagColumns`), built from parsed tables.
+
+A full Danbooru list is 140,000 tags; as columns (one name string with offsets, byte
+arrays of category and source codes, an array of counts, keys sorted for binary search)
+it loads from the on-disk index without creating 140,000 objects of each kind.
+"""
+
+from __future__ import annotations
+
+import bisect
+import operator
+from array import array
+from collections import Counter
+from dataclasses import dataclass
+from itertools import accumulate, chain, compress, count, repeat
+from typing import Iterator, Sequence
+
+__all__ = ["Names", "TagColumns", "starts_of"]
+
+_KEYS_AS_LIST_AFTER = 300  # look-ups on the one-string sorted keys before they are split into a list
+
+
+def starts_of(strings) -> array:
+    """Start offset of each string in ``"\\n".join(strings)``."""
+    starts = array("i", [0])
+    starts.extend(accumulate(map((1).__add__, map(len, strings))))
+    starts.pop()
+    return starts if len(strings) else array("i")
+
+
+class Names:
+    """Strings as one ``"\\n"``-joined blob and start offsets: a read-only sequence without
+    140,000 str objects (a look-up slices the one it needs)."""
+
+    __slots__ = ("blob", "starts")
+
+    def __init__(self, blob: str, starts: array):
+        self.blob = blob
+        self.starts = starts
+
+    @classmethod
+    def of(cls, strings: Sequence[str]) -> "Names":
+        if isinstance(strings, Names):
+            return strings
+        return cls("\n".join(strings), starts_of(strings))
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: int) -> str:
+        starts = self.starts
+        start = starts[i]
+        end = starts[i + 1] - 1 if i + 1 < len(starts) else len(self.blob)
+        return self.blob[start:end]
+
+    def __iter__(self):
+        return iter(self.blob.split("\n") if self.starts else ())
+
+    def consistent(self) -> bool:
+        """Whether the offsets fit the blob (a cheap check on data read back from disk:
+        one offset per line, the first at 0, the second and last right after a newline)."""
+        starts, blob = self.starts, self.blob
+        if not starts:
+            return blob == ""
+        if starts[0] != 0 or blob.count("\n") != len(starts) - 1:
+            return False
+        if len(starts) == 1:
+            return True
+        return all(0 < s <= len(blob) and blob[s - 1] == "\n" for s in (starts[1], starts[-1]))
+
+
+@dataclass(eq=False)
+class TagColumns:
+    """Every tag of the loaded lists, first-loaded first.
+
+    ``cats`` are :data:`~promptkit.tags.CATEGORIES` indexes, ``srcs`` index
+    ``source_names``; ``aliases`` is the raw alias column of the tags that have one;
+    ``skeys``/``sidx`` are the look-up keys in sorted order and the tag index of each
+    (stable: among equal keys the first-loaded comes first); ``alias`` maps an alias key
+    to a tag index, or to a tuple of indexes when the alias names several tags of one
+    source; ``fold`` maps dash-folded keys (``close up``) of the tags with a dash.
+    """
+
+    names: Sequence[str]
+    cats: bytearray
+    counts: array
+    srcs: bytearray
+    source_names: list
+    aliases: dict
+    skeys: Sequence[str]
+    sidx: array
+    alias: dict
+    fold: dict | None = None
+    per_file_counts: tuple = ()
+    skipped: int = 0
+    first_error: tuple | None = None   # (file index, line, message) of the first malformed row
+    names_blob: str = ""               # "\n".join(names), kept from a parse for the index writer
+    probes: int = 0
+
+    # -- building -------------------------------------------------------------
+    @classmethod
+    def from_tables(cls, tables: list) -> "TagColumns":
+        """Columns of parsed tables (:class:`~promptkit.tags.reader.Table`), in load order."""
+        names: Sequence[str] = tables[0].names if len(tables) == 1 else []
+        cats, counts, srcs, source_names = bytearray(), array("q"), bytearray(), []
+        aliases: dict[int, str] = {}
+        for t in tables:
+            offset = []
+            for s in t.source_names:
+                if s not in source_names:
+                    source_names.append(s)
+                offset.append(source_names.index(s))
+            base = len(cats)
+            if len(tables) > 1:
+                names.extend(t.names)
+            cats.extend(t.cats)
+            counts.extend(t.counts)
+            aliases.update(zip(compress(count(base), t.aliases), filter(None, t.aliases)))
+            if offset == list(range(len(offset))):
+                srcs.extend(t.srcs)
+            else:
+                srcs.extend(bytes(offset[s] for s in t.srcs))
+        names_blob = tables[0].names_blob if len(tables) == 1 and tables[0].names_blob else "\n".join(names)
+        joined = names_blob.replace("_", " ")
+        keys = joined.split("\n") if names else []
+        if ("  " in joined or " \n" in joined or "\n " in joined or joined[:1] == " " or joined[-1:] == " "
+                or not joined.replace("\n", " ").isprintable()):
+            keys = [" ".join(k.split()) for k in keys]  # as tag_key() does
+        order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: first-loaded first
+        skeys = list(operator.itemgetter(*order)(keys)) if len(order) > 1 else [keys[o] for o in order]
+        first: dict[int, int] = {}  # index of a duplicate → index of the first tag with its key
+        if len(set(keys)) != len(keys):
+            for p in range(1, len(skeys)):
+                if skeys[p] == skeys[p - 1]:
+                    first[order[p]] = first.get(order[p - 1], order[p - 1])
+        return cls(
+            names=names, cats=cats, counts=counts, srcs=srcs, source_names=source_names, aliases=aliases,
+            skeys=skeys, sidx=array("i", order), alias=_alias_map(aliases, first, srcs),
+            per_file_counts=tuple(len(t.names) for t in tables), skipped=sum(t.skipped for t in tables),
+            names_blob=names_blob,
+        )
+
+    def consistent(self) -> bool:
+        """Whether the columns line up (a check on data read back from disk)."""
+        n = len(self.names)
+        if not (len(self.cats) == n == len(self.counts) == len(self.srcs) == len(self.skeys) == len(self.sidx)):
+            return False
+        if n and (max(self.srcs) >= len(self.source_names) or min(self.sidx) < 0 or max(self.sidx) >= n):
+            return False
+        for names in (self.names, self.skeys):
+            if isinstance(names, Names) and not names.consistent():
+                return False
+        return all(0 <= i < n for i in self.aliases) and sum(self.per_file_counts) == n
+
+    # -- look-ups ----------------------------------------------------------------
+    def sorted_keys(self) -> Sequence[str]:
+        """The sorted keys; read from the index they start as one string (a one-shot command
+        does a few dozen look-ups) and become a list once look-ups add up (a list bisects
+        several times faster)."""
+        keys = self.skeys
+        if type(keys) is Names:
+            self.probes += 1
+            if self.probes > _KEYS_AS_LIST_AFTER:
+                keys = self.skeys = list(keys)
+        return keys
+
+    def lookup(self, key: str) -> int | None:
+        """Index of the first-loaded tag with this exact key."""
+        keys = self.sorted_keys()
+        p = bisect.bisect_left(keys, key)
+        if p < len(keys) and keys[p] == key:
+            return self.sidx[p]
+        return None
+
+    def same_key(self, key: str) -> list[int]:
+        """Every tag index with this key (several sources), first-loaded first."""
+        keys = self.sorted_keys()
+        p = bisect.bisect_left(keys, key)
+        out = []
+        while p < len(keys) and keys[p] == key:
+            out.append(self.sidx[p])
+            p += 1
+        return out
+
+    def primary(self) -> Iterator[tuple[str, int]]:
+        """``(key, index)`` of the first-loaded tag of every key, in key order."""
+        keys, sidx = self.skeys, self.sidx
+        prev = None
+        for p, k in enumerate(keys):
+            if k != prev:
+                yield k, sidx[p]
+                prev = k
+
+    def fold_map(self) -> dict[str, int]:
+        """Dash-folded key → index, for keys with a dash (kept in the on-disk index:
+        building it walks all 140k keys of a full list, ~30 ms)."""
+        if self.fold is None:
+            fold: dict[str, int] = {}
+            for kk, ii in self.primary():
+                if "-" in kk:
+                    fold.setdefault(" ".join(kk.replace("-", " ").split()), ii)
+            self.fold = fold
+        return self.fold
+
+
+def _alias_map(aliases: dict, first: dict, srcs) -> dict:
+    """alias key → tag index, or a tuple of indices when the alias names several tags
+    of one source; an alias defined by an earlier source is not overridden by a later one.
+    Done column-wise: one join/split for all alias strings, Python only for collisions."""
+    if not aliases:
+        return {}
+    idxs = list(aliases)
+    raws = list(aliases.values())
+    targets = [first.get(i, i) for i in idxs] if first else idxs
+    per_row = [r.count(",") + 1 for r in raws]
+    keys = ",".join(raws).lower().replace("_", " ").split(",")
+    blob = "," + ",".join(keys) + ","
+    odd = []
+    if "  " in blob or " ," in blob or ", " in blob or ",," in blob or not blob.isprintable():
+        odd = [n for n, k in enumerate(keys) if not k or " ".join(k.split()) != k]
+    for n in odd:
+        keys[n] = " ".join(keys[n].split())
+    tgt = list(chain.from_iterable(map(repeat, targets, per_row)))
+    src = list(chain.from_iterable(map(repeat, (srcs[i] for i in idxs), per_row)))
+    alias: dict[str, object] = dict(zip(reversed(keys), reversed(tgt)))  # first definition wins
+    if len(alias) != len(keys) or odd:
+        # collisions: the same alias string listed more than once
+        collide = {k for k, n in Counter(keys).items() if n > 1}
+        fixed: dict[str, object] = {}
+        fixed_src: dict[str, int] = {}
+        for k, t, sr in zip(keys, tgt, src):
+            if k not in collide:
+                continue
+            prev = fixed.get(k)
+            if prev is None:
+                fixed[k], fixed_src[k] = t, sr
+            elif fixed_src[k] != sr or prev == t:
+                continue
+            elif isinstance(prev, tuple):
+                if t not in prev:
+                    fixed[k] = prev + (t,)
+            else:
+                fixed[k] = (prev, t)
+        alias.update(fixed)
+    alias.pop("", None)
+    return alias
