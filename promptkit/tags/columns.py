@@ -11,11 +11,10 @@ import bisect
 import operator
 from array import array
 from collections import Counter
-from dataclasses import dataclass
 from itertools import accumulate, chain, compress, count, repeat
 from typing import Iterator, Sequence
 
-__all__ = ["Names", "TagColumns", "starts_of"]
+__all__ = ["Names", "SortedKeyView", "SortedMap", "SparseColumn", "TagColumns", "starts_of"]
 
 _KEYS_AS_LIST_AFTER = 300  # look-ups on the one-string sorted keys before they are split into a list
 
@@ -57,45 +56,166 @@ class Names:
         return iter(self.blob.split("\n") if self.starts else ())
 
     def consistent(self) -> bool:
-        """Whether the offsets fit the blob (a cheap check on data read back from disk:
-        one offset per line, the first at 0, the second and last right after a newline)."""
+        """Whether the offsets fit the blob (a cheap check on data read back from disk, whose
+        bytes a digest already vouches for: first name at 0, last one after a newline)."""
         starts, blob = self.starts, self.blob
         if not starts:
             return blob == ""
-        if starts[0] != 0 or blob.count("\n") != len(starts) - 1:
-            return False
-        if len(starts) == 1:
-            return True
-        return all(0 < s <= len(blob) and blob[s - 1] == "\n" for s in (starts[1], starts[-1]))
+        last = starts[-1]
+        return starts[0] == 0 and last <= len(blob) and (len(starts) == 1 or (last > 0 and blob[last - 1] == "\n"))
 
 
-@dataclass(eq=False)
+class SortedKeyView:
+    """The look-up keys in sorted order, read through ``sidx`` from one string of keys in
+    tag order.  When every key is its name with ``_`` as spaces, that string is the
+    names blob with one ``replace`` and the names' offsets fit it: no second copy of
+    140,000 keys is stored or built."""
+
+    __slots__ = ("blob", "starts", "sidx")
+
+    def __init__(self, blob: str, starts: array, sidx: array):
+        self.blob = blob
+        self.starts = starts
+        self.sidx = sidx
+
+    def __len__(self) -> int:
+        return len(self.sidx)
+
+    def __getitem__(self, p: int) -> str:
+        i = self.sidx[p]
+        starts = self.starts
+        end = starts[i + 1] - 1 if i + 1 < len(starts) else len(self.blob)
+        return self.blob[starts[i]:end]
+
+    def __iter__(self):
+        parts = self.blob.split("\n") if self.sidx else []
+        return map(parts.__getitem__, self.sidx)
+
+
+class SparseColumn:
+    """A column most tags leave empty (the raw alias lists): the indexes that have a value,
+    ascending, and their values; read-only mapping of index → value."""
+
+    __slots__ = ("idx", "values")
+
+    def __init__(self, idx: array, values: Sequence[str]):
+        self.idx = idx
+        self.values = values
+
+    def get(self, i: int, default=None):
+        p = bisect.bisect_left(self.idx, i)
+        return self.values[p] if p < len(self.idx) and self.idx[p] == i else default
+
+    def __getitem__(self, i: int) -> str:
+        value = self.get(i, _MISSING)
+        if value is _MISSING:
+            raise KeyError(i)
+        return value
+
+    def __contains__(self, i) -> bool:
+        return self.get(i, _MISSING) is not _MISSING
+
+    def __iter__(self):
+        return iter(self.idx)
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+
+class SortedMap:
+    """A read-only str → value mapping kept as sorted keys (:class:`Names`) and aligned
+    values: a look-up is a binary search, and loading it from disk builds no dict.
+    A value ``v < 0`` stands for ``multi[-v - 1]`` (an alias that names several tags)."""
+
+    __slots__ = ("keys", "values", "multi")
+
+    def __init__(self, keys: Sequence[str], values: array, multi: Sequence[tuple] = ()):
+        self.keys = keys
+        self.values = values
+        self.multi = multi
+
+    @classmethod
+    def of(cls, mapping: dict) -> "SortedMap":
+        keys = sorted(mapping)
+        values, multi = array("i"), []
+        for k in keys:
+            v = mapping[k]
+            if isinstance(v, tuple):
+                multi.append(v)
+                v = -len(multi)
+            values.append(v)
+        return cls(keys, values, multi)
+
+    def _value(self, v: int):
+        return v if v >= 0 else self.multi[-v - 1]
+
+    def get(self, key: str, default=None):
+        keys = self.keys
+        p = bisect.bisect_left(keys, key)
+        if p < len(keys) and keys[p] == key:
+            return self._value(self.values[p])
+        return default
+
+    def __getitem__(self, key: str):
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key) -> bool:
+        return self.get(key, _MISSING) is not _MISSING
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __iter__(self):
+        return iter(self.keys)
+
+    def items(self):
+        return zip(self.keys, map(self._value, self.values))
+
+    def __eq__(self, other) -> bool:
+        return dict(self.items()) == (dict(other.items()) if isinstance(other, SortedMap) else other)
+
+    __hash__ = None
+
+
+_MISSING = object()
+
+
 class TagColumns:
     """Every tag of the loaded lists, first-loaded first.
 
     ``cats`` are :data:`~promptkit.tags.CATEGORIES` indexes, ``srcs`` index
-    ``source_names``; ``aliases`` is the raw alias column of the tags that have one;
-    ``skeys``/``sidx`` are the look-up keys in sorted order and the tag index of each
-    (stable: among equal keys the first-loaded comes first); ``alias`` maps an alias key
-    to a tag index, or to a tuple of indexes when the alias names several tags of one
-    source; ``fold`` maps dash-folded keys (``close up``) of the tags with a dash.
+    ``source_names``; ``aliases`` maps a tag index to its raw alias column (only the
+    tags that have one); ``skeys``/``sidx`` are the look-up keys in sorted order and the
+    tag index of each (stable: among equal keys the first-loaded comes first);
+    ``keys_from_names`` says every key is its name with ``_`` as spaces.  ``alias`` maps
+    an alias key to a tag index, or to a tuple of indexes when the alias names several
+    tags of one source (a dict, or a :class:`SortedMap` read from disk); ``fold`` maps
+    dash-folded keys (``close up``) of the tags with a dash, built on first use.
     """
 
-    names: Sequence[str]
-    cats: bytearray
-    counts: array
-    srcs: bytearray
-    source_names: list
-    aliases: dict
-    skeys: Sequence[str]
-    sidx: array
-    alias: dict
-    fold: dict | None = None
-    per_file_counts: tuple = ()
-    skipped: int = 0
-    first_error: tuple | None = None   # (file index, line, message) of the first malformed row
-    names_blob: str = ""               # "\n".join(names), kept from a parse for the index writer
-    probes: int = 0
+    def __init__(self, *, names: Sequence[str], cats: bytearray, counts: array, srcs: bytearray,
+                 source_names: list, aliases, skeys: Sequence[str], sidx: array, alias=None, fold=None,
+                 keys_from_names: bool = False, per_file_counts: tuple = (), skipped: int = 0,
+                 first_error: tuple | None = None, names_blob: str = ""):
+        self.names = names
+        self.cats = cats
+        self.counts = counts
+        self.srcs = srcs
+        self.source_names = source_names
+        self.aliases = aliases
+        self.skeys = skeys
+        self.sidx = sidx
+        self.alias = alias       # alias key → index or tuple: a dict, or a SortedMap read from disk
+        self._fold = fold        # a dict, a builder, or None (computed from the keys)
+        self.keys_from_names = keys_from_names
+        self.per_file_counts = per_file_counts
+        self.skipped = skipped
+        self.first_error = first_error   # (file index, line, message) of the first malformed row
+        self.names_blob = names_blob     # "\n".join(names), kept from a parse for the index writer
+        self.probes = 0
 
     # -- building -------------------------------------------------------------
     @classmethod
@@ -123,8 +243,9 @@ class TagColumns:
         names_blob = tables[0].names_blob if len(tables) == 1 and tables[0].names_blob else "\n".join(names)
         joined = names_blob.replace("_", " ")
         keys = joined.split("\n") if names else []
-        if ("  " in joined or " \n" in joined or "\n " in joined or joined[:1] == " " or joined[-1:] == " "
-                or not joined.replace("\n", " ").isprintable()):
+        from_names = not ("  " in joined or " \n" in joined or "\n " in joined or joined[:1] == " "
+                          or joined[-1:] == " " or not joined.replace("\n", " ").isprintable())
+        if not from_names:
             keys = [" ".join(k.split()) for k in keys]  # as tag_key() does
         order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: first-loaded first
         skeys = list(operator.itemgetter(*order)(keys)) if len(order) > 1 else [keys[o] for o in order]
@@ -135,7 +256,7 @@ class TagColumns:
                     first[order[p]] = first.get(order[p - 1], order[p - 1])
         return cls(
             names=names, cats=cats, counts=counts, srcs=srcs, source_names=source_names, aliases=aliases,
-            skeys=skeys, sidx=array("i", order), alias=_alias_map(aliases, first, srcs),
+            skeys=skeys, sidx=array("i", order), alias=_alias_map(aliases, first, srcs), keys_from_names=from_names,
             per_file_counts=tuple(len(t.names) for t in tables), skipped=sum(t.skipped for t in tables),
             names_blob=names_blob,
         )
@@ -145,12 +266,12 @@ class TagColumns:
         n = len(self.names)
         if not (len(self.cats) == n == len(self.counts) == len(self.srcs) == len(self.skeys) == len(self.sidx)):
             return False
-        if n and (max(self.srcs) >= len(self.source_names) or min(self.sidx) < 0 or max(self.sidx) >= n):
-            return False
         for names in (self.names, self.skeys):
             if isinstance(names, Names) and not names.consistent():
                 return False
-        return all(0 <= i < n for i in self.aliases) and sum(self.per_file_counts) == n
+        if isinstance(self.skeys, SortedKeyView) and len(self.skeys.starts) != n:
+            return False
+        return sum(self.per_file_counts) == n and len(self.source_names) > 0 if n else True
 
     # -- look-ups ----------------------------------------------------------------
     def sorted_keys(self) -> Sequence[str]:
@@ -158,7 +279,7 @@ class TagColumns:
         does a few dozen look-ups) and become a list once look-ups add up (a list bisects
         several times faster)."""
         keys = self.skeys
-        if type(keys) is Names:
+        if type(keys) is not list:
             self.probes += 1
             if self.probes > _KEYS_AS_LIST_AFTER:
                 keys = self.skeys = list(keys)
@@ -194,13 +315,15 @@ class TagColumns:
     def fold_map(self) -> dict[str, int]:
         """Dash-folded key → index, for keys with a dash (kept in the on-disk index:
         building it walks all 140k keys of a full list, ~30 ms)."""
-        if self.fold is None:
+        if callable(self._fold):
+            self._fold = self._fold()
+        if self._fold is None:
             fold: dict[str, int] = {}
             for kk, ii in self.primary():
                 if "-" in kk:
                     fold.setdefault(" ".join(kk.replace("-", " ").split()), ii)
-            self.fold = fold
-        return self.fold
+            self._fold = fold
+        return self._fold
 
 
 def _alias_map(aliases: dict, first: dict, srcs) -> dict:

@@ -25,7 +25,7 @@ from typing import Iterable
 
 from promptkit._cache import read_record, write_record
 
-from .index import index_path, pack_strings, unpack_strings
+from .index import index_path, pack_names, pack_strings, unpack_names, unpack_strings
 from .keys import fold_query, unescape
 from .records import Suggestion, Tag
 from .sources import CATEGORIES
@@ -44,6 +44,7 @@ _NEWLINE = re.compile(r"\n")
 _KIND_MAIN = "promptkit.complete"
 _KIND_WORDS = "promptkit.complete-words"
 _VERSION = 4
+_KEYS_AS_LIST_AFTER = 300  # look-ups on keys read from disk (one string) before they become a list
 
 
 def _pack_positions(prefix: str, table: dict) -> dict:
@@ -55,10 +56,10 @@ def _pack_positions(prefix: str, table: dict) -> dict:
     }
 
 
-def _unpack_positions(rec: dict, prefix: str, limit: int) -> dict:
+def _unpack_positions(rec: dict, prefix: str) -> dict:
     lens, pos = rec[f"{prefix}.len"], rec[f"{prefix}.pos"]
     keys = unpack_strings(rec[f"{prefix}.keys"], len(lens))
-    if not isinstance(pos, array) or sum(lens) != len(pos) or (len(pos) and (min(pos) < 0 or max(pos) >= limit)):
+    if not isinstance(pos, array) or not isinstance(lens, array) or sum(lens) != len(pos):
         raise ValueError("inconsistent completion index")
     out, start = {}, 0
     for k, n in zip(keys, lens):
@@ -81,31 +82,38 @@ def _fold(key: str) -> str:
 class _SortedKeys:
     """Sorted folded keys with aligned tag indices, counts and (for aliases) alias text."""
 
-    __slots__ = ("keys", "idx", "cnt", "extra", "top")
+    __slots__ = ("keys", "idx", "cnt", "extra", "top", "probes")
 
     def fields(self, prefix: str) -> dict:
         """The keys as typed record fields (one string and flat arrays, no 140k objects)."""
+        keys, key_starts = pack_names(self.keys)
+        extra, extra_starts = pack_names(self.extra) if self.extra is not None else (None, array("i"))
         return {
-            f"{prefix}.keys": pack_strings(self.keys),
+            f"{prefix}.keys": keys,
+            f"{prefix}.key_starts": key_starts,
             f"{prefix}.idx": array("i", self.idx),
             f"{prefix}.cnt": array("q", self.cnt),
-            f"{prefix}.extra": None if self.extra is None else pack_strings(self.extra),
+            f"{prefix}.extra": extra,
+            f"{prefix}.extra_starts": extra_starts,
             **_pack_positions(f"{prefix}.top", self.top),
         }
 
     @classmethod
-    def from_fields(cls, rec: dict, prefix: str, n_tags: int) -> "_SortedKeys":
-        """The keys stored by :meth:`fields`; ValueError when they do not fit a database of ``n_tags``."""
+    def from_fields(cls, rec: dict, prefix: str) -> "_SortedKeys":
+        """The keys stored by :meth:`fields` (kept as one string until look-ups add up);
+        ValueError when the fields do not line up."""
         self = cls.__new__(cls)
         idx, cnt = rec[f"{prefix}.idx"], rec[f"{prefix}.cnt"]
-        if not (isinstance(idx, array) and isinstance(cnt, array) and len(idx) == len(cnt)
-                and (not idx or (min(idx) >= 0 and max(idx) < n_tags))):
+        if not (isinstance(idx, array) and isinstance(cnt, array) and len(idx) == len(cnt)):
             raise ValueError("inconsistent completion index")
         self.idx, self.cnt = idx, cnt
-        self.keys = unpack_strings(rec[f"{prefix}.keys"], len(idx))
+        self.keys = unpack_names(rec[f"{prefix}.keys"], rec[f"{prefix}.key_starts"])
         extra = rec[f"{prefix}.extra"]
-        self.extra = None if extra is None else unpack_strings(extra, len(idx))
-        self.top = _unpack_positions(rec, f"{prefix}.top", len(idx))
+        self.extra = None if extra is None else unpack_names(extra, rec[f"{prefix}.extra_starts"])
+        if len(self.keys) != len(idx) or (self.extra is not None and len(self.extra) != len(idx)):
+            raise ValueError("inconsistent completion index")
+        self.top = _unpack_positions(rec, f"{prefix}.top")
+        self.probes = 0
         return self
 
     def __init__(self, keys: list[str], idx: list[int], counts: list[int], extra: list[str] | None = None):
@@ -115,6 +123,7 @@ class _SortedKeys:
         self.extra = [extra[o] for o in order] if extra is not None else None
         self.cnt = [counts[i] for i in self.idx]
         self.top: dict[str, list[int]] = {}
+        self.probes = 0
         self._precompute()
 
     def _precompute(self) -> None:
@@ -139,6 +148,12 @@ class _SortedKeys:
 
     def range(self, q: str) -> tuple[int, int]:
         keys = self.keys
+        if type(keys) is not list:
+            # read from disk as one string: a one-shot did-you-mean needs a few probes, a
+            # completion session many (a list bisects several times faster)
+            self.probes += 1
+            if self.probes > _KEYS_AS_LIST_AFTER:
+                keys = self.keys = list(keys)
         lo = bisect_left(keys, q)
         return lo, bisect_left(keys, q + _END, lo)
 
@@ -177,8 +192,8 @@ class CompletionIndex:
             rec = read_record(index_path(key, "complete"), _KIND_MAIN, _VERSION, key)
             if rec is not None:
                 try:
-                    main = _SortedKeys.from_fields(rec, "main", len(db))
-                    pools = _unpack_positions(rec, "pools", len(main.keys))
+                    main = _SortedKeys.from_fields(rec, "main")
+                    pools = _unpack_positions(rec, "pools")
                 except (KeyError, TypeError, ValueError, IndexError):
                     main = None  # damaged: rebuilt below
                 if main is not None:
@@ -251,8 +266,8 @@ class CompletionIndex:
             rec = read_record(index_path(key, "complete-words"), _KIND_WORDS, _VERSION, key)
             if rec is not None:
                 try:
-                    self._words = _SortedKeys.from_fields(rec, "words", len(self.db))
-                    self._aliases = _SortedKeys.from_fields(rec, "aliases", len(self.db))
+                    self._words = _SortedKeys.from_fields(rec, "words")
+                    self._aliases = _SortedKeys.from_fields(rec, "aliases")
                     return
                 except (KeyError, TypeError, ValueError, IndexError):
                     pass

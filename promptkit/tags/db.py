@@ -85,7 +85,7 @@ class TagDB:
                 raise TagDataError(f"tag file not found{hint}", str(f)) from None
             except OSError as exc:
                 raise TagDataError(f"cannot read tag file: {exc.strerror or exc}", str(f)) from None
-            if not blobs[-1].strip():
+            if not blobs[-1] or blobs[-1].isspace():
                 raise TagDataError("tag file is empty (expected name,category,post_count[,aliases] rows)", str(f))
         db, from_cache = cls._from_blobs(files, blobs, strict, cache)
         cols = db._cols

@@ -15,10 +15,10 @@ from typing import Sequence
 
 from promptkit._cache import cache_dir, fingerprint, read_record, write_record
 
-from .columns import Names, TagColumns, starts_of
+from .columns import Names, SortedKeyView, SortedMap, SparseColumn, TagColumns, starts_of
 
 __all__ = ["INDEX_VERSION", "source_fingerprint", "index_path", "save_columns", "load_columns", "prune",
-           "pack_strings", "unpack_strings"]
+           "pack_strings", "unpack_strings", "pack_names", "unpack_names"]
 
 _KIND = "promptkit.tagdb"
 INDEX_VERSION = 12   # bump when TagColumns or the reader's output changes meaning
@@ -48,14 +48,20 @@ def pack_strings(strings: Sequence[str]):
 
 def unpack_strings(value, n: int) -> list[str]:
     """The strings of a :func:`pack_strings` field (``n`` of them)."""
-    out = (value.split("\n") if n else []) if isinstance(value, str) else value
-    if not isinstance(out, list) or len(out) != n or not all(isinstance(s, str) for s in out):
+    if isinstance(value, str):
+        out = value.split("\n") if n else []
+    elif isinstance(value, list) and all(isinstance(s, str) for s in value):
+        out = value
+    else:
+        raise ValueError("string column of the wrong type")
+    if len(out) != n:
         raise ValueError("string column does not match its length")
     return out
 
 
-def _names_field(names: Sequence[str], blob: str = "") -> tuple:
-    """(text, start offsets) of a name column; (JSON list, no offsets) when a name holds a newline."""
+def pack_names(names: Sequence[str], blob: str = "") -> tuple:
+    """A string column as two record fields: (text, start offsets), or (JSON list, no
+    offsets) when a string holds a newline.  ``blob`` is ``"\n".join(names)`` when known."""
     if isinstance(names, Names):
         return names.blob, names.starts
     if not blob:
@@ -65,7 +71,8 @@ def _names_field(names: Sequence[str], blob: str = "") -> tuple:
     return blob, starts_of(names)
 
 
-def _names_value(blob, starts: array) -> Sequence[str]:
+def unpack_names(blob, starts: array) -> Sequence[str]:
+    """The column :func:`pack_names` stored: a :class:`Names` (or the JSON list)."""
     if isinstance(blob, list):
         return blob
     if not isinstance(blob, str) or not isinstance(starts, array) or starts.typecode != "i":
@@ -75,11 +82,19 @@ def _names_value(blob, starts: array) -> Sequence[str]:
 
 def save_columns(path: Path, source: str, cols: TagColumns) -> bool:
     """Write the index record; False when the cache folder cannot be written (speed only)."""
-    names, name_starts = _names_field(cols.names, cols.names_blob)
-    skeys, skey_starts = _names_field(cols.skeys)
+    names, name_starts = pack_names(cols.names, cols.names_blob)
+    if cols.keys_from_names and isinstance(names, str):
+        skeys, skey_starts = None, array("i")  # rebuilt from the names on load
+    else:
+        skeys, skey_starts = pack_names(cols.skeys)
     alias_idx = array("i", sorted(cols.aliases))
-    single = {k: v for k, v in cols.alias.items() if isinstance(v, int)}
-    multi = {k: list(v) for k, v in cols.alias.items() if not isinstance(v, int)}
+    alias_raw, alias_starts = pack_names([cols.aliases[i] for i in alias_idx])
+    alias = cols.alias if isinstance(cols.alias, SortedMap) else SortedMap.of(cols.alias)
+    alias_keys, alias_key_starts = pack_names(alias.keys)
+    fold = cols.fold_map()
+    counts = cols.counts
+    if counts and -(2**31) <= min(counts) and max(counts) < 2**31:
+        counts = array("i", counts)  # half the bytes to read (and hash) on every start
     fields = {
         "names": names,
         "name_starts": name_starts,
@@ -87,22 +102,31 @@ def save_columns(path: Path, source: str, cols: TagColumns) -> bool:
         "skey_starts": skey_starts,
         "sidx": cols.sidx,
         "cats": bytes(cols.cats),
-        "counts": cols.counts,
+        "counts": counts,
         "srcs": bytes(cols.srcs),
         "source_names": list(cols.source_names),
         "alias_idx": alias_idx,
-        "alias_raw": pack_strings([cols.aliases[i] for i in alias_idx]),
-        "alias_keys": pack_strings(list(single)),
-        "alias_targets": array("i", single.values()),
-        "alias_multi": multi,
-        "fold": cols.fold_map(),
-        "meta": {"per_file_counts": list(cols.per_file_counts), "skipped": cols.skipped,
-                 "first_error": list(cols.first_error) if cols.first_error else None},
+        "alias_raw": alias_raw,
+        "alias_raw_starts": alias_starts,
+        "alias_keys": alias_keys,
+        "alias_key_starts": alias_key_starts,
+        "alias_values": alias.values,
+        "alias_multi": [list(t) for t in alias.multi],
+        "fold_keys": pack_strings(list(fold)),
+        "fold_targets": array("i", fold.values()),
+        "meta": {"keys_from_names": cols.keys_from_names, "per_file_counts": list(cols.per_file_counts),
+                 "skipped": cols.skipped, "first_error": list(cols.first_error) if cols.first_error else None},
     }
     ok = write_record(path, _KIND, INDEX_VERSION, source, fields)
     if ok:
         prune(path.parent)
     return ok
+
+
+def _int_array(value, *typecodes: str) -> array:
+    if not isinstance(value, array) or value.typecode not in typecodes:
+        raise ValueError("integer column of the wrong type")
+    return value
 
 
 def load_columns(path: Path, source: str) -> TagColumns | None:
@@ -111,31 +135,46 @@ def load_columns(path: Path, source: str) -> TagColumns | None:
     if rec is None:
         return None
     try:
-        alias_idx = rec["alias_idx"]
-        targets = rec["alias_targets"]
-        alias = dict(zip(unpack_strings(rec["alias_keys"], len(targets)), targets))
-        for key, many in rec["alias_multi"].items():
-            alias[key] = tuple(int(i) for i in many)
         meta = rec["meta"]
         first_error = meta["first_error"]
+        names = unpack_names(rec["names"], rec["name_starts"])
+        sidx = _int_array(rec["sidx"], "i")
+        if rec["skeys"] is None:
+            if not isinstance(names, Names):
+                return None
+            skeys = SortedKeyView(names.blob.replace("_", " "), names.starts, sidx)
+        else:
+            skeys = unpack_names(rec["skeys"], rec["skey_starts"])
+        alias_idx = _int_array(rec["alias_idx"], "i")
+        raw = unpack_names(rec["alias_raw"], rec["alias_raw_starts"])
+        if len(raw) != len(alias_idx):
+            return None
+        alias_keys = unpack_names(rec["alias_keys"], rec["alias_key_starts"])
+        alias_values = _int_array(rec["alias_values"], "i")
+        multi = [tuple(int(i) for i in many) for many in rec["alias_multi"]]
+        if len(alias_keys) != len(alias_values) or (alias_values and min(alias_values) < -len(multi)):
+            return None
+        fold_keys, fold_targets = rec["fold_keys"], _int_array(rec["fold_targets"], "i")
+
+        def fold():
+            return dict(zip(unpack_strings(fold_keys, len(fold_targets)), fold_targets))
+
         cols = TagColumns(
-            names=_names_value(rec["names"], rec["name_starts"]),
+            names=names,
             cats=bytearray(rec["cats"]),
-            counts=rec["counts"],
+            counts=_int_array(rec["counts"], "q", "i"),
             srcs=bytearray(rec["srcs"]),
             source_names=[str(s) for s in rec["source_names"]],
-            aliases=dict(zip(alias_idx, unpack_strings(rec["alias_raw"], len(alias_idx)))),
-            skeys=_names_value(rec["skeys"], rec["skey_starts"]),
-            sidx=rec["sidx"],
-            alias=alias,
-            fold={str(k): int(v) for k, v in rec["fold"].items()},
+            aliases=SparseColumn(alias_idx, raw),
+            skeys=skeys,
+            sidx=sidx,
+            alias=SortedMap(alias_keys, alias_values, multi),
+            fold=fold,
+            keys_from_names=bool(meta["keys_from_names"]),
             per_file_counts=tuple(int(n) for n in meta["per_file_counts"]),
             skipped=int(meta["skipped"]),
             first_error=(int(first_error[0]), int(first_error[1]), str(first_error[2])) if first_error else None,
         )
-        if not (isinstance(cols.counts, array) and cols.counts.typecode == "q"
-                and isinstance(cols.sidx, array) and cols.sidx.typecode == "i"):
-            return None
     except (KeyError, TypeError, ValueError, IndexError, AttributeError):
         return None
     return cols if cols.consistent() else None
