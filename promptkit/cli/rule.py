@@ -20,7 +20,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from promptkit.lint.docs import rule_text, rules_table_markdown, rules_table_text
-    from promptkit.lint.registry import all_rules, get_rule
+    from promptkit.lint.catalog import all_rules, get_rule
 
     if args.all or not args.rule:
         if args.output_format == "markdown":

@@ -23,7 +23,8 @@ from promptkit.diagnostics import Diagnostic
 
 from .context import LintContext
 from .fixes import applicable, apply_fixes
-from .registry import Example, Option, OptionError, Rule, all_rules, get_rule, register
+from .catalog import all_rules, get_rule
+from .registry import Example, Option, OptionError, Rule, register
 from .selection import SelectorError, resolve
 
 __all__ = [
@@ -116,6 +117,7 @@ def _context(prompt, negative, profile, backend, db, settings, options) -> LintC
             raise LintError(
                 f"settings must be an infotext settings line (str), a dict or a Settings, got {type(settings).__name__}"
             )
+    opts = check_options(options)
     return LintContext(
         profile=prof,
         backend=target,
@@ -125,7 +127,8 @@ def _context(prompt, negative, profile, backend, db, settings, options) -> LintC
         settings=settings_dict,
         settings_text=settings_text,
         settings_spans=settings_spans,
-        options=check_options(options),
+        options=opts,
+        comma_backtrack=opts.get("PK401", {}).get("comma-backtrack", get_rule("PK401").option("comma-backtrack").default),
     )
 
 

@@ -111,7 +111,7 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
     """Read the config from ``path`` (or the nearest ``pyproject.toml``); empty config when none."""
     from promptkit.backends import BackendError, get_backend
 
-    from .registry import get_rule
+    from .catalog import get_rule
     from .selection import SelectorError, expand_all
 
     cfg_path = Path(path) if path else find_config(start)
@@ -216,7 +216,7 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
 
 def _unknown_key(key: str, rule_table: bool = False) -> str:
     """An unknown [tool.promptkit.lint] key, with the closest setting or rule name."""
-    from .registry import all_rules
+    from .catalog import all_rules
 
     names = list(_KNOWN) + [cls.name for cls in all_rules().values()]
     close = difflib.get_close_matches(key.replace("_", "-"), names, n=1, cutoff=0.6)

@@ -100,8 +100,7 @@ class FieldView:
         from promptkit.clip.chunk import chunks
 
         ctx = self.ctx
-        backtrack = ctx.option("PK401", "comma-backtrack") if ctx.backend.comma_backtrack else 0
-        return chunks(self.runs, comma_backtrack=backtrack)
+        return chunks(self.runs, comma_backtrack=ctx.comma_backtrack if ctx.backend.comma_backtrack else 0)
 
     @cached_property
     def nodes(self) -> list[tuple[Any, tuple]]:
@@ -222,6 +221,7 @@ class LintContext:
     settings_text: str | None = None
     settings_spans: dict = field(default_factory=dict)  # settings key -> span of its value in settings_text
     options: dict = field(default_factory=dict)  # rule code -> checked options (Rule.check_options)
+    comma_backtrack: int = 20  # A1111's comma_padding_backtrack for the chunk layout (PK401's option)
     _fields: dict = field(default_factory=dict, repr=False)
 
     @cached_property
@@ -240,12 +240,8 @@ class LintContext:
         return [f for f in (self.field("positive"), self.field("negative")) if f is not None]
 
     def option(self, rule, name: str):
-        """Option ``name`` of ``rule`` (a rule, its class or its code): the configured value,
-        else the default the rule declares."""
-        if isinstance(rule, str):
-            from .registry import get_rule
-
-            rule = get_rule(rule)
+        """Option ``name`` of ``rule`` (a rule or its class): the configured value, else the
+        default the rule declares."""
         value = self.options.get(rule.code, {}).get(name, _UNSET)
         return rule.option(name).default if value is _UNSET else value
 

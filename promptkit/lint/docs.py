@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .registry import all_rules, get_rule
+from .catalog import all_rules, get_rule
 
 _FIX_TEXT = {
     "safe": "safe (applied by --fix)",

@@ -21,8 +21,6 @@ from promptkit.backends import BackendError, get_backend
 if TYPE_CHECKING:  # pragma: no cover
     from promptkit.diagnostics import Diagnostic
 
-    from .context import LintContext
-
 SEVERITIES = ("error", "warning", "info")
 FIX_KINDS = ("safe", "unsafe", "sometimes", "none")
 
@@ -75,7 +73,7 @@ class Option:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (
             self.type == "integer" and not isinstance(value, int)
         ):
-            raise OptionError(f"expected {OPTION_TYPES[self.type]}, got {value!r}")
+            raise OptionError(f"expected {self.bounds()}, got {value!r}")
         if self.minimum is not None and value < self.minimum or self.maximum is not None and value > self.maximum:
             raise OptionError(f"expected {self.bounds()}, got {value!r}")
         return float(value) if self.type == "number" else value
@@ -108,7 +106,7 @@ class Rule:
     options: ClassVar[tuple[Option, ...]] = ()
     examples: ClassVar[tuple[Example, ...]] = ()
 
-    def applies(self, ctx: "LintContext") -> bool:
+    def applies(self, ctx) -> bool:  # ctx: promptkit.lint.context.LintContext
         """Whether the rule has anything to say for this profile/backend."""
         return self.backends is None or ctx.backend.name in self.backends
 
@@ -147,7 +145,7 @@ class Rule:
                 raise on_error(raw, f"option '{name}' of {cls.name} ({cls.code}): {exc}") from None
         return out
 
-    def check(self, ctx: "LintContext") -> Iterator["Diagnostic"]:  # pragma: no cover - abstract
+    def check(self, ctx) -> Iterator["Diagnostic"]:  # pragma: no cover - abstract
         raise NotImplementedError
 
     # -- documentation ---------------------------------------------------
@@ -163,15 +161,17 @@ class Rule:
         return inspect.cleandoc(cls.__doc__ or "")
 
 
+#: code → rule class, filled by :func:`register` as the rule modules are imported
+#: (:mod:`promptkit.lint.catalog` imports them all)
 RULES: dict[str, type[Rule]] = {}
-_BY_NAME: dict[str, str] = {}
+BY_NAME: dict[str, str] = {}
 
 
 def register(cls: type[Rule]) -> type[Rule]:
     """Class decorator: add a rule to the registry (codes and names must be unique)."""
     if cls.code in RULES:
         raise ValueError(f"duplicate rule code {cls.code}")
-    if cls.name in _BY_NAME:
+    if cls.name in BY_NAME:
         raise ValueError(f"duplicate rule name {cls.name}")
     if cls.severity not in SEVERITIES:
         raise ValueError(f"{cls.code}: bad severity {cls.severity!r}")
@@ -193,28 +193,5 @@ def register(cls: type[Rule]) -> type[Rule]:
         opt.check(opt.default)
         seen.add(opt.name)
     RULES[cls.code] = cls
-    _BY_NAME[cls.name] = cls.code
+    BY_NAME[cls.name] = cls.code
     return cls
-
-
-def all_rules() -> dict[str, type[Rule]]:
-    """Code → rule class, sorted by code (loads the rule modules on first use)."""
-    from . import rules  # noqa: F401  (registers on import)
-
-    return dict(sorted(RULES.items()))
-
-
-def get_rule(ref: str) -> type[Rule]:
-    """A rule by code (``PK301``, case-insensitive) or name (``artist-missing-by``)."""
-    rules = all_rules()
-    key = ref.strip()
-    if key.upper() in rules:
-        return rules[key.upper()]
-    if key.lower() in _BY_NAME:
-        return rules[_BY_NAME[key.lower()]]
-    raise KeyError(f"unknown rule {ref!r} (expected a code such as PK301 or a name such as artist-missing-by)")
-
-
-def code_for_name(name: str) -> str | None:
-    all_rules()
-    return _BY_NAME.get(name.lower())

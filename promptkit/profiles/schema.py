@@ -16,7 +16,7 @@ from typing import Any
 
 from .profile import TAG_FORMATS
 
-__all__ = ["Key", "SCHEMA", "TABLES", "KINDS", "SEVERITIES", "key", "keys_of"]
+__all__ = ["Key", "SCHEMA", "TABLES", "KINDS", "SEVERITIES", "key", "keys_of", "schema_markdown"]
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -32,7 +32,7 @@ KINDS = {
     "range": "[min, max] (two numbers, min ≤ max)",
     "int-range": "[min, max] (two integers, min ≤ max)",
     "resolutions": "a list of [width, height] integer pairs",
-    "severities": "a table of rule = \"error\" | \"warning\" | \"info\"",
+    "severities": "a table of rule = \"error\", \"warning\" or \"info\"",
 }
 
 
@@ -72,7 +72,7 @@ SCHEMA: tuple[Key, ...] = (
     _k("", "tag_format", "tag_format", "choice", "spaces", "how tags are written", choices=TAG_FORMATS),
     _k("", "artist_prefix", "artist_prefix", "text", "", "prefix artists need (RouWei: \"by \")"),
     _k("", "isolate_artists", "isolate_artists", "flag", False,
-       "artists/styles belong in their own CLIP chunk (normalize --isolate, PK302)"),
+       "artists/styles belong in their own CLIP chunk (normalize, PK302)"),
     _k("", "understands_e621", "understands_e621", "flag", False, "trained on e621 tags too (PK207 off)"),
     _k("", "data_cutoff", "data_cutoff", "text", "", "training data cut-off date (YYYY-MM-DD)"),
     # -- [quality] ---------------------------------------------------------------
@@ -130,3 +130,24 @@ def key(table: str, name: str) -> Key | None:
 def keys_of(table: str) -> list[str]:
     """The key names declared in ``table``."""
     return [k.name for k in SCHEMA if k.table == table]
+
+
+def schema_markdown() -> str:
+    """The schema as a markdown table (docs/readme/40-tags.md shows it)."""
+    rows = ["| key | type | default | inherited | meaning |", "|---|---|---|---|---|"]
+    for k in SCHEMA:
+        where = f"`[{k.table}] {k.name}`" if k.table else f"`{k.name}`"
+        kind = KINDS[k.kind] + (f" ({', '.join(k.choices)})" if k.choices else "")
+        if k.default is None or k.default == ():
+            default = "—"
+        elif isinstance(k.default, tuple):
+            default = f"`{list(k.default)}`"
+        elif isinstance(k.default, bool):
+            default = f"`{str(k.default).lower()}`"
+        elif isinstance(k.default, str):
+            default = f'`"{k.default}"`' if k.default else '`""`'
+        else:
+            default = f"`{k.default}`"
+        inherited = {"replace": "yes", "extend": "extends the list", "merge": "merged key by key"}[k.merge]
+        rows.append(f"| {where} | {kind} | {default} | {inherited if k.inherit else 'no'} | {k.help} |")
+    return "\n".join(rows)
