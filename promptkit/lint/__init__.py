@@ -21,9 +21,9 @@ from typing import Any, Iterable, Sequence
 from promptkit.backends import BackendError, get_backend
 from promptkit.diagnostics import Diagnostic
 
+from .catalog import all_rules, get_rule
 from .context import LintContext
 from .fixes import applicable, apply_fixes
-from .catalog import all_rules, get_rule
 from .registry import Example, Option, OptionError, Rule, register
 from .selection import SelectorError, resolve
 
@@ -39,6 +39,7 @@ __all__ = [
     "get_rule",
     "register",
     "default_db",
+    "check_options",
 ]
 
 _FIELD_ORDER = {"positive": 0, "negative": 1, "settings": 2}

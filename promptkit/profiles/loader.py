@@ -10,6 +10,7 @@ profile's values: the child's keys override (lists replace unless the schema say
 from __future__ import annotations
 
 import difflib
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Union
@@ -192,10 +193,22 @@ def _resolve_parent(ref: str, doc: TomlFile) -> Path:
         raise ProfileError(f"extends: {exc.problem}", str(doc.path), doc.line_of("extends")) from None
 
 
-def _build(path: Path, chain: tuple[Path, ...]) -> Profile:
+_BUILDING = threading.local()  # the files whose extends chain is being read (cycle detection)
+
+
+def _build(path: Path) -> Profile:
+    chain: list[Path] = _BUILDING.__dict__.setdefault("chain", [])
     if path in chain:
         cycle = " → ".join(p.name for p in (*chain[chain.index(path):], path))
         raise ProfileError(f"extends cycle: {cycle}", str(chain[-1]))
+    chain.append(path)
+    try:
+        return _build_one(path)
+    finally:
+        chain.pop()
+
+
+def _build_one(path: Path) -> Profile:
     try:
         doc = read_toml(path)
     except TomlError as exc:
@@ -205,7 +218,7 @@ def _build(path: Path, chain: tuple[Path, ...]) -> Profile:
         raise ProfileError("missing 'name'", str(path))
     parent = None
     if own.get("extends"):
-        parent = _build(_resolve_parent(own["extends"], doc), chain + (path,))
+        parent = _load_path(_resolve_parent(own["extends"], doc))
     values: dict[str, Any] = {}
     for k in SCHEMA:
         if k.attr in own:
@@ -224,12 +237,12 @@ def _build(path: Path, chain: tuple[Path, ...]) -> Profile:
 
 def read_profile(path: Union[str, Path]) -> Profile:
     """Read and validate one profile file (its ``extends`` chain included), uncached."""
-    return _build(Path(path).expanduser().resolve(), ())
+    return _build(Path(path).expanduser().resolve())
 
 
 @lru_cache(maxsize=64)
 def _load_path(path: Path) -> Profile:
-    return _build(path, ())
+    return _build(path)
 
 
 @lru_cache(maxsize=None)

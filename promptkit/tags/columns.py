@@ -137,14 +137,12 @@ class SortedMap:
     @classmethod
     def of(cls, mapping: dict) -> "SortedMap":
         keys = sorted(mapping)
-        values, multi = array("i"), []
-        for k in keys:
-            v = mapping[k]
-            if isinstance(v, tuple):
-                multi.append(v)
-                v = -len(multi)
-            values.append(v)
-        return cls(keys, values, multi)
+        vals = list(map(mapping.__getitem__, keys))
+        multi = []
+        for p in compress(count(), map(operator.is_, map(type, vals), repeat(tuple))):
+            multi.append(vals[p])
+            vals[p] = -len(multi)
+        return cls(keys, array("i", vals), multi)
 
     def _value(self, v: int):
         return v if v >= 0 else self.multi[-v - 1]
@@ -318,10 +316,14 @@ class TagColumns:
         if callable(self._fold):
             self._fold = self._fold()
         if self._fold is None:
+            keys, sidx = self.skeys, self.sidx
             fold: dict[str, int] = {}
-            for kk, ii in self.primary():
-                if "-" in kk:
-                    fold.setdefault(" ".join(kk.replace("-", " ").split()), ii)
+            # only keys with a dash matter: find them at C speed, then skip non-primary ones
+            for p in compress(count(), map(operator.contains, keys, repeat("-"))):
+                kk = keys[p]
+                if p and keys[p - 1] == kk:
+                    continue  # a later tag with the same key
+                fold.setdefault(" ".join(kk.replace("-", " ").split()), sidx[p])
             self._fold = fold
         return self._fold
 
@@ -340,7 +342,8 @@ def _alias_map(aliases: dict, first: dict, srcs) -> dict:
     blob = "," + ",".join(keys) + ","
     odd = []
     if "  " in blob or " ," in blob or ", " in blob or ",," in blob or not blob.isprintable():
-        odd = [n for n, k in enumerate(keys) if not k or " ".join(k.split()) != k]
+        odd = [n for n, k in enumerate(keys)
+               if not k or k[0] == " " or k[-1] == " " or "  " in k or not k.isprintable()]
     for n in odd:
         keys[n] = " ".join(keys[n].split())
     tgt = list(chain.from_iterable(map(repeat, targets, per_row)))

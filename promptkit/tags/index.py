@@ -61,7 +61,7 @@ def unpack_strings(value, n: int) -> list[str]:
 
 def pack_names(names: Sequence[str], blob: str = "") -> tuple:
     """A string column as two record fields: (text, start offsets), or (JSON list, no
-    offsets) when a string holds a newline.  ``blob`` is ``"\n".join(names)`` when known."""
+    offsets) when a string holds a newline.  ``blob`` is the strings joined by newlines, when known."""
     if isinstance(names, Names):
         return names.blob, names.starts
     if not blob:

@@ -22,7 +22,6 @@ from .sources import TagSource
 
 __all__ = ["Table", "read_csv", "read_rows", "decode"]
 
-_EDGE_SPACE = re.compile(r"^\s|\s$", re.M)
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
@@ -123,8 +122,10 @@ def _read_columns(data: bytes, source: TagSource) -> Table | None:
         return None
     if (counts and min(counts) < 0) or min(map(len, names_b)) == 0:
         return None
-    # names must be lowercase without blanks at the edges (the row parser strips them)
-    if names_blob != names_blob.lower() or _EDGE_SPACE.search(names_blob):
+    # names must be lowercase without blanks at the edges (the row parser strips them);
+    # a tab or another non-printable character sends the file to the row parser too
+    if (names_blob != names_blob.lower() or " \n" in names_blob or "\n " in names_blob
+            or names_blob[:1] == " " or names_blob[-1:] == " " or not names_blob.replace("\n", " ").isprintable()):
         return None
     if names_blob.isascii():
         # no 140,000 name objects: the blob and each name's start offset
