@@ -14,9 +14,7 @@ entry in :data:`BACKENDS`.  The facts are those of spec/tags-and-lint.md §2.1:
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import dataclass
-from typing import Union
+from typing import NamedTuple, Union
 
 __all__ = ["Backend", "BACKENDS", "BackendError", "get_backend", "backend_names", "backends_with"]
 
@@ -25,9 +23,8 @@ class BackendError(ValueError):
     """An unknown backend name (the message names the closest valid one)."""
 
 
-@dataclass(frozen=True)
-class Backend:
-    """One backend's prompt syntax and chunking.
+class Backend(NamedTuple):
+    """One backend's prompt syntax and chunking (an immutable record).
 
     ``escapes`` are the characters a backslash escapes (anything else after a
     backslash stays as written, backslash included — except on A1111, whose parser
@@ -86,6 +83,9 @@ class Backend:
     def __str__(self) -> str:
         return self.name
 
+    def __repr__(self) -> str:
+        return f"<Backend {self.name}: {self.description}>"
+
 
 A1111 = Backend(
     name="a1111",
@@ -138,13 +138,19 @@ def get_backend(backend: Union[str, Backend]) -> Backend:
     found = BACKENDS.get(backend)
     if found is not None:
         return found
-    close = difflib.get_close_matches(backend.lower(), list(BACKENDS), n=1, cutoff=0.5)
+    close = _close_matches(backend.lower(), list(BACKENDS), n=1, cutoff=0.5)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise BackendError(f"unknown backend {backend!r}{hint}; expected one of {', '.join(BACKENDS)}")
 
 
 def backends_with(feature: str) -> tuple[str, ...]:
     """Names of the backends for which the boolean ``feature`` (a Backend field) is true."""
-    if feature not in Backend.__dataclass_fields__ or Backend.__dataclass_fields__[feature].type not in ("bool", bool):
+    if feature not in Backend._fields or not all(type(getattr(b, feature)) is bool for b in BACKENDS.values()):
         raise ValueError(f"{feature!r} is not a boolean Backend field")
     return tuple(b.name for b in BACKENDS.values() if getattr(b, feature))
+
+
+def _close_matches(word, candidates, n, cutoff):
+    import difflib  # (only on an error path: kept out of every start)
+
+    return difflib.get_close_matches(word, candidates, n=n, cutoff=cutoff)

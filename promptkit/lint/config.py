@@ -25,7 +25,6 @@ The nearest ``pyproject.toml`` at or above the working directory that has a
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,11 +132,11 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
             pass
         elif isinstance(value, dict):
             # other promptkit commands may keep tables here; only a misspelt [tool.promptkit.lint] is ours
-            if difflib.get_close_matches(key, ["lint"], n=1, cutoff=0.7):
+            if _close_matches(key, ["lint"], n=1, cutoff=0.7):
                 raise r.error("unknown table; did you mean 'lint'?", *base, key)
             continue
         else:
-            close = difflib.get_close_matches(key, ["profile", "backend"], n=1, cutoff=0.6)
+            close = _close_matches(key, ["profile", "backend"], n=1, cutoff=0.6)
             hint = f"; did you mean '{close[0]}'?" if close else " (expected profile, backend or a [tool.promptkit.lint] table)"
             raise r.error(f"unknown key{hint}", *base, key)
         if key == "lint":
@@ -219,7 +218,13 @@ def _unknown_key(key: str, rule_table: bool = False) -> str:
     from .catalog import all_rules
 
     names = list(_KNOWN) + [cls.name for cls in all_rules().values()]
-    close = difflib.get_close_matches(key.replace("_", "-"), names, n=1, cutoff=0.6)
+    close = _close_matches(key.replace("_", "-"), names, n=1, cutoff=0.6)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     what = "not a known rule name or code" if rule_table else "unknown key"
     return f"{what}{hint}"
+
+
+def _close_matches(word, candidates, n, cutoff):
+    import difflib  # (only on an error path: kept out of every start)
+
+    return difflib.get_close_matches(word, candidates, n=n, cutoff=cutoff)

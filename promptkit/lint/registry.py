@@ -12,7 +12,6 @@ drift from the behaviour.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping
 
@@ -131,7 +130,7 @@ class Rule:
         for raw, value in values.items():
             name = str(raw).replace("_", "-")
             if name not in names:
-                close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+                close = _close_matches(name, names, n=1, cutoff=0.5)
                 if close:
                     hint = f"; did you mean '{close[0]}'?"
                 elif names:
@@ -195,3 +194,9 @@ def register(cls: type[Rule]) -> type[Rule]:
     RULES[cls.code] = cls
     BY_NAME[cls.name] = cls.code
     return cls
+
+
+def _close_matches(word, candidates, n, cutoff):
+    import difflib  # (only on an error path: kept out of every start)
+
+    return difflib.get_close_matches(word, candidates, n=n, cutoff=cutoff)

@@ -9,7 +9,6 @@ profile's values: the child's keys override (lists replace unless the schema say
 
 from __future__ import annotations
 
-import difflib
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -50,7 +49,7 @@ def available_profiles() -> list[str]:
 
 
 def _closest(word: str, candidates) -> str | None:
-    found = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    found = _close_matches(word, list(candidates), n=1, cutoff=0.6)
     return found[0] if found else None
 
 
@@ -236,7 +235,7 @@ def _build_one(path: Path) -> Profile:
 
 
 def read_profile(path: Union[str, Path]) -> Profile:
-    """Read and validate one profile file (its ``extends`` chain included), uncached."""
+    """Read and validate one profile file now (not from the cache; its parents may be)."""
     return _build(Path(path).expanduser().resolve())
 
 
@@ -301,3 +300,9 @@ def underscore_tokens() -> frozenset[str]:
 def underscore_token_keys() -> frozenset[str]:
     """:func:`underscore_tokens` as vocabulary keys (spaces)."""
     return frozenset(vocab_key(w) for w in underscore_tokens())
+
+
+def _close_matches(word, candidates, n, cutoff):
+    import difflib  # (only on an error path: kept out of every start)
+
+    return difflib.get_close_matches(word, candidates, n=n, cutoff=cutoff)

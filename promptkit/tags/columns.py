@@ -127,12 +127,14 @@ class SortedMap:
     values: a look-up is a binary search, and loading it from disk builds no dict.
     A value ``v < 0`` stands for ``multi[-v - 1]`` (an alias that names several tags)."""
 
-    __slots__ = ("keys", "values", "multi")
+    __slots__ = ("keys", "values", "multi", "_dict", "_probes")
 
     def __init__(self, keys: Sequence[str], values: array, multi: Sequence[tuple] = ()):
         self.keys = keys
         self.values = values
         self.multi = multi
+        self._dict: dict | None = None
+        self._probes = 0
 
     @classmethod
     def of(cls, mapping: dict) -> "SortedMap":
@@ -148,6 +150,13 @@ class SortedMap:
         return v if v >= 0 else self.multi[-v - 1]
 
     def get(self, key: str, default=None):
+        if self._dict is not None:
+            return self._dict.get(key, default)
+        self._probes += 1
+        if self._probes > _KEYS_AS_LIST_AFTER:
+            # a long-running process: one dict answers the many look-ups to come faster
+            self._dict = dict(self.items())
+            return self._dict.get(key, default)
         keys = self.keys
         p = bisect.bisect_left(keys, key)
         if p < len(keys) and keys[p] == key:

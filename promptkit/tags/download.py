@@ -1,9 +1,11 @@
 """``promptkit tags download``: fetch the public tagcomplete CSV into the user cache.
 
-The download streams into a temporary file next to the destination, is
-validated (size against ``Content-Length``, every row's columns and numbers,
-a minimum row count), and only then replaces the previous list with
-``os.replace`` — any failure leaves the old file untouched.
+The download is read into memory, validated (size against ``Content-Length``,
+every row's columns and numbers, a minimum row count), and only then replaces
+the previous list with :func:`promptkit._cache.atomic_write` (a temporary file
+next to it, fsync, ``os.replace``) — any failure leaves the old file untouched.
+Which lists exist and where they are fetched from is the source registry's
+(:data:`promptkit.tags.SOURCES`).
 """
 
 from __future__ import annotations

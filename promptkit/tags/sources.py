@@ -9,7 +9,6 @@ module asks it instead of spelling source names.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
@@ -37,7 +36,6 @@ def category_code(name: str) -> int:
     return _CODE[name]
 
 
-@dataclass(frozen=True, eq=False)
 class TagSource:
     """One tag list format.
 
@@ -48,18 +46,22 @@ class TagSource:
     fetches (spec/tags-and-lint.md §5.1); ``file_words`` recognise the source in a file name.
     """
 
-    name: str
-    categories: Mapping[int, str]
-    url: str | None = None
-    members: tuple[tuple[str, int], ...] = ()
-    file_words: tuple[str, ...] = ()
+    __slots__ = ("name", "categories", "url", "members", "file_words", "_codes")
 
-    def __post_init__(self):
-        for num, cat in self.categories.items():
+    def __init__(self, name: str, categories: Mapping[int, str], url: str | None = None,
+                 members: tuple[tuple[str, int], ...] = (), file_words: tuple[str, ...] = ()):
+        for num, cat in categories.items():
             if cat not in _CODE:
-                raise ValueError(f"tag source {self.name!r}: unknown category {cat!r} for number {num}")
-        object.__setattr__(self, "categories", MappingProxyType(dict(self.categories)))
-        object.__setattr__(self, "_codes", MappingProxyType({k: _CODE[v] for k, v in self.categories.items()}))
+                raise ValueError(f"tag source {name!r}: unknown category {cat!r} for number {num}")
+        self.name = name
+        self.categories = MappingProxyType(dict(categories))
+        self.url = url
+        self.members = tuple(members)
+        self.file_words = tuple(file_words)
+        self._codes = {k: _CODE[v] for k, v in categories.items()}
+
+    def __repr__(self) -> str:
+        return f"TagSource({self.name!r})"
 
     @property
     def source_names(self) -> tuple[str, ...]:
@@ -68,7 +70,7 @@ class TagSource:
 
     def code_map(self) -> Mapping[int, int]:
         """The file's category number → internal category code (a plain list only)."""
-        return self._codes
+        return MappingProxyType(self._codes)
 
     def classify(self, number: int) -> tuple[int, int]:
         """``(internal category code, index into source_names)`` of a row's category number."""
@@ -83,7 +85,7 @@ class TagSource:
 
     def renamed(self, name: str) -> "TagSource":
         """This format under another name (a custom list read with these categories)."""
-        return replace(self, name=name, url=None, file_words=())
+        return TagSource(name, self.categories, members=self.members)
 
 
 DANBOORU = TagSource(
