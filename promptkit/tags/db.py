@@ -21,6 +21,8 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence, Union
 
+from promptkit.backends import Backend, get_backend
+
 from .columns import TagColumns
 from .index import index_path, load_columns, save_columns, source_fingerprint
 from .keys import tag_key, unescape
@@ -281,7 +283,7 @@ class TagDB:
         limit: int = 10,
         categories: Iterable[str] | None = None,
         profile=None,
-        backend: str = "a1111",
+        backend: str | Backend = "a1111",
         fuzzy: bool = True,
     ) -> list[Suggestion]:
         """Autocomplete ``query``: exact, prefix, word-start, then alias hits (each by post
@@ -290,8 +292,6 @@ class TagDB:
             raise TypeError(f"complete() needs a str query, got {type(query).__name__}")
         if isinstance(limit, bool) or not isinstance(limit, int):
             raise TypeError(f"complete() limit must be an int, got {limit!r}")
-        from promptkit.backends import get_backend
-
         return self._completer().complete(query, limit, categories, profile, get_backend(backend), fuzzy)
 
     def suggest(self, name: str, limit: int = 3) -> list[Tag]:
