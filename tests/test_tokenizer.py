@@ -462,7 +462,7 @@ def test_reduced_model_switches_to_full_model_after_many_words():
 
 def test_merge_cache_written_and_rebuilt_when_corrupt():
     import promptkit.clip.tokenizer as T
-    from promptkit.tags.db import cache_dir
+    from promptkit.tags import cache_dir
 
     from promptkit._resources import package_data
 
@@ -479,7 +479,7 @@ def test_merge_cache_written_and_rebuilt_when_corrupt():
 
 def test_tokenizer_cache_dir_is_tagdbs(monkeypatch, tmp_path):
     import promptkit.clip.tokenizer as T
-    from promptkit.tags.db import cache_dir
+    from promptkit.tags import cache_dir
 
     assert T._cache_dir() == cache_dir()
     monkeypatch.setenv("PROMPTKIT_CACHE_DIR", str(tmp_path / "x"))

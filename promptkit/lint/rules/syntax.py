@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 
+from promptkit.backends import backends_with
 from promptkit.diagnostics import Fix, Span
 
 from ..registry import Example, Rule, register
-from ._util import inner_span, kind, meaningful, source
+from .helpers import glued_tag, inner_span, kind, meaningful, source
 
-A1111_LIKE = ("a1111", "diffusers")
+A1111_LIKE = backends_with("square_brackets")  # where [ ] are syntax
+BREAK_KEYWORD = backends_with("break_keyword")  # where BREAK ends a chunk
+COMPOSABLE_AND = backends_with("composable_and")  # where AND splits sub-prompts with weights
 
 
 def _parser_diags(field, code):
@@ -139,7 +142,7 @@ class LowercaseBreak(Rule):
     severity = "warning"
     fix = "safe"
     default = True
-    backends = ("a1111",)
+    backends = BREAK_KEYWORD
     examples = (
         Example(bad="by wlop, break, 1girl", good="by wlop BREAK 1girl", fixed="by wlop BREAK 1girl", profile="rouwei"),
     )
@@ -206,7 +209,7 @@ class BreakInGroup(Rule):
     severity = "error"
     fix = "unsafe"
     default = True
-    backends = ("a1111",)
+    backends = BREAK_KEYWORD
     examples = (
         Example(
             bad="(by wlop BREAK 1girl:1.1)",
@@ -264,7 +267,7 @@ class EmptyChunkBreak(Rule):
     name = "empty-chunk-break"
     severity = "warning"
     fix = "safe"
-    backends = ("a1111",)
+    backends = BREAK_KEYWORD
     examples = (
         Example(bad="BREAK 1girl BREAK BREAK smile", good="1girl BREAK smile", fixed="1girl BREAK smile"),
     )
@@ -416,7 +419,7 @@ class BareWeightSuffix(Rule):
     name = "bare-weight-suffix"
     severity = "warning"
     fix = "unsafe"
-    backends = ("a1111",)
+    backends = COMPOSABLE_AND
     examples = (
         Example(bad="1girl, smile:1.3", good="1girl, (smile:1.3)", fixed="1girl, (smile:1.3)", unsafe=True),
         Example(bad="1girl, smile:1.3, outdoors", good="1girl, (smile:1.3), outdoors"),
@@ -442,27 +445,6 @@ class BareWeightSuffix(Rule):
                     field=field.name,
                     fix=Fix(ref.span, f"({m.group('body')}:{m.group('w')})", False, "wrap the item in a weighted group"),
                 )
-
-
-def _glued_tag(ctx, field, node):
-    """The DB tag formed by the item right before ``node`` and the group text, e.g. ``karin (blue archive)``."""
-    inner = inner_span(node)
-    if inner is None or node.bracket != "(" or not node.closed:
-        return None, None
-    content = field.text[inner.start : inner.end]
-    if node.weight is not None and node.weight_text is not None:
-        content = f"{content}:{node.weight_text}"
-    for ref in field.tags:
-        if ref.span.end <= node.span.start and field.text[ref.span.end : node.span.start].strip(" _") == "":
-            if node.span.start - ref.span.end > 2:
-                continue
-            if ref.span.end != node.span.start and not field.text[ref.span.end : node.span.start]:
-                continue
-            candidate = f"{ref.text.strip()} ({content})"
-            tag = ctx.lookup(candidate.replace("_", " "))
-            if tag is not None:
-                return ref, tag
-    return None, None
 
 
 @register
@@ -501,7 +483,7 @@ class ColonNumberInGroup(Rule):
                 is_tag = ctx.lookup(f"{content}:{wt}") is not None
                 if not is_tag and not (wt.isdigit() and node.weight >= 10):
                     continue
-                if _glued_tag(ctx, field, node)[0] is not None:
+                if glued_tag(ctx, field, node)[0] is not None:
                     continue  # unescaped qualifier: PK202 rewrites the whole tag
                 close = node.span.end - 1
                 what = f"the tag '{content}:{wt}'" if is_tag else f"'{content}:{wt}'"
