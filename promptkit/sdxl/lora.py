@@ -316,6 +316,11 @@ class LoraNetworks:
         return loaded
 
     def _check_layers(self, lora: LoraFile) -> None:
+        if self.models[2] is None and any(k.startswith("lora_unet_") for k in lora.layers):
+            raise NetworkError(
+                f"LoRA file {str(lora.path)!r} has UNet layers but no UNet was given: build the encoder from the "
+                f"pipeline (SDXLEncoder(pipe, lora_dir=...)) so the UNet is patched too"
+            )
         names = self._layer_names()
         unmatched = [k for k in lora.layers if k not in names]
         if unmatched:
@@ -324,11 +329,6 @@ class LoraNetworks:
             raise NetworkError(
                 f"LoRA file {str(lora.path)!r}: {len(unmatched)} of {len(lora.layers)} layers match no layer of this "
                 f"SDXL pipeline, e.g. {', '.join(repr(k) for k in unmatched[:3])}{hint}"
-            )
-        if self.models[2] is None and any(names[k][0] == "unet" for k in lora.layers):
-            raise NetworkError(
-                f"LoRA file {str(lora.path)!r} has UNet layers but no UNet was given: build the encoder from the "
-                f"pipeline (SDXLEncoder(pipe, lora_dir=...)) so the UNet is patched too"
             )
 
     def activate(self, specs: Sequence[LoraSpec]) -> bool:
