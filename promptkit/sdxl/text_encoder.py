@@ -8,6 +8,7 @@ memory to the device (pinned and non-blocking on CUDA), results stay on the enco
 
 from __future__ import annotations
 
+import itertools
 import threading
 import weakref
 from typing import Any, Hashable, Sequence
@@ -33,6 +34,9 @@ def to_device(data, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         return host
     return host.to(device)
 
+
+# generation numbers are unique in the process: sides built later (a swapped component) share the cache
+_GENERATIONS = itertools.count(1)
 
 _WRAPPED: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 _WRAPPED_LOCK = threading.Lock()
@@ -117,7 +121,7 @@ class TextEncoderSide:
         with self._lock:
             if state != self._state:
                 self._state = state
-                self._generation += 1
+                self._generation = next(_GENERATIONS)
                 self._vectors.clear()
             return self._generation
 
