@@ -217,7 +217,7 @@ class SDXLEncoder:
                 hint = " (this pipeline has no second text encoder — is it an SDXL pipeline?)"
             else:
                 hint = ""
-            raise ValueError(f"SDXLEncoder: the {name} has no {', '.join(missing)}{hint}")
+            raise TypeError(f"SDXLEncoder: the {name} has no {', '.join(missing)}{hint}")
         return parts
 
     @staticmethod
