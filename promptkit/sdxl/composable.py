@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import torch
 
-from promptkit.sdxl.text_encoder import to_device
+from promptkit.sdxl.device import to_device
 
 __all__ = ["KEY", "CompositionRange", "Composition", "UNetPlan", "PlanKwargs", "UNetHooks"]
 

@@ -28,7 +28,6 @@ served from the cache.  Tensors stay on the encoders' device and dtype; nothing 
 from __future__ import annotations
 
 import math
-import threading
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
@@ -36,10 +35,11 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from promptkit.sdxl.chunk_cache import ChunkCache
+from promptkit.sdxl.device import to_device
 from promptkit.sdxl.emphasis import EMPHASIS_NAMES, get_emphasis
 from promptkit.sdxl.networks import NetworkError, lora_specs
 from promptkit.sdxl.prompts import MAX_STEPS, PromptRow, Source, as_list, check_steps, negative_source, positive_row
-from promptkit.sdxl.text_encoder import BOS_ID, CHUNK_LEN, EOS_ID, TextEncoderSide, to_device
+from promptkit.sdxl.text_encoder import BOS_ID, CHUNK_LEN, EOS_ID, TextEncoderSide
 
 __all__ = ["SDXLEncoder", "ChunkCache", "EncodedPrompts", "EMPHASIS_MODES", "MAX_STEPS"]
 
@@ -187,7 +187,6 @@ class SDXLEncoder:
         self._build_sides(parts)
         self.unet = unet
         self._hooks = None
-        self._lock = threading.Lock()
         self.check_devices()
 
         self.lora_dir = lora_dir
@@ -607,7 +606,7 @@ class SDXLEncoder:
                         z = hid.index_select(0, to_device(rows, torch.long, device))
                     else:
                         z = hid[rows[0]].expand(len(rows), -1, -1)
-                    pieces.append(self._emphasize(z, weights, empties[side], device, src.where, refs).to(dtype))
+                    pieces.append(self._emphasize(z, weights, empties[side], device, dtype, src.where, refs).to(dtype))
                 per_side.append(torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0])
             pick_l = [_pick(src.variants_l, e) for e in ends]
             pick_g = [_pick(src.variants_g, e) for e in ends]
@@ -639,12 +638,11 @@ class SDXLEncoder:
             ranges.append((end,) + shared[texts_key])
         return ranges, counts
 
-    def _emphasize(self, z: torch.Tensor, weights: list, empty, device, where: str, chunk_refs):
+    def _emphasize(self, z: torch.Tensor, weights: list, empty, device, out_dtype, where: str, chunk_refs):
         """Token weights applied to hidden states ``z`` ``(variants, 77, C)`` of one source's chunk index."""
         emphasis = self.emphasis
         if not emphasis.uses_weights or all(w is None or all(x == 1.0 for x in w) for w in weights):
             return z  # every mode is the identity for weight 1
-        out_dtype = self.dtype
         largest = max(abs(x) for w in weights if w is not None for x in w)
         limit = min(torch.finfo(torch.float32).max, torch.finfo(out_dtype).max)
         if not largest <= limit:  # also catches inf / nan

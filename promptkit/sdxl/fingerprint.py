@@ -97,6 +97,13 @@ class ModelFingerprint:
     def dtype(self) -> torch.dtype | None:
         return self._dtype
 
+    @property
+    def first(self) -> torch.Tensor:
+        """The model's first parameter (its dtype and resting device stand for the model's)."""
+        if self._epoch != _epoch[0] or not (self._tracked or self._untracked):
+            self._walk()
+        return self._tracked[0] if self._tracked else self._untracked[0]
+
     def __call__(self, device: torch.device) -> tuple:
         if self._epoch != _epoch[0] or not (self._tracked or self._untracked):
             self._walk()

@@ -34,6 +34,7 @@ from typing import Any, Sequence
 import torch
 
 from promptkit._cache import LRUCache
+from promptkit.sdxl.device import host_to_device
 from promptkit.sdxl.networks import LoraSpec, NetworkError, find_lora_file
 
 __all__ = ["LoraFile", "LoraNetworks", "read_lora_file", "kohya_module_names"]
@@ -247,14 +248,14 @@ def kohya_module_names(text_encoder: Any, text_encoder_2: Any, unet: Any = None)
 def _updown(layer: LayerLora, weight: torch.Tensor, dyn: int | None, where: str) -> torch.Tensor:
     """``(up @ down)`` in float32 on ``weight``'s device, shaped like ``weight`` (before scale and multiplier)."""
     device = weight.device
-    up = layer.up.to(device)
-    down = layer.down.to(device)
+    up = host_to_device(layer.up, device)
+    down = host_to_device(layer.down, device)
     if dyn is not None:
         up = up[:, :dyn]
         down = down[:dyn]
     up2 = up.reshape(up.shape[0], -1)
     if layer.mid is not None:  # LoCon CP decomposition: mid carries the kernel
-        mid = layer.mid.to(device)
+        mid = host_to_device(layer.mid, device)
         if dyn is not None:
             mid = mid[:dyn, :dyn]
         down2 = down.reshape(down.shape[0], -1)

@@ -11,10 +11,12 @@ the text for OpenCLIP bigG and default to the main ones; they go through the sam
 from __future__ import annotations
 
 import re
+import threading
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from promptkit._cache import LRUCache
 from promptkit.sdxl.networks import LORA_KINDS, LoraSpec, NetworkError, NetworkTag, network_tags, parse_lora_tag
 
 __all__ = ["Source", "PromptRow", "MAX_STEPS", "check_steps", "positive_row", "negative_source"]
@@ -79,19 +81,34 @@ def _variants(schedule, steps: int | None, where: str, text: str) -> list[tuple[
     return variants
 
 
+_RUN_DIAGNOSTICS = LRUCache(4096)
+_RUN_DIAGNOSTICS_LOCK = threading.Lock()
+
+
+def _run_diagnostics(text: str) -> list:
+    """A1111 attention-scan diagnostics of one text (cached: a repeated prompt is not scanned twice)."""
+    with _RUN_DIAGNOSTICS_LOCK:
+        found = _RUN_DIAGNOSTICS.get(text)
+    if found is None:
+        from promptkit.a1111 import weighted_runs_with_diagnostics
+
+        found = list(weighted_runs_with_diagnostics(text)[1])
+        with _RUN_DIAGNOSTICS_LOCK:
+            _RUN_DIAGNOSTICS.put(text, found)
+    return found
+
+
 def _warn(where: str, text: str, schedule_diags, variants, parses: bool) -> None:
     """Warn (once per problem) where A1111 would disable prompt editing or abort on a weight.
 
     promptkit still encodes such prompts the way A1111's parsers read them (editing off; an invalid ``(a:.)``
     weight kept as text), so a generation script keeps running; the warning names the problem and its offset.
     """
-    from promptkit.a1111 import weighted_runs_with_diagnostics
-
     seen = set()
     found = [(d, text) for d in schedule_diags]
     if parses:
         for _, variant in variants:
-            found.extend((d, variant) for d in weighted_runs_with_diagnostics(variant)[1])
+            found.extend((d, variant) for d in _run_diagnostics(variant))
     for diag, source in found:
         if getattr(diag, "severity", "error") not in ("error", "warning"):
             continue

@@ -16,23 +16,14 @@ from typing import Any, Hashable, Sequence
 import torch
 
 from promptkit.sdxl.chunk_cache import ChunkCache
+from promptkit.sdxl.device import host_to_device, to_device
 from promptkit.sdxl.fingerprint import ModelFingerprint, tokenizer_fingerprint
 
-__all__ = ["TextEncoderSide", "BOS_ID", "EOS_ID", "CHUNK_LEN", "to_device", "wrap_tokenizer"]
+__all__ = ["TextEncoderSide", "BOS_ID", "EOS_ID", "CHUNK_LEN", "wrap_tokenizer"]
 
 BOS_ID = 49406
 EOS_ID = 49407
 CHUNK_LEN = 77
-
-
-def to_device(data, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A host list as a tensor on ``device`` without synchronising it (CUDA: pinned memory, non-blocking copy)."""
-    host = torch.tensor(data, dtype=dtype)
-    if device.type == "cuda":
-        return host.pin_memory().to(device, non_blocking=True)
-    if device.type == "cpu":
-        return host
-    return host.to(device)
 
 
 # generation numbers are unique in the process: sides built later (a swapped component) share the cache
@@ -97,11 +88,11 @@ class TextEncoderSide:
             dev = getattr(getattr(module, "_hf_hook", None), "execution_device", None)
             if dev is not None:
                 return torch.device(dev if not isinstance(dev, int) else f"cuda:{dev}")
-        return next(self.model.parameters()).device
+        return self._model_state.first.device
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
+        return self._model_state.first.dtype
 
     @property
     def hidden_size(self) -> int:
@@ -175,7 +166,7 @@ class TextEncoderSide:
                 cache_key = (name, emb.stamp, str(device), weight.dtype)
                 vec = self._vectors.get(cache_key)
                 if vec is None:
-                    vec = emb.side(self.name).to(device=device, dtype=weight.dtype)
+                    vec = host_to_device(emb.side(self.name), device, weight.dtype)
                     self._vectors[cache_key] = vec
                 rows.extend([r] * n)
                 cols.extend(range(index, index + n))
