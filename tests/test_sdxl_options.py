@@ -275,3 +275,39 @@ def test_lora_tags_in_any_text_parse_or_fail_cleanly(text):
             assert spec.name and abs(spec.te) < float("inf") and abs(spec.unet) < float("inf")
     for diag in check_network_files(text):
         assert 0 <= diag.span.start <= diag.span.end <= len(text)
+
+
+# ------------------------------------------------------------------------------------ public names, components
+def test_public_names_keep_working():
+    import promptkit
+    import promptkit.sdxl as sdxl
+    from promptkit.sdxl.conditioning import Conditioning, ScheduleCallback, StepConditioning
+    from promptkit.sdxl.encoder import ChunkCache as EncoderChunkCache
+
+    assert promptkit.SDXLEncoder is sdxl.SDXLEncoder and promptkit.Conditioning is sdxl.Conditioning is Conditioning
+    assert sdxl.ChunkCache is EncoderChunkCache and sdxl.ScheduleCallback is ScheduleCallback
+    assert sdxl.StepConditioning is StepConditioning
+    assert not hasattr(Conditioning, "_from_ranges")
+
+
+def test_conditioning_from_ranges_is_public():
+    from promptkit.sdxl.conditioning import Conditioning
+
+    e, p = torch.zeros(1, 77, 80), torch.zeros(1, 40)
+    cond = Conditioning.from_ranges([(2, e, p, e, p), (4, e + 1, p, e, p)], steps=4, loras=[("x", 0.5)])
+    assert set(cond) >= {"prompt_embeds", "callback_on_step_end"} and cond.loras == [("x", 0.5)]
+    assert [s.end_step for s in cond.schedule] == [2, 4]
+    with pytest.raises(ValueError, match="at least one step range"):
+        Conditioning.from_ranges([], steps=None)
+
+
+def test_swapped_unet_gets_the_hooks():
+    from promptkit.sdxl.composable import UNetHooks
+
+    pipe = tiny_sdxl.make_pipeline()
+    enc = SDXLEncoder(pipe)
+    pipe.unet = tiny_sdxl.make_components(seed=3)["unet"]
+    assert not UNetHooks.installed_on(pipe.unet)
+    cond = enc("a cat AND a dog")
+    assert UNetHooks.installed_on(pipe.unet)
+    pipe(**cond, num_inference_steps=1, height=PX, width=PX, output_type="latent")

@@ -93,8 +93,8 @@ class SDXLEncoder:
     Options:
         emphasis: A1111's emphasis mode by name — ``"Original"`` (default: multiply, restore the mean),
             ``"No norm"`` (multiply only), ``"Ignore"`` (syntax read, weights dropped), ``"None"`` (no emphasis
-            syntax: ``(x:1.2)`` is literal text) — or ``"comfy"``; any case, ``_`` for spaces.  (Before 0.2
-            ``"none"`` meant "No norm".)
+            syntax: ``(x:1.2)`` is literal text) — or ``"comfy"``; any case, ``_`` for spaces.  (In promptkit
+            0.1.0 ``"none"`` meant "No norm".)
         empty_negative: ``"a1111"`` (default: a negative that is exactly ``""`` gives zero embeddings and zero
             pooled, as A1111 does for SDXL) or ``"encode"`` (diffusers: ``""`` is encoded).  A missing negative
             (``None``) gives zeros when the pipeline's ``force_zeros_for_empty_prompt`` is set (diffusers'
@@ -249,21 +249,26 @@ class SDXLEncoder:
                                       layer=-2, clean="open_clip")
 
     def _refresh_parts(self) -> None:
-        """Follow the pipeline's components (``pipe.text_encoder = …`` between calls)."""
+        """Follow the pipeline's components (``pipe.text_encoder = …``, ``pipe.unet = …`` between calls)."""
         if self._pipe is None:
             return
         parts = {k: getattr(self._pipe, k, None) for k in _PIPE_PARTS}
-        if all(parts[k] is self._parts[k] for k in _PIPE_PARTS):
+        unet = getattr(self._pipe, "unet", None)
+        if all(parts[k] is self._parts[k] for k in _PIPE_PARTS) and unet is self.unet:
             return
         parts = self._pipe_parts()
         self._check_parts(parts)
-        self._parts = parts
-        self._build_sides(parts)
+        if any(parts[k] is not self._parts[k] for k in _PIPE_PARTS):
+            self._parts = parts
+            self._build_sides(parts)
         if self._networks is not None:
             from promptkit.sdxl.lora import LoraNetworks
 
-            self._networks.deactivate()
-            self._networks = LoraNetworks(self.lora_dir, parts["text_encoder"], parts["text_encoder_2"], self.unet)
+            self._networks.deactivate()  # the old components get their original weights back
+            self._networks = LoraNetworks(self.lora_dir, parts["text_encoder"], parts["text_encoder_2"], unet)
+        self.unet = unet
+        if unet is not None:
+            self.install_hooks(unet)
 
     def install_hooks(self, unet: Any):
         """Put promptkit's UNet hooks (``AND``, LoRA switching) on ``unet`` (once; idempotent)."""

@@ -290,7 +290,8 @@ class LoraNetworks:
         self.lora_dir = Path(lora_dir).expanduser()
         if not self.lora_dir.is_dir():
             raise NetworkError(f"lora_dir {str(self.lora_dir)!r} does not exist or is not a folder")
-        self.models = (text_encoder, text_encoder_2, unet)
+        # torch.compile wraps a module (OptimizedModule._orig_mod): the layer names are the original's
+        self.models = tuple(getattr(m, "_orig_mod", m) for m in (text_encoder, text_encoder_2, unet))
         self._names: dict[str, tuple[str, str, Any]] | None = None
         self._files = LRUCache(max(2, int(max_files)))
         self._patched: dict[int, _Patched] = {}

@@ -184,7 +184,8 @@ def negative_source(
 ) -> Source:
     """The A1111 negative path of one negative prompt (``text_2``: bigG's text, default ``text``).
 
-    ``None`` for both: diffusers' missing negative (zeros when ``zero_missing``, else ``""`` encoded).  A negative
+    ``None`` for both: diffusers' missing negative (zeros when ``zero_missing``, else ``""`` encoded); only
+    ``text_2``: ``""`` for CLIP-L and ``text_2`` for bigG, encoded.  A negative
     whose every schedule text is exactly ``""`` on both sides gives zeros when ``a1111_empty`` (A1111's SDXL rule).
     """
     from promptkit.a1111 import process_negative_prompt
@@ -204,8 +205,8 @@ def negative_source(
         zeroed = zeroed and bool(_get(processed, "sdxl_zeroed"))
         variants.append(v)
     var_l, var_g = variants
-    if var_l is None:
-        var_l = var_g
+    if var_l is None:  # only negative_prompt_2: CLIP-L gets "" (diffusers: negative_prompt or "")
+        var_l = [(var_g[-1][0], "")]
     if var_g is None:
         var_g = var_l
     return Source(var_l, var_g, where, zeroed=zeroed and a1111_empty)
