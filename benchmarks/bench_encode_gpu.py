@@ -209,7 +209,7 @@ def run(args) -> int:
                "warm": timer.measure(warm, args.repeats), "sync": sync_check}
 
         # batch 64: one-chunk prompts, one shared negative
-        batch = [prompt_of(1, tl, tg, variant=v) for v in range(64)]
+        batch = [prompt_of(1, tl, tg, variant=v) for v in range(args.batch)]
         bl, bg = floor_ids(torch, batch, NEGATIVE, tl, tg, device)
 
         def floor_batch():
@@ -236,8 +236,9 @@ def run(args) -> int:
         if device.type == "cuda":
             torch.cuda.empty_cache()
 
-    print("| dtype | floor (2 chunks + neg) | pk cold | cold/floor | pk warm | floor batch 64 | pk batch 64 | "
-          "b64/floor | fingerprint check | sync check |")
+    b = args.batch
+    print(f"| dtype | floor (2 chunks + neg) | pk cold | cold/floor | pk warm | floor batch {b} | pk batch {b} | "
+          f"b{b}/floor | fingerprint check | sync check |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['dtype']} | {r['floor']:.3f} ms | {r['cold']:.3f} ms | {r['cold'] / r['floor']:.2f}× | "
@@ -252,6 +253,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per cell (median reported)")
     parser.add_argument("--dtypes", default="bf16,fp16", help="comma-separated: bf16, fp16")
     parser.add_argument("--sanity", action="store_true", help="run the same code on the CPU with tiny encoders")
+    parser.add_argument("--batch", type=int, default=64, help="prompts in the batch case (default 64)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     return run(args)

@@ -68,6 +68,15 @@ def test_prompt_2_sides_chunk_on_their_own(pipe):
     torch.testing.assert_close(cond.pooled_prompt_embeds, enc(long_g).pooled_prompt_embeds, atol=1e-6, rtol=0)
 
 
+def test_negative_prompt_2_alone(pipe):
+    enc = SDXLEncoder(pipe)
+    cond = enc("a cat", negative_prompt_2="grainy")
+    empty = SDXLEncoder(pipe, empty_negative="encode")("a cat", negative_prompt="").negative_prompt_embeds
+    torch.testing.assert_close(cond.negative_prompt_embeds[..., :L], empty[..., :L], atol=1e-6, rtol=0)
+    torch.testing.assert_close(cond.negative_prompt_embeds[..., L:], enc("grainy").prompt_embeds[..., L:],
+                               atol=1e-6, rtol=0)
+
+
 def test_prompt_2_with_editing_and_and(pipe):
     enc = SDXLEncoder(pipe)
     cond = enc("a [cat:dog:2]", prompt_2="a bird", steps=4)
