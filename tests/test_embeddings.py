@@ -84,6 +84,13 @@ def test_changed_file_is_read_again(tmp_path, pipe):
     assert torch.equal(SDXLEncoder(pipe, embeddings_dir=tmp_path)("a cat, mystyle").prompt_embeds, second)
 
 
+def test_file_added_later_is_found(tmp_path, pipe):
+    enc = SDXLEncoder(pipe, embeddings_dir=tmp_path)
+    before = enc("a cat, laterstyle").prompt_embeds
+    tiny_lora.write_embedding(tmp_path, "laterstyle", 1, WIDTHS)
+    assert not torch.allclose(enc("a cat, laterstyle").prompt_embeds, before)
+
+
 def test_wrong_files_are_errors_naming_them(tmp_path):
     from safetensors.torch import save_file
 

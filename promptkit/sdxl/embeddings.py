@@ -50,6 +50,13 @@ def _stamp(path: Path) -> tuple:
     return (st.st_mtime_ns, st.st_size)
 
 
+def _folder_stamp(folder: Path) -> int:
+    try:
+        return os.stat(folder).st_mtime_ns
+    except OSError:
+        return -1
+
+
 def _read(path: Path) -> dict:
     try:
         if path.suffix.lower() == ".safetensors":
@@ -110,13 +117,15 @@ def load_embedding(path, widths: tuple[int, int] = (768, 1280), name: str | None
 
 
 class EmbeddingLibrary:
-    """The embeddings of one folder: names listed from the files, each file read on first use and read again
-    when it changes on disk.  ``version`` grows whenever a loaded embedding changes."""
+    """The embeddings of one folder: names listed from the files (listed again when the folder itself changes,
+    or on :meth:`refresh` for changes in sub-folders), each file read on first use and read again when it
+    changes on disk.  ``version`` grows whenever a loaded embedding changes."""
 
     def __init__(self, folder, widths: tuple[int, int]):
         self.folder = Path(folder).expanduser()
         self.widths = widths
         self._files = embedding_files(self.folder)  # also checks that the folder exists
+        self._listed = _folder_stamp(self.folder)
         self._loaded: dict[str, Embedding] = {}
         self._lock = threading.Lock()
         self.version = 0
@@ -128,6 +137,7 @@ class EmbeddingLibrary:
         """List the folder again (new or removed files)."""
         with self._lock:
             self._files = embedding_files(self.folder)
+            self._listed = _folder_stamp(self.folder)
             for name in list(self._loaded):
                 if name not in self._files:
                     del self._loaded[name]
@@ -151,6 +161,8 @@ class EmbeddingLibrary:
 
     def used_in(self, texts) -> dict[str, Embedding]:
         """The embeddings whose names may occur in any of ``texts`` (loaded; name -> :class:`Embedding`)."""
+        if _folder_stamp(self.folder) != self._listed:  # a file added or removed at the top level
+            self.refresh()
         names = list(self._files)
         if not names:
             return {}
