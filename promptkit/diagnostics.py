@@ -56,6 +56,40 @@ def line_col(text: str, offset: int) -> tuple[int, int]:
     return line, col
 
 
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """``text`` safe to show on a terminal: every character that is not printable (controls
+    such as ESC, which would let a prompt from a PNG or a file drive the terminal, line
+    breaks, bidirectional overrides, zero-width characters, lone surrogates) is written as
+    an escape (``\\x1b``, ``\\n``, ``\\u202e``).  Backslashes stay as written."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable():
+            out.append(ch)
+        elif ch in _SHORT_ESCAPES:
+            out.append(_SHORT_ESCAPES[ch])
+        else:
+            n = ord(ch)
+            out.append(f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}")
+    return "".join(out)
+
+
+#: the longest piece of prompt text a message quotes (longer text is cut with "…")
+QUOTE_LIMIT = 60
+
+
+def quoted(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``'text'`` for a message: :func:`printable`, cut to ``limit`` characters with ``…``."""
+    shown = printable(text)
+    if len(shown) > limit:
+        shown = shown[: max(limit - 1, 1)] + "…"
+    return f"'{shown}'"
+
+
 def caret_excerpt(text: str, span: Span) -> str:
     """The source line holding ``span.start`` and a ``^^^`` marker under the span."""
     start = max(0, min(span.start, len(text)))

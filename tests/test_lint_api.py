@@ -476,5 +476,5 @@ def test_lines_mode_and_encoding_errors(tmp_path):
     assert srcs[1].locate("positive", pk.Span(0, 1))["line"] == 4
     b = tmp_path / "bin.txt"
     b.write_bytes(b"ok\n\xff\xfe")
-    with pytest.raises(InputError, match=r"bin\.txt:2: not valid UTF-8"):
+    with pytest.raises(InputError, match=r"bin\.txt:2: not UTF-8 text \(byte offset 3\)"):
         read_path(str(b))

@@ -61,7 +61,7 @@ def test_prompt_lint_alias_is_the_same(capsys):
     [
         (["lint", "--profile", "sdxl-base", "1girl"], "unknown profile"),
         (["lint", "--select", "PK999", "1girl"], "unknown rule selector"),
-        (["lint", "missing.txt"], "missing.txt: file not found"),
+        (["lint", "-f", "missing.txt"], "missing.txt: file not found"),
         (["lint", "--tags", "nope.csv", "1girl"], "nope.csv"),
     ],
 )

@@ -49,9 +49,13 @@ def test_empty_stdin_is_an_error_but_dash_is_an_empty_prompt(cmd, capsys, monkey
     assert code == 0 and out
 
 
-@pytest.mark.parametrize("arg", ["/no/such/prompts.d", "./missing", "../missing", "missing_dir/"])
+@pytest.mark.parametrize("arg", ["/no/such/prompts.d", "./missing", "../missing", "missing_dir/", "smile.png"])
 def test_lint_path_like_argument_that_does_not_exist(arg, capsys, monkeypatch):
-    code, _, err = _cli(["lint", arg], capsys, monkeypatch)
+    # an argument is a file only when it exists as one; a note says how to read a file
+    code, _, err = _cli(["lint", "--select", "PK1", arg], capsys, monkeypatch)
+    assert code == 0
+    assert f"'{arg}' is not a file; linting it as prompt text (use -f PATH to read a file)" in err
+    code, _, err = _cli(["lint", "-f", arg], capsys, monkeypatch)
     assert code == 2
     assert f"{arg}: file not found" in err
 

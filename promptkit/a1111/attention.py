@@ -23,6 +23,7 @@ from typing import NamedTuple, Sequence
 from promptkit.diagnostics import Diagnostic, Span
 from promptkit.syntax.nodes import ROUND, SQUARE
 from promptkit.syntax.patterns import ATTENTION_SPECIAL, ATTENTION_WEIGHT, BREAK_SPLIT, BREAK_WORD
+from promptkit.syntax import problems
 from promptkit.syntax.problems import malformed_weight
 
 __all__ = ["Run", "weighted_runs", "weighted_runs_with_diagnostics", "as_pairs", "BREAK"]
@@ -152,6 +153,100 @@ def _weight_value(sp: str, pos: int, diags: list, texts: list, weights: list, sr
     return value
 
 
+#: multiplications A1111's scan may do for one prompt before promptkit switches to the bounded
+#: computation of :func:`_apply` (A1111 multiplies every piece since the opener at each closer, so
+#: its cost is the sum of the nesting depths of the pieces: quadratic for deeply nested prompts)
+MAX_MULTIPLICATIONS = 2_000_000
+
+
+def _apply(ops: list, weights: list, diags: list, text: str) -> None:
+    """Multiply ``weights[start:end]`` by ``factor`` for each op, in order: A1111's own loop.
+
+    Past :data:`MAX_MULTIPLICATIONS` (thousands of nested brackets — a prompt A1111 itself cannot
+    run: its schedule parser recurses per bracket level and raises ``RecursionError`` beyond ~250
+    levels) the weights come from :func:`_deep_weights` instead, linear in the number of
+    brackets, and PK117 says so.
+    """
+    work = 0
+    for start, end, _ in ops:
+        work += end - start
+    if work <= MAX_MULTIPLICATIONS:
+        for start, end, f in ops:
+            if end - start == 1:
+                weights[start] *= f
+            else:
+                for p in range(start, end):
+                    weights[p] *= f
+        return
+    approximate = _deep_weights(ops, weights)
+    depth = _max_depth(ops)
+    how = ("the weights of text inside mixed bracket kinds are products of per-factor powers "
+           "(may differ from A1111's in the last digits)") if approximate else "the weights are exact"
+    diags.append(problems.nesting_too_deep_weights(depth, len(text), how))
+
+
+def _max_depth(ops: list) -> int:
+    events = sorted([(s, 1) for s, e, _ in ops if e > s] + [(e, -1) for s, e, _ in ops if e > s])
+    depth = best = 0
+    for _, d in events:
+        depth += d
+        best = max(best, depth)
+    return best
+
+
+def _deep_weights(ops: list, weights: list) -> bool:
+    """The weights of all pieces in one sweep over the bracket boundaries (linear in the brackets).
+
+    Between two boundaries every piece is under the same brackets.  Where they are all of one
+    factor ``f`` (nested ``((…))``, ``[[…]]``, editing brackets inside each other) the weight
+    is A1111's exactly: ``1.0`` times ``f``, ``k`` times in a row, from a table.  Under mixed
+    factors the order of A1111's multiplications cannot be kept without its quadratic work; the
+    weight is then the product of the per-factor table values.  Returns whether any piece got
+    such a mixed weight.
+    """
+    from collections import defaultdict
+
+    events: dict[int, list] = defaultdict(list)
+    for start, end, f in ops:
+        if end > start:
+            events[start].append((f, 1))
+            events[end].append((f, -1))
+    active: dict[float, int] = {}
+    tables: dict[float, list[float]] = {}
+
+    def power(f: float, k: int) -> float:
+        t = tables.get(f)
+        if t is None:
+            t = tables[f] = [1.0]
+        while len(t) <= k:
+            t.append(t[-1] * f)
+        return t[k]
+
+    mixed = False
+    bounds = sorted(events)
+    for i, b in enumerate(bounds):
+        for f, d in events[b]:
+            c = active.get(f, 0) + d
+            if c:
+                active[f] = c
+            else:
+                del active[f]
+        nxt = bounds[i + 1] if i + 1 < len(bounds) else len(weights)
+        if not active or nxt <= b:
+            continue
+        if len(active) == 1:
+            (f, k), = active.items()
+            w = power(f, k)
+        else:
+            mixed = True
+            w = 1.0
+            for f, k in sorted(active.items()):
+                w *= power(f, k)
+        for p in range(b, nxt):
+            weights[p] *= w
+    return mixed
+
+
 def _scan(text: str) -> tuple[list[Run], list[Diagnostic]]:
     # Parallel working lists: piece text, weight, source offset of its first char.
     # Every piece is a verbatim copy of the source from its offset on.
@@ -164,6 +259,8 @@ def _scan(text: str) -> tuple[list[Run], list[Diagnostic]]:
     t_append = texts.append
     w_append = weights.append
     s_append = srcs.append
+    ops: list[tuple[int, int, float]] = []  # (first piece, end piece, factor) per closer, in order
+    ops_append = ops.append
 
     pos = 0
     parts = ATTENTION_SPECIAL.split(text)  # text, special, text, ..., text (odd length)
@@ -192,20 +289,10 @@ def _scan(text: str) -> tuple[list[Run], list[Diagnostic]]:
                 value = weight_of.get(sp)
                 if value is None:
                     value = _weight_value(sp, pos, diags, texts, weights, srcs)
-                start = round_brackets.pop()
-                if start == len(weights) - 1:
-                    weights[start] *= value
-                else:
-                    for p in range(start, len(weights)):
-                        weights[p] *= value
+                ops_append((round_brackets.pop(), len(weights), value))
         elif c == ")":
             if round_brackets:
-                start = round_brackets.pop()
-                if start == len(weights) - 1:
-                    weights[start] *= ROUND
-                else:
-                    for p in range(start, len(weights)):
-                        weights[p] *= ROUND
+                ops_append((round_brackets.pop(), len(weights), ROUND))
             else:
                 t_append(")")
                 w_append(1.0)
@@ -214,8 +301,7 @@ def _scan(text: str) -> tuple[list[Run], list[Diagnostic]]:
             square_brackets.append(len(texts))
         elif c == "]":
             if square_brackets:
-                for p in range(square_brackets.pop(), len(weights)):
-                    weights[p] *= SQUARE
+                ops_append((square_brackets.pop(), len(weights), SQUARE))
             else:
                 t_append("]")
                 w_append(1.0)
@@ -238,12 +324,13 @@ def _scan(text: str) -> tuple[list[Run], list[Diagnostic]]:
             w_append(1.0)
             s_append(pos)
 
+    n = len(weights)
     for pos in round_brackets:
-        for p in range(pos, len(weights)):
-            weights[p] *= ROUND
+        ops_append((pos, n, ROUND))
     for pos in square_brackets:
-        for p in range(pos, len(weights)):
-            weights[p] *= SQUARE
+        ops_append((pos, n, SQUARE))
+    if ops:
+        _apply(ops, weights, diags, text)
 
     if not texts:
         return [Run("", 1.0, ((0, 0),))], diags

@@ -32,7 +32,7 @@ from functools import lru_cache
 from promptkit.diagnostics import Span
 from promptkit.syntax import problems
 
-__all__ = ["schedules", "schedules_with_diagnostics", "seed_dependent", "check_steps", "check_text", "MAX_STEPS"]
+__all__ = ["schedules", "schedules_with_diagnostics", "schedule_maps", "seed_dependent", "check_steps", "check_text", "MAX_STEPS"]
 
 # the most sampling steps any entry point accepts (a schedule has up to one entry per step)
 MAX_STEPS = 10_000
@@ -90,6 +90,26 @@ def schedules_with_diagnostics(text: str, steps: int, *, hires_steps: int | None
     is used verbatim), ``PK116`` schedule-overflow (a boundary so large that
     A1111 raises ``OverflowError``), ``PK117`` nesting-too-deep.
     """
+    entries, diags = _schedule(text, steps, hires_steps, use_old_scheduling)
+    return [(t, "".join(p for p, _ in pieces)) for t, pieces in entries], diags
+
+
+def schedule_maps(text: str, steps: int, *, hires_steps: int | None = None, use_old_scheduling: bool = False,
+                  max_chars: int | None = None):
+    """``([(end_step, TextMap), …], diagnostics)``: :func:`schedules_with_diagnostics` with each
+    text mapped back into ``text`` (:class:`~promptkit.a1111.textmap.TextMap`).
+
+    ``max_chars`` bounds the rendered text: entries stop once their total length would pass it
+    (an alternation over 10,000 steps renders the prompt 10,000 times), and the last entry
+    kept is then extended to the last step.
+    """
+    from .textmap import TextMap
+
+    entries, diags = _schedule(text, steps, hires_steps, use_old_scheduling, max_chars)
+    return [(t, TextMap.from_pieces(pieces, len(text))) for t, pieces in entries], diags
+
+
+def _schedule(text, steps, hires_steps, use_old_scheduling, max_chars=None):
     check_text(text, "schedules")
     check_steps(steps, "steps")
     if hires_steps is not None:
@@ -100,9 +120,9 @@ def schedules_with_diagnostics(text: str, steps: int, *, hires_steps: int | None
         int_offset, flt_offset, total = steps, 1.0, hires_steps
     template, ambiguous, diags = _analyse(text)
     if template is None:
-        return [(total, text)], list(diags)
+        return [(total, [(text, 0)])], list(diags)
     if ambiguous:
-        return _earley_schedules(text, total, int_offset, flt_offset, use_old_scheduling)
+        return _earley_schedules(text, total, int_offset, flt_offset, use_old_scheduling, max_chars)
     edits: list[_Edit] = []
     alts: list[_Alt] = []
     pieces = _fresh(template)
@@ -118,10 +138,15 @@ def schedules_with_diagnostics(text: str, steps: int, *, hires_steps: int | None
     if alts:
         bounds.update(range(1, total + 1))
     out = []
+    used = 0
     for t in sorted(bounds):
-        buf: list[str] = []
+        buf: list = []
         _render(pieces, t, buf)
-        out.append((t, "".join(buf)))
+        used += sum(len(p) for p, _ in buf)
+        if max_chars is not None and used > max_chars and out:
+            out[-1] = (total, out[-1][1])
+            break
+        out.append((t, buf))
     return out, out_diags
 
 
@@ -152,10 +177,10 @@ def _analyse(text: str):
         return None, False, tuple(deep)
     out: list = []
     pos = _flatten(tree.children, text, out, 0)
-    if not any(p.__class__ is not str for p in out):
+    if not any(p.__class__ is not tuple for p in out):
         return None, False, ()
     if pos < len(text):
-        out.append(text[pos:])
+        out.append((text[pos:], pos))
     return tuple(out), _ambiguous(tree), ()
 
 
@@ -171,7 +196,7 @@ def _flatten(nodes, src: str, out: list, pos: int) -> int:
         t = type(n)
         if t is Edit or t is Alternate:
             if n.span.start > pos:
-                out.append(src[pos : n.span.start])
+                out.append((src[pos : n.span.start], pos))
             out.append(_dynamic(n, src))
             pos = n.span.end
         elif n.children:
@@ -185,7 +210,7 @@ def _part(nodes, src: str) -> list:
     out: list = []
     pos = _flatten(nodes, src, out, nodes[0].span.start)
     if pos < nodes[-1].span.end:
-        out.append(src[pos : nodes[-1].span.end])
+        out.append((src[pos : nodes[-1].span.end], pos))
     return out
 
 
@@ -200,8 +225,9 @@ def _dynamic(n, src: str):
 
 
 def _render(pieces, step, buf):
+    """Append the ``(text, source offset)`` literals in force at ``step`` to ``buf``."""
     for p in pieces:
-        if p.__class__ is str:
+        if p.__class__ is tuple:
             buf.append(p)
         elif p.__class__ is _Edit:
             if step <= p.when:
@@ -359,13 +385,13 @@ def _earley():
     return lark.Lark((grammars_dir() / "a1111-schedule.lark").read_text(encoding="utf-8"))
 
 
-def _earley_schedules(text, steps, int_offset, flt_offset, old):
+def _earley_schedules(text, steps, int_offset, flt_offset, old, max_chars=None):
     import lark
 
     try:
         tree = _earley().parse(text)
     except lark.exceptions.LarkError:  # pragma: no cover - excluded by schedule_failure
-        return [(steps, text)], []
+        return [(steps, [(text, 0)])], []
     diags = []
     bounds = {steps}
     whens = {}
@@ -386,7 +412,7 @@ def _earley_schedules(text, steps, int_offset, flt_offset, old):
         if node is None:
             return
         if isinstance(node, lark.Token):
-            buf.append(str(node))
+            buf.append((str(node), node.start_pos))
             return
         if node.data == "scheduled":
             before, after = node.children[0], node.children[1]
@@ -400,8 +426,13 @@ def _earley_schedules(text, steps, int_offset, flt_offset, old):
             render(c, step, buf)
 
     out = []
+    used = 0
     for t in sorted(bounds):
-        buf: list[str] = []
+        buf: list = []
         render(tree, t, buf)
-        out.append((t, "".join(buf)))
+        used += sum(len(p) for p, _ in buf)
+        if max_chars is not None and used > max_chars and out:
+            out[-1] = (steps, out[-1][1])
+            break
+        out.append((t, buf))
     return out, diags

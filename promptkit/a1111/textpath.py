@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from promptkit.syntax.patterns import AND, AND_SUBPROMPT, COMMENT_LINE, COMMENT_TAIL, EXTRA_NETWORK
 
-from .schedule import check_text, schedules_with_diagnostics
+from .schedule import MAX_STEPS, check_steps, check_text, schedule_maps, schedules_with_diagnostics
+from .textmap import TextMap
 
 __all__ = [
     "split_and",
@@ -24,6 +25,10 @@ __all__ = [
     "ProcessedPrompt",
     "SubPrompt",
     "NegativePrompt",
+    "comments_map",
+    "encoded_texts",
+    "EncodedText",
+    "MAX_VARIANT_CHARS",
 ]
 
 
@@ -57,6 +62,18 @@ def strip_comments(text: str) -> str:
         return text
     text = COMMENT_LINE.sub("\n", text)
     return COMMENT_TAIL.sub("\n", text)
+
+
+def comments_map(text: str) -> TextMap:
+    """:func:`strip_comments` as a :class:`~promptkit.a1111.textmap.TextMap`: the text A1111
+    reads, and where each of its characters is in ``text`` (the ``"\\n"`` A1111 leaves for a
+    comment stands for the whole comment)."""
+    check_text(text, "comments_map")
+    m = TextMap.identity(text)
+    if "#" not in text:
+        return m
+    newline = lambda _match: "\n"  # noqa: E731 - A1111 replaces each comment by one newline
+    return m.sub(COMMENT_LINE, newline).sub(COMMENT_TAIL, newline)
 
 
 def extract_extra_networks(text: str) -> tuple[str, dict[str, list[list[str]]]]:
@@ -132,3 +149,79 @@ def process_negative_prompt(text: str, steps: int, *, comments: bool = True) -> 
     sched, diags = schedules_with_diagnostics(after_comments, steps)
     zeroed = all(t == "" for _, t in sched)
     return NegativePrompt(text, after_comments, sched, zeroed, diags)
+
+
+#: the most characters of schedule text :func:`encoded_texts` renders for one prompt part (an
+#: alternation over 10,000 steps would otherwise render the prompt 10,000 times)
+MAX_VARIANT_CHARS = 4_000_000
+
+
+@dataclass(frozen=True)
+class EncodedText:
+    """One text A1111 tokenizes for a prompt: an ``AND`` part during a range of sampling steps.
+
+    ``map`` places its characters in the prompt as written (comments, extra networks and
+    the other parts' text are not in it); ``runs`` are its weighted runs with source offsets
+    in the prompt as written.  ``first_step``/``last_step`` are 1-based and inclusive.
+    """
+
+    text: str
+    part: int
+    weight: float
+    first_step: int
+    last_step: int
+    map: TextMap
+
+    @property
+    def runs(self):
+        from .attention import weighted_runs
+
+        return self.map.map_runs(weighted_runs(self.text))
+
+    @property
+    def steps_label(self) -> str:
+        if self.first_step == self.last_step:
+            return f"step {self.first_step}"
+        return f"steps {self.first_step}-{self.last_step}"
+
+
+def encoded_texts(prompt: str, steps: int = 20, *, negative: bool = False, comments: bool = True,
+                  max_chars: int = MAX_VARIANT_CHARS) -> list[EncodedText]:
+    """Every distinct text A1111 tokenizes for ``prompt``, in part and step order.
+
+    Positive: comments → extra networks removed → ``AND`` parts → schedules per part;
+    negative (``negative=True``): comments → schedules (``<lora:…>`` is text there, as A1111
+    encodes it — its token counter removes it, its encoder does not).  A text used for several
+    step ranges of a part (alternation) is listed once, with its first range.  This is what
+    A1111's token counter measures (``update_token_counter``: the longest of these texts).
+    """
+    check_text(prompt, "encoded_texts")
+    check_steps(steps, "steps")
+    base = comments_map(prompt) if comments else TextMap.identity(prompt)
+    parts: list[tuple[TextMap, float]] = []
+    if negative:
+        parts.append((base, 1.0))
+    else:
+        text = base.text
+        if "<" in text:
+            base = base.sub(EXTRA_NETWORK, lambda _m: "")
+            text = base.text
+        pos = 0
+        bounds = [(m.start(), m.end()) for m in AND.finditer(text)] + [(len(text), len(text))]
+        for a, b in bounds:
+            part = text[pos:a]
+            m = AND_SUBPROMPT.search(part)
+            body, w = (m.group(1), m.group(2)) if m is not None else (part, None)
+            parts.append((base.slice(pos, pos + len(body)), float(w) if w is not None else 1.0))
+            pos = b
+    out: list[EncodedText] = []
+    for k, (pm, weight) in enumerate(parts):
+        entries, _ = schedule_maps(pm.text, steps, max_chars=max_chars)
+        seen: set[str] = set()
+        prev = 0
+        for end, sm in entries:
+            if sm.text not in seen:
+                seen.add(sm.text)
+                out.append(EncodedText(sm.text, k, weight, prev + 1, end, pm.then(sm)))
+            prev = end
+    return out

@@ -22,21 +22,30 @@ class StdinError(ValueError):
 
 def read_stdin() -> str:
     """All of standard input as text, decoded strictly as UTF-8 (not the locale's
-    lenient decoding, which would pass invalid bytes on as lone surrogates)."""
+    lenient decoding, which would pass invalid bytes on as lone surrogates), at most
+    :data:`promptkit.textio.MAX_TEXT_BYTES` and not binary."""
+    from promptkit.textio import MAX_TEXT_BYTES, TextFileError, decode_text
+
     buf = getattr(sys.stdin, "buffer", None)
     if buf is None:  # a text stream without bytes underneath (tests, embedding)
-        return sys.stdin.read()
-    data = buf.read()
+        text = sys.stdin.read(MAX_TEXT_BYTES + 1)
+        if len(text) > MAX_TEXT_BYTES:
+            raise StdinError(f"<stdin>: more than the {MAX_TEXT_BYTES:,}-character limit for a prompt input")
+        return text
+    data = buf.read(MAX_TEXT_BYTES + 1)
+    if len(data) > MAX_TEXT_BYTES:
+        raise StdinError(f"<stdin>: more than the {MAX_TEXT_BYTES:,}-byte limit for a prompt input")
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise StdinError(f"<stdin>:{line}: not UTF-8 text (byte offset {exc.start})") from None
+        text, _ = decode_text(data, "<stdin>")
+    except TextFileError as exc:
+        raise StdinError(str(exc)) from None
     # universal newlines, as text-mode stdin would give
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(lint_prog: str | None = None) -> argparse.ArgumentParser:
+    """The ``promptkit`` parser; ``lint_prog`` renames the lint command in its help and errors
+    (``prompt-lint`` is that command on its own)."""
     from promptkit import __version__
 
     parser = argparse.ArgumentParser(
@@ -62,11 +71,27 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         seen.add(id(mod))
         mod.register(sub)
+    if lint_prog is not None and "lint" in sub.choices:
+        sub.choices["lint"].prog = lint_prog
+        parser.prog = lint_prog  # (argparse reports unknown arguments from the top parser)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def _safe_streams() -> None:
+    """Output that the terminal's encoding cannot show (``×`` under ``PYTHONIOENCODING=ascii``,
+    a lone surrogate from a JSON file) is written as backslash escapes, never a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # pragma: no cover - a closed or odd stream
+                pass
+
+
+def main(argv: list[str] | None = None, *, lint_prog: str | None = None) -> int:
+    _safe_streams()
+    parser = build_parser(lint_prog)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -82,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 def lint_main(argv: list[str] | None = None) -> int:
     """``prompt-lint ARGS`` is ``promptkit lint ARGS``."""
     argv = sys.argv[1:] if argv is None else argv
-    return main(["lint", *argv])
+    return main(["lint", *argv], lint_prog="prompt-lint")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,6 +26,9 @@ def register(subparsers) -> None:
     p.add_argument("--category", action="append", dest="categories",
                    help="only this category (general, artist, copyright, character, meta; repeatable)")
     p.add_argument("--tags", action="append", help="tag CSV file(s) instead of the default list")
+    from promptkit.cli.tagdb import add_skip_option
+
+    add_skip_option(p)
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=run)
 
@@ -41,7 +44,9 @@ def run(args) -> int:
         print(f"promptkit complete: error: --limit must be at least 1, got {args.limit}", file=sys.stderr)
         return 2
     try:
-        db = TagDB.load(args.tags) if args.tags else TagDB.load()
+        from promptkit.cli.tagdb import load_tags
+
+        db = load_tags(args.tags, "complete", args.skip_bad_rows)
         hits = db.complete(args.query, limit=args.limit, categories=args.categories, profile=args.profile,
                            backend=args.backend)
     except (TagDataError, ProfileError, ValueError) as exc:

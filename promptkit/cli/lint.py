@@ -25,7 +25,10 @@ def register(subparsers) -> None:
             "A1111 infotext in .txt or .png) or '-' for stdin."
         ),
     )
-    p.add_argument("inputs", nargs="*", metavar="INPUT", help="prompt text, file path, or - for stdin")
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="prompt text, an existing file or folder, or - for stdin (an argument is a file only when it exists)")
+    p.add_argument("-f", "--file", action="append", default=[], metavar="PATH",
+                   help="read prompts from this file or folder (repeatable; an error when it is missing)")
     p.add_argument("--prompt", action="append", default=[], metavar="TEXT", help="a prompt to lint (repeatable)")
     p.add_argument("--negative", metavar="TEXT", help="negative prompt for the prompt argument / stdin prompt")
     p.add_argument("--profile", help="model profile: rouwei, illustrious, noobai, animagine2/3/4, pony, natural, or a .toml path")
@@ -39,6 +42,9 @@ def register(subparsers) -> None:
     p.add_argument("--output-format", choices=("concise", "full", "json", "sarif"), help="diagnostics format (default concise)")
     p.add_argument("--lines", action="store_true", help="text files hold one prompt per line ('#' lines skipped)")
     p.add_argument("--tags", metavar="CSV", action="append", help="tag list(s) to use instead of TagDB.load()'s default")
+    from promptkit.cli.tagdb import add_skip_option
+
+    add_skip_option(p)
     p.add_argument("--config", metavar="PYPROJECT", help="config file (default: nearest pyproject.toml with [tool.promptkit])")
     p.add_argument("--isolated", action="store_true", help="ignore configuration files")
     p.add_argument("--exit-zero", action="store_true", help="exit 0 even when problems are found")
@@ -67,17 +73,61 @@ def _stdin_text(error_class) -> str:
 
 
 def _looks_like_path(item: str) -> bool:
-    """An argument written as a path (``/x``, ``./x``, ``../x``, ``~/x``, ``x/``) is
-    never linted as prompt text: a mistyped file name gets "file not found"."""
-    return item.startswith(("/", "./", "../", "~/")) or item.endswith("/")
+    """Written like a file name (``smile.png``, ``./x``, ``x/``): worth a note when it is not one."""
+    if "," in item or "\n" in item or len(item) > 255:
+        return False
+    return item.startswith(("/", "./", "../", "~/")) or item.endswith("/") or Path(item).suffix.lower() in _SUFFIXES
 
 
-def _gather(args, cfg):
-    from promptkit.lint.inputs import InputError, Source, from_text, read_path
+def _is_dir(item: str) -> bool:
+    try:
+        return Path(item).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def _read_file(path: str, args, sources: list, errors: list) -> None:
+    from promptkit.lint.inputs import InputError, read_path
+
+    try:
+        found = read_path(path, lines=args.lines, errors=errors)
+    except InputError as exc:
+        errors.append(exc)
+        return
+    if not found and not errors:
+        errors.append(InputError(f"{path}: no prompts in this file (empty, or only blank lines)"))
+    sources.extend(found)
+
+
+def _read_folder(folder: str, args, sources: list, errors: list) -> None:
+    from promptkit.lint.inputs import InputError
+
+    p = Path(folder)
+    files = sorted(f for f in p.rglob("*") if f.suffix.lower() in _SUFFIXES and f.is_file())
+    if not files:
+        errors.append(InputError(f"{p}: no prompt files (.txt .json .jsonl .png) in this folder"))
+    for f in files:
+        _read_file(str(f), args, sources, errors)
+
+
+def _gather(args, cfg, errors: list):
+    """The sources to lint; unreadable files and records go to ``errors`` (the others are still
+    linted)."""
+    from promptkit.lint.inputs import InputError, Source, from_text
+    from promptkit.textio import is_regular_file
 
     sources: list[Source] = []
     for text in args.prompt:
         sources.append(Source("<prompt>", text, args.negative))
+    for path in args.file:
+        if _is_dir(path):
+            _read_folder(path, args, sources, errors)
+        elif is_regular_file(path):
+            _read_file(path, args, sources, errors)
+        elif Path(path).exists():
+            errors.append(InputError(f"{path}: not a regular file (give a prompt file or folder)"))
+        else:
+            errors.append(InputError(f"{path}: file not found"))
     stdin_used = False
     for item in args.inputs:
         if item == "-":
@@ -89,24 +139,16 @@ def _gather(args, cfg):
                 src.negative = args.negative
             src.writable = False
             sources.append(src)
-            continue
-        p = Path(item)
-        if p.is_file():
-            found = read_path(item, lines=args.lines)
-            if not found:
-                raise InputError(f"{item}: no prompts in this file (empty, or only blank lines)")
-            sources.extend(found)
-        elif p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.suffix.lower() in _SUFFIXES and f.is_file())
-            if not files:
-                raise InputError(f"{p}: no prompt files (.txt .json .jsonl .png) in this folder")
-            for f in files:
-                sources.extend(read_path(str(f), lines=args.lines))
-        elif (p.suffix.lower() in _SUFFIXES or _looks_like_path(item)) and "," not in item and "\n" not in item:
-            raise InputError(f"{item}: file not found")
+        elif is_regular_file(item):
+            _read_file(item, args, sources, errors)
+        elif _is_dir(item):
+            _read_folder(item, args, sources, errors)
         else:
+            if _looks_like_path(item):
+                print(f"promptkit lint: note: {_shown(item)} is not a file; linting it as prompt text"
+                      " (use -f PATH to read a file)", file=sys.stderr)
             sources.append(Source("<prompt>", item, args.negative))
-    if not sources:
+    if not sources and not errors:
         data = _stdin_text(InputError) if sys.stdin is not None and not sys.stdin.isatty() else ""
         if data.strip():
             src = from_text(data, "<stdin>")
@@ -118,6 +160,12 @@ def _gather(args, cfg):
     return sources
 
 
+def _shown(text: str) -> str:
+    from promptkit.diagnostics import quoted
+
+    return quoted(text)
+
+
 def run(args) -> int:
     from promptkit.lint import LintError, fix as fix_prompt, lint
     from promptkit.lint.config import ConfigError, LintConfig, load_config
@@ -126,7 +174,6 @@ def run(args) -> int:
     from promptkit.lint.inputs import InputError
     from promptkit.lint.reporters import Result, render, summary
 
-    _LINE_EDITS.clear()
     try:
         cfg = LintConfig() if args.isolated else load_config(args.config)
     except ConfigError as exc:
@@ -137,23 +184,29 @@ def run(args) -> int:
     if fmt not in ("concise", "full", "json", "sarif"):
         return _err(f"output-format {fmt!r} in {cfg.path}: expected concise, full, json or sarif")
     unsafe = args.unsafe_fixes or cfg.unsafe_fixes
+    errors: list = []
     try:
-        sources = _gather(args, cfg)
+        sources = _gather(args, cfg, errors)
     except (_UsageError, InputError, InfotextError) as exc:
         return _err(str(exc))
+    for exc in errors:
+        _err(str(exc))
+    if not sources:
+        return 2
 
     try:
-        db = _load_db(args.tags)
+        db = _load_db(args.tags, args.skip_bad_rows)
     except Exception as exc:  # TagDataError and OSError carry file/line
         return _err(str(exc))
 
     select = _flat(args.select) if args.select else cfg.select
     extend = (cfg.extend_select or []) + _flat(args.extend_select)
     base_ignore = (cfg.ignore or []) + _flat(args.ignore)
-    results = []
+    results: list = []
     fixed_total = 0
     fixed_outputs: list[str] = []
     diffs: list[str] = []
+    pending: dict = {}  # id(TextFile) -> (TextFile, [(result index, source, FixResult, lint args)])
     try:
         for src in sources:
             ignore = base_ignore + cfg.ignores_for(src.path)
@@ -172,20 +225,21 @@ def run(args) -> int:
                         fixed_total += len(res.applied)
                     results.append(Result(src, lint(src.prompt, src.negative, **common)))
                     continue
-                fixed_total += len(res.applied)
-                new_base = None
-                if changed:
-                    new_base = _write_back(src, res, fixed_outputs)
-                elif not src.writable:
+                if changed and src.writable and src.origin is not None:
+                    # rewritten below, once per file
+                    pending.setdefault(id(src.origin), (src.origin, []))[1].append((len(results), src, res, common))
+                    results.append(None)
+                    continue
+                if changed or not src.writable:
                     fixed_outputs.append(_as_output(src, res))
-                src_after = _replace(src, res, new_base)
-                results.append(Result(src_after, res.remaining))
+                    fixed_total += len(res.applied)
+                results.append(Result(_detached(src, res), res.remaining))
             else:
                 results.append(Result(src, lint(src.prompt, src.negative, **common)))
+        for origin, items in pending.values():
+            fixed_total += _write_fixes(origin, items, results, lint, errors)
     except LintError as exc:
         return _err(str(exc))
-    except OSError as exc:
-        return _err(f"{getattr(exc, 'filename', '') or ''}: {exc.strerror or exc}")
 
     out = sys.stdout
     if args.diff:
@@ -210,6 +264,8 @@ def run(args) -> int:
         print(summary(results, unsafe, fixed_total), file=report_stream if body or fixed_outputs else out)
     level = _LEVELS[args.fail_level]
     failing = any(_LEVELS.get(d.severity, 2) >= level for r in results for d in r.diagnostics)
+    if errors:
+        return 2  # some input could not be read or written (reported above)
     return 0 if args.exit_zero or not failing else 1
 
 
@@ -240,51 +296,63 @@ def _flat(values) -> list[str]:
     return out
 
 
-def _load_db(paths):
-    from promptkit.lint import default_db
+def _load_db(paths, skip_bad_rows: bool = False):
+    from promptkit.cli.tagdb import load_tags
 
-    if paths:
-        from promptkit.tags import TagDB
-
-        return TagDB.load(paths if len(paths) > 1 else paths[0])
-    return default_db()
+    return load_tags(paths, "lint", skip_bad_rows)
 
 
-def _replace(src, res, new_base):
+def _detached(src, res):
+    """The source after fixes that were printed, not written: positions are in the fixed text."""
     from dataclasses import replace
 
-    if src.writable and src.file_text is not None and src.path:
-        # the file was (or needed no) rewrite: report positions in the file as it is now
-        new_text = Path(src.path).read_text(encoding="utf-8")
-        base = new_base if new_base is not None else src.offsets.get("positive", 0) + _shift(src)
-        return replace(src, prompt=res.text, negative=res.negative, file_text=new_text, offsets={"positive": base})
-    return replace(src, prompt=res.text, negative=res.negative, file_text=None, offsets={})
+    return replace(src, prompt=res.text, negative=res.negative, file_text=None, offsets={}, origin=None)
 
 
-def _shift(src) -> int:
-    base = src.offsets.get("positive", 0)
-    return sum(delta for start, delta in _LINE_EDITS.get(src.path, []) if start < base)
+def _write_fixes(origin, items, results: list, lint, errors: list) -> int:
+    """Write every fixed prompt of one file back in one atomic rewrite (``--lines`` sources share
+    a file); fill in their results.  Returns the number of fixes written (0 when the write failed:
+    the file is untouched and the diagnostics are those of the file as it is)."""
+    from dataclasses import replace
 
+    from promptkit.lint.reporters import Result
+    from promptkit.textio import TextFileError, write_text
 
-_LINE_EDITS: dict[str, list] = {}
+    edits: list[tuple[int, int, str]] = []
+    for _, src, res, _ in items:
+        for name, old, new in (("positive", src.prompt, res.text), ("negative", src.negative, res.negative)):
+            if new != old and name in src.offsets:
+                start = src.offsets[name]
+                edits.append((start, start + len(old or ""), new or ""))
+    edits.sort()
+    text = origin.text
+    pieces = []
+    pos = 0
+    for start, end, new in edits:
+        pieces.append(text[pos:start])
+        pieces.append(new)
+        pos = end
+    pieces.append(text[pos:])
+    new_text = "".join(pieces)
+    try:
+        write_text(origin, new_text)
+    except TextFileError as exc:
+        errors.append(exc)
+        _err(str(exc))
+        for i, src, _, common in items:
+            results[i] = Result(src, lint(src.prompt, src.negative, **common))
+        return 0
 
+    def moved(offset: int) -> int:
+        return offset + sum(len(new) - (end - start) for start, end, new in edits if start < offset)
 
-def _write_back(src, res, outputs: list[str]) -> int | None:
-    """Rewrite a plain prompt file; for other inputs print the fixed prompt."""
-    if src.writable and src.path and src.file_text is not None:
-        path = Path(src.path)
-        current = path.read_text(encoding="utf-8")
-        base = src.offsets.get("positive", 0)
-        # --lines: several sources share a file; earlier rewrites shift later lines
-        start = base + _shift(src)
-        end = start + len(src.prompt)
-        if current[start:end] != src.prompt:
-            raise OSError(f"{path}: file changed while fixing; not rewritten")
-        path.write_text(current[:start] + res.text + current[end:], encoding="utf-8")
-        _LINE_EDITS.setdefault(src.path, []).append((base, len(res.text) - len(src.prompt)))
-        return start
-    outputs.append(_as_output(src, res))
-    return None
+    written = 0
+    for i, src, res, _ in items:
+        offsets = {name: moved(off) for name, off in src.offsets.items()}
+        results[i] = Result(replace(src, prompt=res.text, negative=res.negative, file_text=new_text, offsets=offsets,
+                                    writable=False), res.remaining)
+        written += len(res.applied)
+    return written
 
 
 def _as_output(src, res) -> str:

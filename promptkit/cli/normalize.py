@@ -28,6 +28,9 @@ def register(subparsers) -> None:
     iso.add_argument("--no-isolate-artists", dest="isolate", action="store_false",
                      help="keep artist tags where they are")
     p.add_argument("--tags", action="append", help="tag CSV file(s) instead of the default list")
+    from promptkit.cli.tagdb import add_skip_option
+
+    add_skip_option(p)
     p.set_defaults(func=run)
 
 
@@ -51,7 +54,9 @@ def run(args) -> int:
         if text.endswith("\n"):
             text = text[:-1]
     try:
-        db = TagDB.load(args.tags) if args.tags else TagDB.load()
+        from promptkit.cli.tagdb import load_tags
+
+        db = load_tags(args.tags, "normalize", args.skip_bad_rows)
         out = normalize(text, db=db, profile=args.profile, backend=args.backend, isolate_artists=args.isolate)
     except (TagDataError, ProfileError, ValueError) as exc:
         print(f"promptkit normalize: error: {exc}", file=sys.stderr)

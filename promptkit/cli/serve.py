@@ -18,6 +18,9 @@ def register(subparsers) -> None:
                    help="address to bind (default 127.0.0.1: this machine only; anything else is reachable "
                         "by others, with no authentication)")
     p.add_argument("--port", type=int, default=7861, help="port (default 7861; 0 picks a free one)")
+    from promptkit.cli.tagdb import add_skip_option
+
+    add_skip_option(p)
     p.add_argument("--tags", action="append", metavar="CSV",
                    help="tag CSV file (repeatable; default: PROMPTKIT_TAGS, the config, downloaded lists, the starter list)")
     p.add_argument("--profile", default="illustrious",
@@ -64,7 +67,7 @@ def run(args) -> int:
         print(f"promptkit serve: warning: binding {args.host} makes the workbench reachable from other machines; "
               "it has no authentication (use the default 127.0.0.1 to keep it local)", file=sys.stderr)
     try:
-        bench = Workbench.load(args.tags, args.profile)
+        bench = Workbench.load(args.tags, args.profile, strict=not args.skip_bad_rows)
     except (TagDataError, ProfileError) as exc:
         print(f"promptkit serve: error: {exc}", file=sys.stderr)
         return 2

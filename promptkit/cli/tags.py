@@ -23,6 +23,9 @@ def register(subparsers) -> None:
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     d.set_defaults(func=run_download)
     i = sub.add_parser("info", help="which tag list TagDB.load() uses, and what is in it")
+    from promptkit.cli.tagdb import add_skip_option
+
+    add_skip_option(i)
     i.set_defaults(func=run_info)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -55,8 +58,10 @@ def run_info(args) -> int:
     from promptkit.tags import TagDataError, TagDB, cache_dir, downloaded_path
     from promptkit.tags.download import download_info
 
+    from promptkit.cli.tagdb import load_tags
+
     try:
-        db = TagDB.load()
+        db = load_tags(None, "tags info", args.skip_bad_rows)
     except TagDataError as exc:
         print(f"promptkit tags info: error: {exc}", file=sys.stderr)
         return 2

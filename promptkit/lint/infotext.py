@@ -144,6 +144,20 @@ def parse_infotext(text: str) -> Infotext:
 
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 
+#: the most text a compressed PNG text chunk may inflate to (a 1 MB file can hold a "zip bomb"
+#: chunk that inflates to gigabytes); an infotext is a few KB
+MAX_PNG_TEXT_BYTES = 16 * 1024 * 1024
+
+
+def _inflate(data: bytes, what: str) -> bytes:
+    d = zlib.decompressobj()
+    out = d.decompress(data, MAX_PNG_TEXT_BYTES + 1)
+    if len(out) > MAX_PNG_TEXT_BYTES or d.unconsumed_tail:
+        raise InfotextError(f"{what} inflates to more than {MAX_PNG_TEXT_BYTES:,} bytes (the limit for a PNG text chunk)")
+    if not d.eof:
+        raise InfotextError(f"{what}: truncated compressed text")
+    return out
+
 
 def read_png_text(data: bytes, *, where: str = "<png>", keyword: str = "parameters") -> str:
     """The ``parameters`` text of a PNG (tEXt, zTXt or iTXt); raises :class:`InfotextError`."""
@@ -184,17 +198,18 @@ def _text_chunk(kind: str, chunk: bytes, where: str, pos: int) -> tuple[str, str
         raise InfotextError(f"{where}: malformed {kind} chunk at byte {pos} (no keyword terminator)")
     key = chunk[:nul].decode("latin-1")
     rest = chunk[nul + 1 :]
+    what = f"{where}: {kind} chunk {key!r} at byte {pos}"
     try:
         if kind == "tEXt":
             return key, rest.decode("latin-1")
         if kind == "zTXt":
-            return key, zlib.decompress(rest[1:]).decode("latin-1")
+            return key, _inflate(rest[1:], what).decode("latin-1")
         # iTXt: compression flag, method, language tag\0, translated keyword\0, text
         flag = rest[0]
         rest = rest[2:]
         rest = rest[rest.index(b"\0") + 1 :]
         rest = rest[rest.index(b"\0") + 1 :]
-        raw = zlib.decompress(rest) if flag else rest
+        raw = _inflate(rest, what) if flag else rest
         return key, raw.decode("utf-8")
     except (IndexError, ValueError, zlib.error) as exc:
         raise InfotextError(f"{where}: malformed {kind} chunk {key!r} at byte {pos}: {exc}") from None

@@ -7,16 +7,21 @@ each field starts in the file, so diagnostics get file lines and columns.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from promptkit.diagnostics import Span, line_col
+from promptkit.textio import MAX_TEXT_BYTES, TextFile, TextFileError, describe_os_error, read_text
 
 from .infotext import InfotextError, Settings, looks_like_infotext, parse_infotext, read_png_text
 
-__all__ = ["Source", "InputError", "read_path", "from_text", "from_arguments"]
+__all__ = ["Source", "InputError", "read_path", "from_text", "from_arguments", "MAX_PNG_BYTES"]
 
 PROMPT_SUFFIXES = (".txt", ".json", ".jsonl", ".png", ".prompt")
+
+#: the largest PNG read for its infotext (a generated 4096x4096 PNG is ~40 MB)
+MAX_PNG_BYTES = 256 * 1024 * 1024
 
 
 class InputError(ValueError):
@@ -37,6 +42,7 @@ class Source:
     line: int | None = None  # 1-based line of a JSON/JSONL record
     json_keys: dict[str, str] = field(default_factory=dict)  # field -> JSON key it came from
     writable: bool = False  # --fix may rewrite the file in place
+    origin: TextFile | None = None  # the text file it was read from (to write fixes back)
 
     def field_text(self, name: str) -> str | None:
         if name == "positive":
@@ -75,8 +81,12 @@ class Source:
         return self.field_text(name) or "", 0
 
 
-def from_text(text: str, label: str, *, path: str | None = None, infotext: bool | None = None) -> Source:
-    """A whole text: an infotext (detected, or forced with ``infotext=True``) or one prompt."""
+def from_text(text: str, label: str, *, path: str | None = None, infotext: bool | None = None,
+              origin: TextFile | None = None) -> Source:
+    """A whole text: an infotext (detected, or forced with ``infotext=True``) or one prompt.
+
+    ``origin``: the text file it was read from; ``--fix`` then rewrites its prompt (and
+    negative prompt) in place."""
     if infotext or (infotext is None and looks_like_infotext(text)):
         info = parse_infotext(text)
         offsets = {"positive": info.prompt_offset}
@@ -84,29 +94,21 @@ def from_text(text: str, label: str, *, path: str | None = None, infotext: bool 
             offsets["negative"] = info.negative_offset
         if info.settings is not None:
             offsets["settings"] = info.settings_offset
-        return Source(label, info.prompt, info.negative, info.settings, path, text, offsets, writable=False)
+        return Source(label, info.prompt, info.negative, info.settings, path, text, offsets,
+                      writable=origin is not None, origin=origin)
     prompt = text[:-1] if text.endswith("\n") else text
-    return Source(label, prompt, None, None, path, text, {"positive": 0}, writable=path is not None)
+    return Source(label, prompt, None, None, path, text, {"positive": 0}, writable=origin is not None, origin=origin)
 
 
 def from_arguments(prompt: str, negative: str | None) -> Source:
     return Source("<prompt>", prompt, negative)
 
 
-def _read_text(p: Path) -> str:
+def _read_text(p: Path) -> TextFile:
     try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{p}: file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{p}: is a directory (give prompt files)") from None
-    except OSError as exc:
-        raise InputError(f"{p}: cannot read: {exc.strerror or exc}") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError(f"{p}:{line}: not valid UTF-8 (byte {exc.start})") from None
+        return read_text(p)
+    except TextFileError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _json_record(obj, where: str, line: int | None, path: str, label: str) -> Source:
@@ -134,17 +136,29 @@ def _json_record(obj, where: str, line: int | None, path: str, label: str) -> So
     return Source(label, prompt, negative, settings, path, line=line, json_keys=keys)
 
 
-def read_path(path: str, *, lines: bool = False) -> list[Source]:
-    """Sources of one file, by suffix: .png, .json, .jsonl, else text (infotext detected)."""
+def _read_png(p: Path) -> bytes:
+    try:
+        size = os.stat(p).st_size
+        if size > MAX_PNG_BYTES:
+            raise InputError(f"{p}: {size:,} bytes is larger than the {MAX_PNG_BYTES:,}-byte limit for a PNG")
+        with open(p, "rb") as fh:
+            return fh.read(MAX_PNG_BYTES + 1)
+    except FileNotFoundError:
+        raise InputError(f"{p}: file not found") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {describe_os_error(exc, p)}") from None
+
+
+def read_path(path: str, *, lines: bool = False, errors: list | None = None) -> list[Source]:
+    """Sources of one file, by suffix: .png, .json, .jsonl, else text (infotext detected).
+
+    A JSON Lines record that cannot be read raises :class:`InputError`; with ``errors`` (a
+    list) the error is appended there instead and the other records are still read.
+    """
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix == ".png":
-        try:
-            data = p.read_bytes()
-        except FileNotFoundError:
-            raise InputError(f"{p}: file not found") from None
-        except OSError as exc:
-            raise InputError(f"{p}: cannot read: {exc.strerror or exc}") from None
+        data = _read_png(p)
         try:
             text = read_png_text(data, where=str(p))
         except InfotextError as exc:
@@ -152,17 +166,23 @@ def read_path(path: str, *, lines: bool = False) -> list[Source]:
         src = from_text(text, str(p), path=str(p), infotext=True)
         src.writable = False
         return [src]
-    text = _read_text(p)
+    tf = _read_text(p)
+    text = tf.text
     if suffix == ".jsonl":
         out = []
-        for n, raw in enumerate(text.splitlines(), 1):
+        for n, raw in enumerate(text.split("\n"), 1):
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{p}:{n}:{exc.colno}: invalid JSON: {exc.msg}") from None
-            out.append(_json_record(obj, f"{p}:{n}", n, str(p), str(p)))
+                try:
+                    obj = json.loads(raw)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{p}:{n}:{exc.colno}: invalid JSON: {exc.msg}") from None
+                out.append(_json_record(obj, f"{p}:{n}", n, str(p), str(p)))
+            except InputError as exc:
+                if errors is None:
+                    raise
+                errors.append(exc)
         return out
     if suffix == ".json":
         try:
@@ -170,18 +190,23 @@ def read_path(path: str, *, lines: bool = False) -> list[Source]:
         except json.JSONDecodeError as exc:
             raise InputError(f"{p}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
         records = obj if isinstance(obj, list) else [obj]
-        return [
-            _json_record(r, f"{p}[{i}]" if isinstance(obj, list) else str(p), None, str(p),
-                         f"{p}[{i}]" if isinstance(obj, list) else str(p))
-            for i, r in enumerate(records)
-        ]
+        out = []
+        for i, r in enumerate(records):
+            where = f"{p}[{i}]" if isinstance(obj, list) else str(p)
+            try:
+                out.append(_json_record(r, where, None, str(p), where))
+            except InputError as exc:
+                if errors is None:
+                    raise
+                errors.append(exc)
+        return out
     if lines:
         out = []
         offset = 0
-        for n, raw in enumerate(text.split("\n"), 1):
+        for raw in text.split("\n"):
             if raw.strip() and not raw.lstrip().startswith("#"):
                 body = raw[:-1] if raw.endswith("\r") else raw
-                out.append(Source(f"{p}", body, None, None, str(p), text, {"positive": offset}, writable=True))
+                out.append(Source(f"{p}", body, None, None, str(p), text, {"positive": offset}, writable=True, origin=tf))
             offset += len(raw) + 1
         return out
-    return [from_text(text, str(p), path=str(p))]
+    return [from_text(text, str(p), path=str(p), origin=tf)]

@@ -39,9 +39,11 @@ class Workbench:
         self.default_profile = default
 
     @classmethod
-    def load(cls, tags: Sequence[str | Path] | None = None, profile: str | Path = "illustrious") -> "Workbench":
-        """Load the tag lists (default: ``TagDB.load()``'s search order) and warm every cache."""
-        db = TagDB.load(list(tags)) if tags else TagDB.load()
+    def load(cls, tags: Sequence[str | Path] | None = None, profile: str | Path = "illustrious", *,
+             strict: bool = True) -> "Workbench":
+        """Load the tag lists (default: ``TagDB.load()``'s search order) and warm every cache.
+        ``strict=False`` skips malformed rows of the lists."""
+        db = TagDB.load(list(tags), strict=strict) if tags else TagDB.load(strict=strict)
         bench = cls(db, profile)
         bench.warm()
         return bench

@@ -103,3 +103,13 @@ def nesting_too_deep(limit: int, length: int) -> Diagnostic:
         Span(0, min(length, 1)),
         name="nesting-too-deep",
     )
+
+
+def nesting_too_deep_weights(depth: int, length: int, how: str) -> Diagnostic:
+    return Diagnostic(
+        "PK117",
+        f"brackets are nested {depth:,} levels deep: A1111 cannot run this prompt (its schedule parser"
+        f" fails past ~250 levels) and weighing it its way takes quadratic time; {how}",
+        Span(0, min(length, 1)),
+        name="nesting-too-deep",
+    )

@@ -23,6 +23,7 @@ from .sources import TagSource
 __all__ = ["Table", "read_csv", "read_rows", "decode"]
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
+_MAX_COUNT = 2**63 - 1  # post counts are stored as signed 64-bit integers
 
 
 class Table(NamedTuple):
@@ -178,6 +179,10 @@ def read_rows(text: str, path: str, source: TagSource, strict: bool) -> Table:
                 else:
                     if n < 0:
                         problem = f"negative post count {n}"
+                    elif n > _MAX_COUNT:
+                        problem = f"post count {parts[2][:30]} is larger than 2**63-1"
+                    elif not -(2**31) <= cat < 2**31:
+                        problem = f"category {parts[1][:30]} is not a category number"
         if problem is not None:
             if strict:
                 raise TagDataError(problem, path, lineno)
