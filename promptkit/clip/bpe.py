@@ -71,6 +71,7 @@ class WordBPE:
         self._reduced_words = 0
         self._lock = threading.Lock()
         self._tokens: Sequence[str] | Mapping[int, str] | None = _bundled.tokens if _bundled is not None else None
+        self._size: int | None = None
         self._ints: dict[int, int] = {}  # one int object per id, shared by every cached tuple
 
     @classmethod
@@ -81,6 +82,13 @@ class WordBPE:
             bv = bundled_vocab()
             return cls(bv.ids, (), _bundled=bv)
         return _bundled_bpe()
+
+    @property
+    def size(self) -> int:
+        """One more than the highest id of the vocabulary."""
+        if self._size is None:
+            self._size = len(self._bundled.tokens) if self._bundled is not None else max(self.vocab.values()) + 1
+        return self._size
 
     @property
     def model(self):

@@ -17,8 +17,10 @@ A chunk is BOS + 75 content tokens + EOS.  The rules (A1111
 
 Textual-inversion embeddings (``embeddings={name: n_vectors}``) are found the
 way A1111 finds them — the name's token ids, longest name first, at each
-position of a run — and become ``n_vectors`` placeholder ids 0 that are never
-split across two chunks; :attr:`Chunk.fixes` says where they landed.  (A1111
+position of a run — and become ``n_vectors`` placeholder ids 0 that are not
+split across two chunks (an embedding that does not fit starts the next one;
+only a name whose first token is a comma can be cut, by comma back-tracking,
+as in A1111); :attr:`Chunk.fixes` says where they landed.  (A1111
 forgets to move its fixes when comma back-tracking moves the placeholders;
 promptkit moves them with the tokens.)  Multi-vector tokens added to a
 wrapped transformers tokenizer (:meth:`ClipTokenizer.from_hf`) are kept

@@ -4,18 +4,19 @@ The front end (clean-up, pre-tokenization) is one of the modes of
 :mod:`promptkit.clip.cleanup`; the byte-pair merges run in Rust
 (:mod:`promptkit.clip.bpe`).  What makes it fast is the cache in front of them:
 
-* *plain* text (printable ASCII without ``&``, see :func:`~promptkit.clip.cleanup.is_plain`)
-  needs no clean-up beyond ``lower()`` in any mode, and CLIP's regex never
-  matches across whitespace, so ``"long hair, blue eyes"`` has the ids of
-  ``"long hair,"`` followed by those of ``"blue eyes"``.  Plain text is looked up
-  a comma-separated piece at a time: a tag seen before costs one look-up;
-* other text is looked up whole, and built from the cached ids of its words.
+* *plain* text (:func:`~promptkit.clip.cleanup.is_plain`: printable ASCII
+  without ``&``) that holds no ``<`` needs no clean-up beyond ``lower()`` in
+  any mode, and CLIP's regex never matches across whitespace,
+  so ``"long hair, blue eyes"`` has the ids of ``"long hair,"`` followed by
+  those of ``"blue eyes"``.  Plain text is looked up a comma-separated piece
+  at a time, so a tag seen before costs one dictionary look-up;
+* other text is looked up whole (keyed ``(mode, text)``), and built from the
+  cached BPE ids of its words (keyed ``(word,)``).
 
-Every entry maps a text to its ids — a piece, a run text, or (keyed
-``(word,)``) one pre-token's BPE result — in one
-:class:`promptkit._cache.LRUCache`, so memory stays bounded whatever the input
-(``cache_size``), and a tag used recently is never forgotten.  The cache never
-changes ids: a result is always computed from the same rules, cached or not.
+All of it lives in one :class:`promptkit._cache.LRUCache`, bounded by
+``cache_size`` whatever the input; the bundled tokenizers of all modes share
+one (plain pieces and BPE words mean the same in every mode).  The cache never
+changes ids: every result is computed by the same rules, cached or not.
 """
 
 from __future__ import annotations
@@ -35,14 +36,15 @@ from .vocab import BOS_TOKEN, EOS_TOKEN, EOW, bytes_to_unicode, clip_vocab_and_m
 __all__ = ["ClipTokenizer", "CLEAN_MODES", "DEFAULT_CACHE_SIZE", "bytes_to_unicode", "clip_vocab_and_merges"]
 
 DEFAULT_CACHE_SIZE = 1 << 21
-"""Default ``cache_size``: about 100,000 tag-sized texts, ~30 MB (45 MB at most)."""
+"""Default ``cache_size``: ~150,000 tag-sized entries (every Danbooru tag fits: ~33 MB), 90 MB at most."""
 
 _chain = chain.from_iterable
 _consume = deque  # deque(iterator, 0) runs an iterator to its end at C speed
 
 
 def _weight(ids: tuple[int, ...]) -> int:
-    # a cached entry counts its ids plus 8 for the text, tuple and dict slot (~26 bytes a unit)
+    # an entry counts its ids plus 8 for its text, tuple and dict slot: 16-26 bytes a
+    # unit for tags, and never more than ~42 since long texts with few ids are not kept
     return len(ids) + 8
 
 
@@ -66,9 +68,10 @@ class ClipTokenizer:
 
     ``clean`` picks the text clean-up (:data:`CLEAN_MODES`, see
     :mod:`promptkit.clip.cleanup`).  ``cache_size`` bounds the cache of texts
-    already tokenized: each entry counts its token ids plus 8, and the default
-    (:data:`DEFAULT_CACHE_SIZE`) holds about 100,000 tag-sized texts.  Instances
-    are thread-safe.
+    already tokenized: each entry counts its token ids plus 8; the default
+    (:data:`DEFAULT_CACHE_SIZE`) holds the whole Danbooru tag list in ~33 MB and
+    never uses more than ~90 MB.  Instances may be shared between threads (the
+    cache only ever maps a text to its true ids; a race costs a miss).
     """
 
     def __init__(
@@ -86,7 +89,12 @@ class ClipTokenizer:
         mode = clean_mode(clean)
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 2:
             raise ValueError(f"cache_size must be an int of at least 2, got {cache_size!r}")
-        vocab_map = dict(vocab) if isinstance(vocab, Mapping) else {tok: i for i, tok in enumerate(vocab)}
+        if _bpe is not None and vocab is _bpe.vocab:
+            vocab_map = _bpe.vocab  # shared, never changed (the bundled vocabulary: no copy)
+        elif isinstance(vocab, Mapping):
+            vocab_map = dict(vocab)
+        else:
+            vocab_map = {tok: i for i, tok in enumerate(vocab)}
         for special in (BOS_TOKEN, EOS_TOKEN):
             if special not in vocab_map:
                 raise ValueError(f"CLIP vocabulary lacks the special token {special!r}")
@@ -103,7 +111,7 @@ class ClipTokenizer:
         self.added_tokens: dict[str, int] = dict(added_tokens or {})
         self._added_normalized = frozenset(added_normalized)
         self._added_by_id = {i: t for t, i in self.added_tokens.items()}
-        self.vocab_size = max(chain(vocab_map.values(), self.added_tokens.values())) + 1
+        self.vocab_size = max(self._bpe.size, max(self.added_tokens.values(), default=-1) + 1)
         # multi-vector textual inversion as loaded by diffusers: NAME, NAME_1, NAME_2, ...
         self.added_groups: dict[int, tuple[int, ...]] = {}
         self._expand: dict[str, tuple[int, ...]] = {}
