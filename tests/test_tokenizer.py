@@ -302,6 +302,17 @@ def test_offsets_ascii_are_exact():
     assert [text[a:b].lower() for a, b in offs] == pieces
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("abcXYZ019 ,.()_'!:;#\t\n\r\\|~-"), max_size=60))
+def test_plain_offsets_spell_the_tokens(text):
+    """Plain text: each token's offsets cover exactly the characters it spells, in order."""
+    tok = ClipTokenizer.bundled()
+    ids, offs = tok.encode_with_offsets(text)
+    assert ids == RefClip_cached("a1111").encode(text)
+    assert [text[a:b].lower() for a, b in offs] == [tok.id_to_token(i).replace("</w>", "") for i in ids]
+    assert "".join(text[a:b] for a, b in offs) == "".join(text.split())
+
+
 def test_offsets_through_cleanup():
     tok = ClipTokenizer.bundled()
     text = "ＡＢＣ &quot;café&quot; 日本"

@@ -104,10 +104,16 @@ class WordBPE:
             return [tuple(m.split(" ")) for m in self._bundled.merges]  # type: ignore[misc]
         return [tuple(m) for m in self._merges_in]  # type: ignore[misc]
 
+    @property
+    def tokens(self) -> Sequence[str] | Mapping[int, str]:
+        """id -> token string (a tuple for the bundled vocabulary, else a dict)."""
+        if self._tokens is None:
+            self._tokens = {i: t for t, i in self.vocab.items()}
+        return self._tokens
+
     def token(self, id: int) -> str | None:
-        tokens = self._tokens
-        if tokens is None:
-            tokens = self._tokens = {i: t for t, i in self.vocab.items()}
+        """The token string of ``id``, or None."""
+        tokens = self.tokens
         if isinstance(tokens, tuple):
             return tokens[id] if 0 <= id < len(tokens) else None
         return tokens.get(id)

@@ -268,12 +268,7 @@ class ClipTokenizer:
         if not isinstance(text, str):
             raise TypeError(f"ClipTokenizer can only encode str, got {type(text).__name__}")
         if self._plain_ok(text):
-            found = [(m.start(), m.group()) for m in self._mode.ascii_words.finditer(text.lower())]
-            wids = self._word_ids([w for _, w in found])
-            offs: list[tuple[int, int]] = []
-            for start, w in found:
-                offs += [(start + a, start + b) for a, b in self._word_offsets(w, wids[w])]
-            return offs
+            return self._plain_offsets(text)
         if self._hf is not None:
             enc = self._hf.encode(text, add_special_tokens=False)
             return self._expand_groups(enc.ids, [tuple(o) for o in enc.offsets])[1]
@@ -342,6 +337,22 @@ class ClipTokenizer:
         if todo:
             self._fill_pieces(out, todo)
         return out
+
+    def _plain_offsets(self, text: str) -> list[tuple[int, int]]:
+        # The tokens of plain text spell its non-whitespace characters in order (the
+        # regex covers every one, BPE only joins them, no special token has a
+        # different spelling), so each token starts at the next non-space character.
+        tokens = self._bpe.tokens
+        offs: list[tuple[int, int]] = []
+        pos = 0
+        for i in self.ids_batch([text])[0]:
+            while text[pos] in " \t\n\r":
+                pos += 1
+            tok = tokens[i]
+            end = pos + len(tok) - (4 if tok.endswith(EOW) else 0)
+            offs.append((pos, end))
+            pos = end
+        return offs
 
     def _fill_pieces(self, out: list, todo: list[tuple[int, list[str]]]) -> None:
         cache = self._cache
