@@ -27,7 +27,6 @@ import os
 import struct
 import sys
 import tempfile
-from array import array
 from pathlib import Path
 from typing import Any, Callable, Hashable, Mapping
 
@@ -117,6 +116,8 @@ def file_fingerprint(path: str | os.PathLike) -> str:
 
 
 def _encode_field(value: Any) -> tuple[str, str, bytes]:
+    from array import array  # here, not at import: most records hold none, and it costs ~1 ms
+
     if isinstance(value, array):
         return "array", value.typecode, value.tobytes()
     if isinstance(value, str):
@@ -128,6 +129,8 @@ def _encode_field(value: Any) -> tuple[str, str, bytes]:
 
 def _decode_field(kind: str, typecode: str, data: bytes) -> Any:
     if kind == "array":
+        from array import array
+
         out = array(typecode)
         out.frombytes(data)
         return out

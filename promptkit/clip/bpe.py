@@ -101,7 +101,7 @@ class WordBPE:
 
     def _merge_pairs(self) -> list[tuple[str, str]]:
         if self._bundled is not None:
-            return [tuple(m.split(" ")) for m in self._bundled.merges]  # type: ignore[misc]
+            return self._bundled.merges()
         return [tuple(m) for m in self._merges_in]  # type: ignore[misc]
 
     @property
@@ -180,8 +180,8 @@ class WordBPE:
         """A BPE model holding only the merges that can fire on ``mapped_words`` (see the module docstring)."""
         bv = self._bundled
         assert bv is not None
-        vocab, lines, tokens = bv.ids, bv.merges, bv.tokens
-        first, stop = FIRST_MERGE_ID, FIRST_MERGE_ID + len(lines)
+        vocab, tokens = bv.ids, bv.tokens
+        first, stop = FIRST_MERGE_ID, FIRST_MERGE_ID + bv.n_merges
         maxlen = bv.max_token_len
         found: set[int] = {vocab[EOS_TOKEN]}
         for w in mapped_words:
@@ -201,7 +201,7 @@ class WordBPE:
         for k in sorted(found):
             small[tokens[k]] = k
             if first <= k < stop:
-                a, b = lines[k - first].split(" ")
+                a, b = bv.merge(k - first)
                 merges.append((a, b))
                 small[a] = vocab[a]
                 small[b] = vocab[b]

@@ -7,16 +7,15 @@ order (merge ``k`` makes token ``512 + k``), then ``<|startoftext|>`` (49406) an
 ``<|endoftext|>`` (49407) — 49,408 ids.
 
 Unpacking and splitting the gz costs ~60 ms, which a command that tokenizes one
-prompt should not pay every time: the kept merge lines and the tokens they make
-are stored as a :func:`promptkit._cache.write_record` record in promptkit's cache
-folder, tied to the gz's own checksum and size.  A missing, stale or damaged record is rebuilt
+prompt should not pay every time: the tokens the kept merges make, and where each
+merge splits its token, are stored as a :func:`promptkit._cache.write_record`
+record in promptkit's cache folder, tied to the gz's own checksum and size.  A missing, stale or damaged record is rebuilt
 from the gz; an unwritable cache folder only costs the speed.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import NamedTuple
 
 __all__ = [
     "BOS_TOKEN",
@@ -39,7 +38,8 @@ N_MERGES = 49152 - 256 - 2  # merges CLIP keeps from the file
 _GZ_NAME = "bpe_simple_vocab_16e6.txt.gz"
 _RECORD_KIND = "clip-merges"
 _RECORD_VERSION = 1  # bump when the record's fields change
-# fields: "merges" (the kept lines) and "tokens" (what each makes), newline-separated
+# fields: "tokens" (what each kept merge makes, newline-separated), "splits" (bytes: where
+# each merge splits its token) and "max_len" (the longest token's length)
 _RECORD_NAME = "clip-merges.record"
 
 
@@ -72,17 +72,36 @@ def byte_table() -> tuple[str, ...]:
     return tuple(enc[b] for b in range(256))
 
 
-class BundledVocab(NamedTuple):
+class BundledVocab:
     """The bundled vocabulary in the forms the tokenizer needs."""
 
-    merges: list[str]
-    """The kept merge lines, ``"a b"``; line ``k`` makes token ``FIRST_MERGE_ID + k``."""
-    tokens: tuple[str, ...]
-    """Every token, index = id."""
-    ids: dict[str, int]
-    """token -> id."""
-    max_token_len: int
-    """Length of the longest token (in byte-level characters, ``</w>`` included)."""
+    __slots__ = ("tokens", "ids", "max_token_len", "_splits")
+
+    def __init__(self, tokens: tuple[str, ...], splits: bytes, max_token_len: int):
+        self.tokens = tokens
+        """Every token, index = id."""
+        self.ids = dict(zip(tokens, range(len(tokens))))
+        """token -> id."""
+        self.max_token_len = max_token_len
+        """Length of the longest token (in byte-level characters, ``</w>`` included)."""
+        self._splits = splits  # where merge k splits the token it makes
+        if len(self.ids) != len(tokens):  # pragma: no cover - the bundled file has unique tokens
+            raise ValueError("bundled CLIP vocabulary has duplicate tokens")
+
+    @property
+    def n_merges(self) -> int:
+        return len(self._splits)
+
+    def merge(self, k: int) -> tuple[str, str]:
+        """Merge ``k`` (rank order): the two tokens that make token ``FIRST_MERGE_ID + k``."""
+        tok = self.tokens[FIRST_MERGE_ID + k]
+        cut = self._splits[k]
+        return tok[:cut], tok[cut:]
+
+    def merges(self) -> list[tuple[str, str]]:
+        """Every merge, in rank order."""
+        tokens = self.tokens[FIRST_MERGE_ID:]
+        return [(t[:c], t[c:]) for t, c in zip(tokens, self._splits)]
 
 
 def _merges_from_gz(path) -> list[str]:
@@ -99,14 +118,9 @@ def _merges_from_gz(path) -> list[str]:
     return merges
 
 
-def _lines(text, n: int) -> list[str] | None:
-    if not isinstance(text, str) or text.count("\n") != n - 1:
-        return None
-    return text.split("\n")
-
-
-def _merges_and_tokens() -> tuple[list[str], list[str]]:
-    """The kept merge lines and the token each makes, from the cache record when it matches the gz."""
+def _merged_tokens() -> tuple[list[str], bytes, int]:
+    """The token each kept merge makes, where the merge splits it, and the longest token's
+    length: from the cache record when it matches the gz, else from the gz (and recorded)."""
     from promptkit._cache import cache_dir, fingerprint, read_record, write_record
     from promptkit._resources import package_data
 
@@ -118,33 +132,38 @@ def _merges_and_tokens() -> tuple[list[str], list[str]]:
         source = fingerprint(_GZ_NAME, trailer, gz.stat().st_size)
         path = cache_dir() / _RECORD_NAME
     except (OSError, ValueError, ImportError):
-        merges = _merges_from_gz(gz)
-        return merges, [m.replace(" ", "") for m in merges]
-    record = read_record(path, _RECORD_KIND, _RECORD_VERSION, source) or {}
-    merges = _lines(record.get("merges"), N_MERGES)
-    tokens = _lines(record.get("tokens"), N_MERGES)
-    if merges is not None and tokens is not None and merges[0].count(" ") == 1:
-        return merges, tokens
-    merges = _merges_from_gz(gz)
-    tokens = [m.replace(" ", "") for m in merges]
-    write_record(path, _RECORD_KIND, _RECORD_VERSION, source, {"merges": "\n".join(merges), "tokens": "\n".join(tokens)})
-    return merges, tokens
+        path = None
+    if path is not None:
+        record = read_record(path, _RECORD_KIND, _RECORD_VERSION, source) or {}
+        text, splits, longest = record.get("tokens"), record.get("splits"), record.get("max_len")
+        if (
+            isinstance(text, str)
+            and text.count("\n") == N_MERGES - 1
+            and isinstance(splits, bytes)
+            and len(splits) == N_MERGES
+            and isinstance(longest, int)
+        ):
+            return text.split("\n"), splits, longest
+    lines = _merges_from_gz(gz)
+    tokens = [m.replace(" ", "") for m in lines]
+    splits = bytes(m.index(" ") for m in lines)
+    longest = max(len(EOW) + 1, max(map(len, tokens)), len(BOS_TOKEN))
+    if path is not None:
+        fields = {"tokens": "\n".join(tokens), "splits": splits, "max_len": longest}
+        write_record(path, _RECORD_KIND, _RECORD_VERSION, source, fields)
+    return tokens, splits, longest
 
 
 @lru_cache(maxsize=1)
 def bundled_vocab() -> BundledVocab:
     """The bundled vocabulary (read once per process)."""
-    merges, merged = _merges_and_tokens()
+    merged, splits, longest = _merged_tokens()
     base = list(bytes_to_unicode().values())  # the dict's order is the vocabulary order
-    tokens = tuple(base + [c + EOW for c in base] + merged + [BOS_TOKEN, EOS_TOKEN])
-    ids = dict(zip(tokens, range(len(tokens))))
-    if len(ids) != len(tokens):  # pragma: no cover - the bundled file has unique tokens
-        raise ValueError("bundled CLIP vocabulary has duplicate tokens")
-    return BundledVocab(merges, tokens, ids, max(map(len, tokens)))
+    return BundledVocab(tuple(base + [c + EOW for c in base] + merged + [BOS_TOKEN, EOS_TOKEN]), splits, longest)
 
 
 @lru_cache(maxsize=1)
 def clip_vocab_and_merges() -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
     """The CLIP vocabulary (index = id) and merges (rank order), derived from the bundled file."""
     v = bundled_vocab()
-    return v.tokens, tuple(tuple(m.split(" ")) for m in v.merges)  # type: ignore[return-value]
+    return v.tokens, tuple(v.merges())
