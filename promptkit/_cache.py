@@ -253,10 +253,13 @@ class LRUCache:
 
     ``lookup`` is ``cache[key]`` at the speed of a plain dict look-up on a hit
     (``KeyError`` on a miss): bind it once (``lookup = cache.lookup``) and
-    ``map`` it over keys on a hot path.  It stays valid for the cache's life.
+    ``map`` it over keys on a hot path.  ``peek(key)`` is a look-up among the
+    recently used entries only (the young generation), ``None`` otherwise, at
+    the same speed and without raising: ``get`` finds the rest.  Both stay
+    valid for the cache's life.
     """
 
-    __slots__ = ("maxsize", "_gen", "lookup")
+    __slots__ = ("maxsize", "_gen", "lookup", "peek")
 
     def __init__(self, maxsize: int, weigh: Callable[[Any], int] | None = None):
         if maxsize < 2:
@@ -268,6 +271,7 @@ class LRUCache:
         gen.half = maxsize // 2
         gen.weigh = weigh
         self.lookup: Callable[[Hashable], Any] = gen.__getitem__
+        self.peek: Callable[[Hashable], Any] = gen.get
 
     def get(self, key: Hashable, default: Any = None) -> Any:
         gen = self._gen

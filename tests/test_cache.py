@@ -145,3 +145,13 @@ def test_lru_lookup_agrees_with_get(ops, maxsize):
             assert got is None or got == ref[k]
             assert (got is None) == (c.get(k) is None)  # a hit promotes; get agrees after it
         assert c.size <= maxsize
+
+
+def test_lru_peek_sees_only_recent_entries():
+    c = LRUCache(4)
+    c.put("a", 1)
+    assert c.peek("a") == 1 and c.peek("b") is None
+    for k in "bcd":  # "a" ages into the old generation
+        c.put(k, k)
+    assert c.peek("a") is None and c.get("a") == 1  # get finds (and refreshes) it
+    assert c.peek("a") == 1

@@ -22,7 +22,6 @@ changes ids: every result is computed by the same rules, cached or not.
 from __future__ import annotations
 
 import re
-from collections import deque
 from itertools import chain
 from typing import Iterable, Mapping, Sequence
 
@@ -39,7 +38,6 @@ DEFAULT_CACHE_SIZE = 1 << 21
 """Default ``cache_size``: ~150,000 tag-sized entries (every Danbooru tag fits: ~33 MB), 90 MB at most."""
 
 _chain = chain.from_iterable
-_consume = deque  # deque(iterator, 0) runs an iterator to its end at C speed
 
 
 def _weight(ids: tuple[int, ...]) -> int:
@@ -216,7 +214,9 @@ class ClipTokenizer:
     # ------------------------------------------------------------------ encoding
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` (no BOS/EOS)."""
-        return list(self.ids_batch(_checked([text]))[0])
+        if not isinstance(text, str):
+            raise TypeError(f"ClipTokenizer can only encode str, got {type(text).__name__}")
+        return list(self.ids_batch([text])[0])
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids for each text (no BOS/EOS); the BPE work for all texts' new words is one batch."""
@@ -314,9 +314,9 @@ class ClipTokenizer:
         the tags that do out of the cache.
         """
         cache = self._cache
-        lookup = cache.lookup
+        lookup, peek = cache.lookup, cache.peek
         out: list = []
-        todo: list[tuple[int, list[str]]] = []
+        todo: list[tuple[int, list[str], list]] = []  # (index, pieces, their ids so far)
         for text in texts:
             low = text.lower()
             if ", " in low:
@@ -324,15 +324,15 @@ class ClipTokenizer:
                 try:
                     out.append(tuple(_chain(map(lookup, pieces))))
                     continue
-                except KeyError:  # a piece not cached yet: filled below, in one batch
-                    pass
+                except KeyError:  # not all cached: the recent ones now, the rest below in one batch
+                    found = list(map(peek, pieces))
             else:
-                try:
-                    out.append(lookup(low))
+                hit = peek(low)
+                if hit is not None:
+                    out.append(hit)
                     continue
-                except KeyError:
-                    pieces = [low]
-            todo.append((len(out), pieces))
+                pieces, found = [low], [None]
+            todo.append((len(out), pieces, found))
             out.append(None)
         if todo:
             self._fill_pieces(out, todo)
@@ -354,40 +354,34 @@ class ClipTokenizer:
             pos = end
         return offs
 
-    def _fill_pieces(self, out: list, todo: list[tuple[int, list[str]]]) -> None:
-        cache = self._cache
-        lookup = cache.lookup
-        missing: dict[str, list[str]] = {}
+    def _fill_pieces(self, out: list, todo: list[tuple[int, list[str], list]]) -> None:
+        get = self._cache.get
         findall = self._mode.ascii_words.findall
-        for _, pieces in todo:
-            # find the uncached pieces at the speed of the hot path: one KeyError each
-            start = 0
-            while start < len(pieces):
+        missing: dict[str, list[str]] = {}
+        for _, pieces, found in todo:
+            i = found.index(None)
+            while True:
+                p = pieces[i]
+                hit = get(p)  # an older entry, or a miss
+                if hit is not None:
+                    found[i] = hit
+                elif p not in missing:
+                    missing[p] = findall(p)
                 try:
-                    _consume(map(lookup, pieces[start:]), 0)
+                    i = found.index(None, i + 1)
+                except ValueError:
                     break
-                except KeyError as exc:
-                    p = exc.args[0]
-                    missing.setdefault(p, findall(p))
-                    start = pieces.index(p, start) + 1
-        found: dict[str, tuple[int, ...]] = {}
+        made: dict[str, tuple[int, ...]] = {}
         if missing:
             wids = self._word_ids([w for words in missing.values() for w in words])
             for p, words in missing.items():
                 ids = wids[words[0]] if len(words) == 1 else tuple(_chain(map(wids.__getitem__, words)))
-                found[p] = ids
+                made[p] = ids
                 self._remember(p, len(p), ids)
-        get = cache.get
-        for i, pieces in todo:
-            try:
-                out[i] = tuple(_chain(map(lookup, pieces)))
-            except KeyError:  # a batch larger than the cache: assemble without it
-                out[i] = tuple(_chain(found[p] if p in found else get(p) or self._piece_ids(p) for p in pieces))
-
-    def _piece_ids(self, piece: str) -> tuple[int, ...]:
-        words = self._mode.ascii_words.findall(piece)
-        wids = self._word_ids(words)
-        return tuple(_chain(map(wids.__getitem__, words)))
+        for k, pieces, found in todo:
+            if None in found:
+                found = [made[p] if ids is None else ids for p, ids in zip(pieces, found)]
+            out[k] = found[0] if len(found) == 1 else tuple(_chain(found))
 
     def _remember(self, key, n_chars: int, ids: tuple[int, ...]) -> None:
         # a long text with few tokens (mostly whitespace) would take more memory than
