@@ -46,7 +46,7 @@ def _rust_bpe(vocab: Mapping[str, int], merges: list[tuple[str, str]]):
     from tokenizers import models
 
     return models.BPE(
-        vocab=dict(vocab),
+        vocab=vocab if isinstance(vocab, dict) else dict(vocab),  # read into Rust: no copy needed
         merges=merges,
         continuing_subword_prefix="",
         end_of_word_suffix=EOW,
