@@ -23,8 +23,7 @@ module                 one job
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from promptkit._lazy import lazy_exports
 
 _EXPORTS = {
     "SDXLEncoder": "encoder",
@@ -45,15 +44,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'promptkit.sdxl' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__ + ["networks", "encoder", "conditioning", "callback", "composable", "lora", "embeddings"]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

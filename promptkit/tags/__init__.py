@@ -14,8 +14,7 @@ The names below are imported from them on first use, so importing one small modu
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from promptkit._lazy import lazy_exports
 
 # public name -> module inside promptkit.tags
 _EXPORTS = {
@@ -40,24 +39,9 @@ _EXPORTS = {
     "TagRef": "splitter",
     "iter_tags": "splitter",
     "normalize": "normalizer",
+    "cache_dir": "promptkit._cache",  # promptkit's cache folder, kept under its old address
 }
 
-__all__ = sorted(_EXPORTS) + ["cache_dir"]
+__all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name == "cache_dir":  # promptkit's cache folder, kept under its old address
-        from promptkit._cache import cache_dir
-
-        value = cache_dir
-    else:
-        module = _EXPORTS.get(name)
-        if module is None:
-            raise AttributeError(f"module 'promptkit.tags' has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"promptkit.tags.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
