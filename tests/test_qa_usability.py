@@ -26,9 +26,11 @@ def _cli(argv, capsys, monkeypatch, stdin=""):
 @pytest.mark.parametrize("cmd", ["parse", "chunks"])
 def test_missing_file_and_directory(cmd, tmp_path, capsys, monkeypatch):
     code, _, err = _cli([cmd, "-f", str(tmp_path / "nope.txt")], capsys, monkeypatch)
-    assert code == 2 and "cannot read" in err and "No such file" in err and "Errno" not in err
+    assert code == 2 and "nope.txt: file not found" in err and "Errno" not in err
     code, _, err = _cli([cmd, "-f", str(tmp_path)], capsys, monkeypatch)
-    assert code == 2 and "Is a directory" in err and "Errno" not in err
+    assert code == 2 and "a directory" in err and "Errno" not in err
+    code, _, err = _cli([cmd, "-f", "/dev/zero"], capsys, monkeypatch)
+    assert code == 2 and "/dev/zero: not a regular file" in err
 
 
 @pytest.mark.parametrize("cmd", ["parse", "chunks"])

@@ -56,7 +56,7 @@ def test_parse_file_and_stdin(tmp_path, capsys, monkeypatch):
 
 def test_parse_usage_errors(tmp_path, capsys):
     assert main(["parse", "-f", str(tmp_path / "missing.txt")]) == 2
-    assert "cannot read" in capsys.readouterr().err
+    assert "missing.txt: file not found" in capsys.readouterr().err
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"\xff\xfe(")
     assert main(["parse", "-f", str(bad)]) == 2

@@ -48,16 +48,9 @@ def _read_prompts(args) -> list[tuple[str, str]]:
     if args.file is not None and args.prompt not in (None, "-"):
         raise ValueError("give the prompt either as an argument or with -f, not both")
     if args.file is not None:
-        try:
-            with open(args.file, "rb") as fh:
-                data = fh.read()
-        except OSError as exc:
-            raise ValueError(f"cannot read {args.file}: {exc.strerror or exc}") from None
-        try:
-            text, source = data.decode("utf-8"), args.file
-        except UnicodeDecodeError as exc:
-            line = data.count(b"\n", 0, exc.start) + 1
-            raise ValueError(f"{args.file}:{line}: not UTF-8 text (byte offset {exc.start})") from None
+        from promptkit.textio import read_text
+
+        text, source = read_text(args.file).text, args.file
     elif args.prompt is not None and args.prompt != "-":
         if args.lines:
             raise ValueError("--lines needs -f FILE or standard input")

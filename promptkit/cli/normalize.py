@@ -19,6 +19,7 @@ def register(subparsers) -> None:
         ),
     )
     p.add_argument("prompt", nargs="?", help="the prompt (reads stdin when omitted or '-')")
+    p.add_argument("-f", "--file", metavar="FILE", help="read the prompt from FILE (the whole file is one prompt)")
     p.add_argument("--profile", help="model profile: rouwei, illustrious, noobai, animagine, pony, … or a .toml path")
     p.add_argument("--backend", choices=backend_names(), default="a1111",
                    help="escape brackets for this UI's parser (default a1111)")
@@ -40,7 +41,20 @@ def run(args) -> int:
     from promptkit.tags import normalize
 
     text = args.prompt
-    if text is None or text == "-":
+    if args.file is not None:
+        from promptkit.textio import TextFileError, read_text
+
+        if text not in (None, "-"):
+            print("promptkit normalize: error: give the prompt either as an argument or with -f, not both", file=sys.stderr)
+            return 2
+        try:
+            text = read_text(args.file).text
+        except TextFileError as exc:
+            print(f"promptkit normalize: error: {exc}", file=sys.stderr)
+            return 2
+        if text.endswith("\n"):
+            text = text[:-1]
+    elif text is None or text == "-":
         from promptkit.cli import StdinError, read_stdin
 
         try:

@@ -51,15 +51,12 @@ def _read(args) -> tuple[str, str]:
     if args.file:
         if args.prompt not in (None,):
             raise _UsageError("give the prompt either as an argument or with --file, not both")
+        from promptkit.textio import TextFileError, read_text
+
         try:
-            with open(args.file, "rb") as fh:
-                data = fh.read()
-            text = data.decode("utf-8")
-        except OSError as exc:
-            raise _UsageError(f"cannot read {args.file}: {exc.strerror or exc}") from None
-        except UnicodeDecodeError as exc:
-            line = data.count(b"\n", 0, exc.start) + 1
-            raise _UsageError(f"{args.file}:{line}: not UTF-8 text (byte offset {exc.start})") from None
+            text = read_text(args.file).text
+        except TextFileError as exc:
+            raise _UsageError(str(exc)) from None
         if text.endswith("\n"):
             text = text[:-1]
         return text, args.file
