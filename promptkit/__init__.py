@@ -33,6 +33,8 @@ _EXPORTS: dict[str, str] = {
     "ClipTokenizer": "clip",
     "chunks": "clip",
     "Chunk": "clip",
+    # what A1111 encodes (comments, <lora:...>, AND, editing over the steps) and its token counter
+    "encoded": "clip",
     # encode / diffusers (heavy imports happen only here)
     "SDXLEncoder": "sdxl",
     "Conditioning": "sdxl",

@@ -39,7 +39,8 @@ def test_break_and_backtracking_are_reported(capsys):
     prompt = "a " * 70 + ", " + "b " * 10 + "BREAK\nby kantoku"
     rc, out, _ = _run(capsys, prompt)
     assert rc == 0
-    assert "chunk 1: 71/75  (comma back-tracking moved 4 tokens to chunk 2: 'b b b b')" in out
+    # the item whose start moved is named whole (the 4 tokens that moved are its first words)
+    assert "chunk 1: 71/75  (comma back-tracking moved 4 tokens to chunk 2: 'b b b b b b b b b b')" in out
     assert "chunk 2: 10/75  (closed by BREAK at line 1, col" in out
     assert "chunk 3: 4/75" in out and "  | by kantoku" in out
 

@@ -158,19 +158,27 @@ MAX_VARIANT_CHARS = 4_000_000
 
 @dataclass(frozen=True)
 class EncodedText:
-    """One text A1111 tokenizes for a prompt: an ``AND`` part during a range of sampling steps.
+    """One text A1111 tokenizes for a prompt: an ``AND`` part during some sampling steps.
 
     ``map`` places its characters in the prompt as written (comments, extra networks and
     the other parts' text are not in it); ``runs`` are its weighted runs with source offsets
-    in the prompt as written.  ``first_step``/``last_step`` are 1-based and inclusive.
+    in the prompt as written.  ``ranges`` are the 1-based inclusive step ranges it is used
+    for (several for an alternation).
     """
 
     text: str
     part: int
     weight: float
-    first_step: int
-    last_step: int
+    ranges: tuple
     map: TextMap
+
+    @property
+    def first_step(self) -> int:
+        return self.ranges[0][0]
+
+    @property
+    def last_step(self) -> int:
+        return self.ranges[-1][1]
 
     @property
     def runs(self):
@@ -180,9 +188,16 @@ class EncodedText:
 
     @property
     def steps_label(self) -> str:
-        if self.first_step == self.last_step:
-            return f"step {self.first_step}"
-        return f"steps {self.first_step}-{self.last_step}"
+        """``steps 1-10``, ``step 3``, or ``steps 1, 3, 5, … (10 of them)`` for an alternation."""
+        def one(r):
+            return str(r[0]) if r[0] == r[1] else f"{r[0]}-{r[1]}"
+
+        rs = self.ranges
+        if len(rs) == 1:
+            return f"step {rs[0][0]}" if rs[0][0] == rs[0][1] else f"steps {one(rs[0])}"
+        n = sum(b - a + 1 for a, b in rs)
+        shown = ", ".join(one(r) for r in rs[:3]) + (", …" if len(rs) > 3 else "")
+        return f"steps {shown} ({n} steps)"
 
 
 def encoded_texts(prompt: str, steps: int = 20, *, negative: bool = False, comments: bool = True,
@@ -217,11 +232,17 @@ def encoded_texts(prompt: str, steps: int = 20, *, negative: bool = False, comme
     out: list[EncodedText] = []
     for k, (pm, weight) in enumerate(parts):
         entries, _ = schedule_maps(pm.text, steps, max_chars=max_chars)
-        seen: set[str] = set()
+        ranges: dict[str, list] = {}
+        maps: dict[str, TextMap] = {}
         prev = 0
         for end, sm in entries:
-            if sm.text not in seen:
-                seen.add(sm.text)
-                out.append(EncodedText(sm.text, k, weight, prev + 1, end, pm.then(sm)))
+            rs = ranges.setdefault(sm.text, [])
+            if rs and rs[-1][1] == prev:
+                rs[-1] = (rs[-1][0], end)
+            else:
+                rs.append((prev + 1, end))
+            maps.setdefault(sm.text, sm)
             prev = end
+        for text, rs in ranges.items():
+            out.append(EncodedText(text, k, weight, tuple(rs), pm.then(maps[text])))
     return out

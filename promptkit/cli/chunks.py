@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import sys
 
+from promptkit.diagnostics import printable, quoted
+
 _HELP = "show how a prompt is split into 77-token CLIP chunks (A1111 rules)"
 
 
@@ -38,6 +40,11 @@ def register(subparsers) -> None:
         metavar="N",
         help="A1111's comma_padding_backtrack (0-74, default 20; 0 disables)",
     )
+    p.add_argument("--steps", type=int, default=20, metavar="N",
+                   help="sampling steps for prompt editing and alternation (default 20, A1111's): each distinct"
+                        " text A1111 encodes over the steps is shown")
+    p.add_argument("--negative", action="store_true",
+                   help="chunk it as a negative prompt (no AND split; <lora:...> is text there)")
     p.add_argument("--tokens", action="store_true", help="also list every token of each chunk")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
@@ -64,7 +71,9 @@ def _read_prompts(args) -> list[tuple[str, str]]:
         if args.prompt is None and not text:
             raise ValueError("standard input was empty: no prompt to chunk (pass '-' to chunk an empty prompt)")
     if args.lines:
-        return [(f"{source}:{i}", line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+        # ('#' lines are comments, skipped as lint --lines skips them)
+        return [(f"{source}:{i}", line) for i, line in enumerate(text.splitlines(), 1)
+                if line.strip() and not line.lstrip().startswith("#")]
     if text.endswith("\n"):
         text = text[:-1]  # a file's final newline is not part of the prompt
     return [("", text)]
@@ -77,7 +86,7 @@ def _token_text(tok, tid: int) -> str:
     return piece.replace("</w>", " ").rstrip() if piece.endswith("</w>") else piece
 
 
-def _describe(prompt: str, cl, tok) -> dict:
+def _describe(prompt: str, cl, tok, bounds: tuple[int, int] | None = None) -> dict:
     """Everything the text and JSON reports show, as plain data."""
     from promptkit.clip.chunk import CHUNK_LENGTH
 
@@ -107,11 +116,12 @@ def _describe(prompt: str, cl, tok) -> dict:
             moved = [s for s in nxt.spans[1 : 1 + c.moved] if s is not None]
             if moved:
                 a, b = min(s.start for s in moved), max(s.end for s in moved)
+                b = _item_end(prompt, b)  # the tag whose start moved, not just the moved tokens
                 entry["moved_text"] = prompt[a:b]
                 entry["moved_span"] = [a, b]
         entry["cut_tag"] = _cut_tag(prompt, cl, i, tok)
         chunks_out.append(entry)
-    _display_text(prompt, chunks_out)
+    _display_text(prompt, chunks_out, bounds or (0, len(prompt)))
     return {
         "prompt": prompt,
         "token_count": cl.token_count,
@@ -121,13 +131,24 @@ def _describe(prompt: str, cl, tok) -> dict:
     }
 
 
-def _display_text(prompt: str, chunks_out: list[dict]) -> None:
+def _item_end(prompt: str, pos: int) -> int:
+    """End of the comma item that holds ``pos`` (before the next separator, blanks trimmed)."""
+    ends = [i for i in (prompt.find(",", pos), prompt.find("\n", pos), prompt.find("BREAK", pos)) if i >= 0]
+    end = min(ends) if ends else len(prompt)
+    while end > pos and prompt[end - 1].isspace():
+        end -= 1
+    return end
+
+
+def _display_text(prompt: str, chunks_out: list[dict], bounds: tuple[int, int]) -> None:
     """``text``: the prompt slice a chunk stands for, syntax included.
 
     From the chunk's first token (the prompt start for chunk 1) to where the
     next chunk's text starts (its first token, or the BREAK that closed this
-    one; the prompt end for the last chunk), so ``(smile:1.2)`` is shown whole.
+    one; the end of the text's stretch of the prompt for the last chunk), so ``(smile:1.2)`` is
+    shown whole.  ``bounds``: the stretch of the prompt the encoded text comes from (an AND part).
     """
+    lo, hi = bounds
     starts: list[int | None] = []
     for i, c in enumerate(chunks_out):
         if c["span"] is None:
@@ -136,7 +157,7 @@ def _display_text(prompt: str, chunks_out: list[dict]) -> None:
         start = c["span"][0]
         prev = chunks_out[i - 1] if i else None
         if i == 0:
-            start = 0
+            start = lo
         elif prev["closed_by"] == "break" and prev.get("break_offset") is not None and prev["break_offset"] >= 0:
             start = prev["break_offset"] + len("BREAK")
         else:
@@ -151,7 +172,7 @@ def _display_text(prompt: str, chunks_out: list[dict]) -> None:
         if c["closed_by"] == "break" and c.get("break_offset") is not None and c["break_offset"] >= 0:
             end = c["break_offset"]
         else:
-            end = next((s for s in starts[i + 1 :] if s is not None), len(prompt))
+            end = next((s for s in starts[i + 1 :] if s is not None), hi)
         c["text"] = prompt[start:end].strip()
         c["text_span"] = [start, end]
 
@@ -185,17 +206,30 @@ def _cut_tag(prompt: str, cl, i: int, tok) -> dict | None:
     }
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
 def _print_text(report: dict, label: str, tok, show_tokens: bool, out) -> None:
+    head = f"{printable(label)}: " if label else ""
+    variants = report["variants"]
+    if len(variants) == 1:
+        v = variants[0]
+        print(f"{head}{_plural(len(v['chunks']), 'chunk')}, {_plural(v['token_count'], 'token')}"
+              f" (A1111 counter {report['token_count']}/{report['target']})", file=out)
+        _print_chunks(report["prompt"], v, tok, show_tokens, out)
+        return
+    print(f"{head}{len(variants)} texts encoded (AND parts, prompt editing over {report['steps']} steps);"
+          f" A1111 counter {report['token_count']}/{report['target']} (the longest: {report['longest']})", file=out)
+    for v in variants:
+        print(f"{v['label']}: {_plural(len(v['chunks']), 'chunk')}, {_plural(v['token_count'], 'token')};"
+              f" encodes {quoted(v['encoded_text'], 120)}", file=out)
+        _print_chunks(report["prompt"], v, tok, show_tokens, out, indent="  ")
+
+
+def _print_chunks(prompt: str, report: dict, tok, show_tokens: bool, out, indent: str = "") -> None:
     from promptkit.diagnostics import line_col
 
-    prompt = report["prompt"]
-    n = len(report["chunks"])
-    head = f"{label}: " if label else ""
-    print(
-        f"{head}{n} chunk{'s' if n != 1 else ''}, {report['token_count']} token{'s' if report['token_count'] != 1 else ''}"
-        f" (A1111 counter {report['token_count']}/{report['target']})",
-        file=out,
-    )
     for ch in report["chunks"]:
         notes = []
         if ch["closed_by"] == "break":
@@ -205,20 +239,22 @@ def _print_text(report: dict, label: str, tok, show_tokens: bool, out) -> None:
         elif ch["closed_by"] == "backtrack":
             notes.append(
                 f"comma back-tracking moved {ch['moved_to_next']} token{'s' if ch['moved_to_next'] != 1 else ''}"
-                f" to chunk {ch['index'] + 1}: {ch.get('moved_text', '')!r}"
+                f" to chunk {ch['index'] + 1}: {quoted(ch.get('moved_text', ''))}"
             )
         elif ch["closed_by"] == "full":
             notes.append("full")
         suffix = f"  ({'; '.join(notes)})" if notes else ""
-        print(f"chunk {ch['index']}: {ch['tokens_used']}/{report['chunk_length']}{suffix}", file=out)
+        print(f"{indent}chunk {ch['index']}: {ch['tokens_used']}/{report['chunk_length']}{suffix}", file=out)
         text = ch["text"]
-        print("  | " + (text.replace("\n", "\n  | ") if text else "(empty: padding only)"), file=out)
+        lines = [printable(line) for line in text.split("\n")] if text else ["(empty: padding only)"]
+        print("\n".join(f"{indent}  | {line}" for line in lines), file=out)
         for f in ch["fixes"]:
-            print(f"  embedding {f['name']!r}: {f['vectors']} vectors at token {f['index']}", file=out)
+            print(f"{indent}  embedding {quoted(f['name'])}: {f['vectors']} vectors at token {f['index']}", file=out)
         cut = ch["cut_tag"]
         if cut:
             print(
-                f"  ! tag cut by the chunk edge: {cut['text']!r} ({cut['before_edge']!r} | {cut['after_edge']!r})",
+                f"{indent}  ! tag cut by the chunk edge: {quoted(cut['text'])}"
+                f" ({quoted(cut['before_edge'])} | {quoted(cut['after_edge'])})",
                 file=out,
             )
         if show_tokens:
@@ -227,49 +263,82 @@ def _print_text(report: dict, label: str, tok, show_tokens: bool, out) -> None:
             cells = [
                 _token_text(tok, t) + (f"×{w:g}" if w != 1.0 else "") for t, w in zip(used, weights)
             ]
-            print("  tokens: " + " ".join(cells), file=out)
+            print(f"{indent}  tokens: " + printable(" ".join(cells)), file=out)
+
+
+def _bounds(v) -> tuple[int, int]:
+    m = v.source.map
+    return m.source_offset(0), m.source_end(len(m.text))
+
+
+def _variant_report(prompt: str, v, tok) -> dict:
+    rep = _describe(prompt, v.chunks, tok, _bounds(v))
+    t = v.source
+    rep.update(label=v.label, part=t.part + 1, weight=t.weight, steps=[list(r) for r in t.ranges],
+               encoded_text=t.text)
+    del rep["prompt"]
+    return rep
 
 
 def run(args) -> int:
     from promptkit.a1111.attention import weighted_runs_with_diagnostics
-    from promptkit.clip.chunk import chunks, chunks_for_sdxl
-    from promptkit.diagnostics import line_col
+    from promptkit.a1111.schedule import check_steps
+    from promptkit.clip.encoded import encoded
     from promptkit.clip.tokenizer import ClipTokenizer
+    from promptkit.diagnostics import line_col
+    from promptkit.textio import TextFileError
 
     try:
         prompts = _read_prompts(args)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        print(f"promptkit chunks: error: {exc}", file=sys.stderr)
+    except (OSError, ValueError, UnicodeDecodeError, TextFileError) as exc:
+        print(f"promptkit chunks: error: {printable(str(exc))}", file=sys.stderr)
         return 2
     if not 0 <= args.comma_backtrack <= 74:
         print(f"promptkit chunks: error: --comma-backtrack must be 0-74, got {args.comma_backtrack}", file=sys.stderr)
         return 2
+    try:
+        check_steps(args.steps, "--steps")
+    except (TypeError, ValueError) as exc:
+        print(f"promptkit chunks: error: {exc}", file=sys.stderr)
+        return 2
 
     tok = ClipTokenizer.bundled("a1111" if args.encoder == "clip_l" else "open_clip")
+    pad = "eos" if args.encoder == "clip_l" else 0
     status = 0
     reports = []
     for label, prompt in prompts:
-        runs, diags = weighted_runs_with_diagnostics(prompt)
-        for d in diags:
-            line, col = line_col(prompt, d.span.start)
+        enc = encoded(prompt, steps=args.steps, negative=args.negative, tokenizer=tok,
+                      comma_backtrack=args.comma_backtrack, pad=pad)
+        diags = []
+        seen = set()
+        for v in enc:
+            for d in weighted_runs_with_diagnostics(v.source.text)[1]:
+                span = v.source.map.source_span(*d.span)
+                if (d.code, span) not in seen:
+                    seen.add((d.code, span))
+                    diags.append((d, span))
+        for d, span in diags:
+            line, col = line_col(prompt, span.start)
             if label:  # one prompt per line: the label is already FILE:LINE
                 where = f"{label}:{col}"
             else:
                 src = args.file if args.file is not None else ("<prompt>" if args.prompt not in (None, "-") else "<stdin>")
                 where = f"{src}:{line}:{col}"
-            print(f"{where}: {d.code} {d.message}", file=sys.stderr)
+            print(f"{printable(where)}: {d.code} {printable(d.message)}", file=sys.stderr)
             if d.severity == "error":
                 status = 1
-        if args.encoder == "clip_l":
-            cl = chunks(runs, tok, comma_backtrack=args.comma_backtrack)
-        else:
-            cl = chunks_for_sdxl(runs, comma_backtrack=args.comma_backtrack)[1]
-        report = _describe(prompt, cl, tok)
+        longest = enc.longest
+        report = _describe(prompt, longest.chunks, tok, _bounds(longest) if len(enc) > 1 else None)
+        report["token_count"] = enc.token_count
+        report["target"] = enc.target_token_count
+        report["steps"] = args.steps
+        report["longest"] = longest.label
+        report["variants"] = [_variant_report(prompt, v, tok) for v in enc]
         report["encoder"] = args.encoder
         if label:
             report["source"] = label
         report["diagnostics"] = [
-            {"code": d.code, "message": d.message, "span": list(d.span), "severity": d.severity} for d in diags
+            {"code": d.code, "message": d.message, "span": list(span), "severity": d.severity} for d, span in diags
         ]
         reports.append((label, report))
 

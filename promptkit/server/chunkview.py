@@ -1,9 +1,9 @@
 """What A1111 encodes, as JSON: per 75-token chunk its token count, source span, BREAK and back-tracking.
 
-Everything comes from one library call, :func:`promptkit.clip.chunks`, so
-when the library's text path learns more (issue 13: ``<lora:…>``, comments and
-``AND`` stripped before counting, prompt editing expanded) this endpoint
-follows without change.  Offsets are character offsets into the prompt as
+Everything comes from one library call, :func:`promptkit.clip.encoded` — what A1111
+encodes: comments and ``<lora:…>`` stripped, ``AND`` split, prompt editing expanded over
+the steps; the counter and the chunks shown are the longest text's, as A1111's own
+counter shows (``variants`` lists every text).  Offsets are character offsets into the prompt as
 sent (0-based, half-open), the same as the lint spans.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from promptkit.clip import CHUNK_LENGTH, chunks
+from promptkit.clip import CHUNK_LENGTH, encoded
 
 __all__ = ["describe_chunks"]
 
@@ -35,9 +35,10 @@ def _cuts_tag(prompt: str, chunk, nxt, last_end: int, next_start: int) -> bool:
     return "," not in prompt[last_end:next_start]
 
 
-def describe_chunks(prompt: str, *, comma_backtrack: int = 20) -> dict[str, Any]:
+def describe_chunks(prompt: str, *, comma_backtrack: int = 20, steps: int = 20) -> dict[str, Any]:
     """The chunk report for ``prompt`` (see the README's ``POST /api/chunks``)."""
-    cl = chunks(prompt, comma_backtrack=comma_backtrack)
+    enc = encoded(prompt, comma_backtrack=comma_backtrack, steps=steps)
+    cl = enc.longest.chunks
     breaks = [r.source_offset(0) for r in cl.runs if r.is_break]
     break_iter = iter(breaks)
     bounds = [_bounds(c) for c in cl]
@@ -67,9 +68,11 @@ def describe_chunks(prompt: str, *, comma_backtrack: int = 20) -> dict[str, Any]
             entry["cut_tag"] = _cuts_tag(prompt, c, cl[i + 1], b[1], bounds[i + 1][0])
         out.append(entry)
     return {
-        "token_count": cl.token_count,
-        "target": cl.target_token_count,
-        "counter": f"{cl.token_count} / {cl.target_token_count}",
+        "token_count": enc.token_count,
+        "target": enc.target_token_count,
+        "counter": f"{enc.token_count} / {enc.target_token_count}",
+        "variants": [{"label": v.label, "text": v.source.text, "token_count": v.token_count, "chunks": len(v.chunks)}
+                     for v in enc],
         "chunk_length": CHUNK_LENGTH,
         "breaks": [[o, o + len("BREAK")] for o in breaks if o >= 0],
         "chunks": out,
