@@ -45,6 +45,9 @@ class Backend(NamedTuple):
     lone_backslash_dropped: bool
     chunker: str               # "a1111" | "hard" | "words"
     max_word_length: int = 0   # "words" chunker: a word this long (tokens) may be split
+    # A1111's text path runs before tokenizing: ``#`` comments cut, ``<lora:…>`` removed, AND split,
+    # prompt editing rendered per step (``processing.py``); elsewhere all of that is literal text
+    text_path: bool = False
 
     @property
     def comma_backtrack(self) -> bool:
@@ -96,6 +99,7 @@ A1111 = Backend(
     escapes="()[]\\",
     lone_backslash_dropped=True,
     chunker="a1111",
+    text_path=True,
 )
 COMFY = Backend(
     name="comfy",

@@ -199,6 +199,22 @@ class TextMap:
             return None  # crosses a removed stretch
         return Span(a, b)
 
+    def deletion_spans(self, start: int, end: int) -> list[Span]:
+        """The source spans that deleting ``text[start:end]`` removes: only verbatim text — a
+        comment (or a removed ``<lora:…>``) inside the range stays where it is."""
+        out: list[Span] = []
+        for po, pn, ps, psl, pc in self._overlapping(start, end):
+            if not pc or pn == 0:
+                continue
+            lo, hi = max(po, start), min(po + pn, end)
+            if hi > lo:
+                a, b = ps + lo - po, ps + hi - po
+                if out and out[-1].end == a:
+                    out[-1] = Span(out[-1].start, b)
+                else:
+                    out.append(Span(a, b))
+        return out
+
     def map_runs(self, runs):
         """Weighted runs of ``self.text`` with their ``segs`` moved to source offsets."""
         from .attention import Run

@@ -130,7 +130,20 @@ def _context(prompt, negative, profile, backend, db, settings, options) -> LintC
         settings_spans=settings_spans,
         options=opts,
         comma_backtrack=opts.get("PK401", {}).get("comma-backtrack", get_rule("PK401").option("comma-backtrack").default),
+        steps=_steps(settings_dict),
     )
+
+
+def _steps(settings) -> int:
+    """The infotext's ``Steps`` when it is a usable step count, else A1111's default 20."""
+    from promptkit.a1111.schedule import MAX_STEPS
+
+    raw = (settings or {}).get("Steps")
+    try:
+        steps = int(str(raw).strip()) if raw is not None else 20
+    except ValueError:
+        return 20
+    return steps if 1 <= steps <= MAX_STEPS else 20
 
 
 def _enabled(select, ignore, extend_select, profile) -> set[str]:
@@ -138,6 +151,22 @@ def _enabled(select, ignore, extend_select, profile) -> set[str]:
         return resolve(select=select, extend_select=extend_select, ignore=ignore, profile=profile)
     except SelectorError as exc:
         raise LintError(str(exc)) from None
+
+
+def _as_written(ctx: LintContext, diag: Diagnostic) -> Diagnostic:
+    """A diagnostic of the text the rules read (comments cut) placed in the field as written; a
+    fix that would edit a comment is dropped (A1111 never reads it; it stays as it is)."""
+    field = ctx.field(diag.field) if diag.field in ("positive", "negative") else None
+    m = field.source_map if field is not None else None
+    if m is None:
+        return diag
+    from dataclasses import replace
+
+    fix = diag.fix
+    if fix is not None:
+        span = m.edit_span(*fix.span)
+        fix = None if span is None else replace(fix, span=span)
+    return replace(diag, span=m.source_span(*diag.span), fix=fix)
 
 
 def _run(ctx: LintContext, codes: Iterable[str], severity_overrides: dict[str, str]) -> list[Diagnostic]:
@@ -148,7 +177,7 @@ def _run(ctx: LintContext, codes: Iterable[str], severity_overrides: dict[str, s
         rule = rules[code]()
         if not rule.applies(ctx):
             continue
-        for diag in rule.check(ctx):
+        for diag in map(lambda d: _as_written(ctx, d), rule.check(ctx)):
             key = (diag.code, diag.field, diag.span, diag.message)
             if key in seen:
                 continue

@@ -22,6 +22,7 @@ from typing import Any, Iterator
 from promptkit.backends import Backend
 from promptkit.diagnostics import Diagnostic, Fix, Span
 from promptkit.profiles import Profile, vocab_key
+from promptkit.tags.aliases import NARROWER, alias_kind
 from promptkit.tags.keys import ARTIST_PREFIXES
 
 
@@ -68,10 +69,11 @@ class TagInfo:
 class FieldView:
     """One prompt field (positive or negative) and everything derived from it."""
 
-    def __init__(self, ctx: "LintContext", name: str, text: str):
+    def __init__(self, ctx: "LintContext", name: str, text: str, source_map=None):
         self.ctx = ctx
         self.name = name
-        self.text = text
+        self.text = text  # what the backend reads: A1111 cuts '#' comments
+        self.source_map = source_map  # TextMap back into the field as written (None: the same)
 
     @cached_property
     def tree(self):
@@ -96,11 +98,26 @@ class FieldView:
         return [self.ctx.info(ref) for ref in self.tags]
 
     @cached_property
-    def chunks(self):
+    def encoded(self):
+        """Every text the backend encodes from this field, with its chunks
+        (:func:`promptkit.clip.encoded` for A1111; the text as it is elsewhere)."""
+        from promptkit.a1111.textmap import TextMap
+        from promptkit.a1111.textpath import EncodedText
         from promptkit.clip.chunk import chunks
+        from promptkit.clip.encoded import Encoded, EncodedChunks, encoded
 
         ctx = self.ctx
-        return chunks(self.runs, comma_backtrack=ctx.comma_backtrack if ctx.backend.comma_backtrack else 0)
+        backtrack = ctx.comma_backtrack if ctx.backend.comma_backtrack else 0
+        if ctx.backend.text_path:
+            return encoded(self.text, steps=ctx.steps, negative=self.name == "negative",
+                           comma_backtrack=backtrack, comments=False)
+        whole = EncodedText(self.text, 0, 1.0, ((1, ctx.steps),), TextMap.identity(self.text))
+        return Encoded([EncodedChunks(whole, chunks(self.runs, comma_backtrack=backtrack))])
+
+    @property
+    def chunks(self):
+        """The chunks of the longest text encoded from this field."""
+        return self.encoded.longest.chunks
 
     @cached_property
     def nodes(self) -> list[tuple[Any, tuple]]:
@@ -222,6 +239,7 @@ class LintContext:
     settings_spans: dict = field(default_factory=dict)  # settings key -> span of its value in settings_text
     options: dict = field(default_factory=dict)  # rule code -> checked options (Rule.check_options)
     comma_backtrack: int = 20  # A1111's comma_padding_backtrack for the chunk layout (PK401's option)
+    steps: int = 20  # sampling steps the chunk rules render prompt editing for (infotext Steps, else A1111's 20)
     _fields: dict = field(default_factory=dict, repr=False)
 
     @cached_property
@@ -232,7 +250,16 @@ class LintContext:
     def field(self, name: str) -> FieldView | None:
         if name not in self._fields:
             text = self.positive if name == "positive" else self.negative
-            self._fields[name] = None if text is None else FieldView(self, name, text)
+            if text is None:
+                self._fields[name] = None
+            elif self.backend.text_path and "#" in text:
+                # A1111 strips '#' comments before anything else: the rules see what it reads
+                from promptkit.a1111.textpath import comments_map
+
+                m = comments_map(text)
+                self._fields[name] = FieldView(self, name, m.text, m)
+            else:
+                self._fields[name] = FieldView(self, name, text)
         return self._fields[name]
 
     @property
@@ -285,6 +312,8 @@ class LintContext:
         resolved = None
         if tag is None and not in_vocab and self.db is not None and key:
             resolved = self.db.resolve(key)
+            if resolved is not None and alias_kind(key, resolved.name) == NARROWER:
+                resolved = None  # "text" is not "text focus": no duplicate of it, no rewrite to it
         if tag is None and not in_vocab:
             # words of the model card's own recommended prompts (trained vocabulary
             # that Danbooru has since renamed, such as "username")

@@ -15,9 +15,11 @@ from promptkit.backends import Backend, get_backend
 from promptkit.diagnostics import Span
 from promptkit.profiles import load_profile, underscore_tokens
 
+from .aliases import SPELLING, alias_kind
 from .db import TagDB, default_db
 from .keys import ARTIST_PREFIXES, tag_key
 from .spelling import format_tag, kaomoji
+from .moves import apply_edits, leading_debris, map_edits, removal_span, trailing_debris
 from .splitter import TagRef, iter_tags, parse_prompt
 
 __all__ = ["normalize"]
@@ -64,16 +66,16 @@ def _resolve(ref: TagRef, db: TagDB, prof, backend: Backend) -> _Resolved | None
             # the model's own vocabulary wins over Danbooru aliases (RouWei's style tag
             # "flat colors" is not Danbooru's flat_color)
             return _Resolved("tag:" + word.replace(" ", "_"), backend.escape(word), _classify_vocab(key, prof))
-    tag = db.resolve(key)
+    tag = _same_tag(db, key)
     if tag is None and "\\" in ref.text:
         # a tag with a literal backslash written unescaped (``\m/``): A1111 drops the
         # backslash, but the user meant the Danbooru tag
-        tag = db.resolve(tag_key(ref.text))
+        tag = _same_tag(db, tag_key(ref.text))
     if tag is None:
         # another family's artist convention: "by wlop", "@wlop", "artist:wlop"
         stripped = _strip_prefix(key)
         if stripped is not None:
-            art = db.resolve(stripped[1])
+            art = _same_tag(db, stripped[1])
             if art is not None and art.category == "artist":
                 tag = art
     if tag is not None:
@@ -93,6 +95,15 @@ def _resolve(ref: TagRef, db: TagDB, prof, backend: Backend) -> _Resolved | None
     if not plain.strip():
         return None
     return _Resolved("key:" + plain.strip(), backend.escape(plain), _classify_vocab(plain.strip(), prof))
+
+
+def _same_tag(db: TagDB, key: str):
+    """The tag ``key`` names, through an alias only when the alias is a spelling of it
+    (``hair clip`` → ``hairclip``; not ``text`` → ``text focus``: :func:`alias_kind`)."""
+    tag = db.resolve(key)
+    if tag is None or db.get(key) is not None:
+        return tag
+    return tag if alias_kind(key, tag.name) == SPELLING else None
 
 
 def _classify_vocab(key: str, prof) -> str:
@@ -117,45 +128,6 @@ def _classify_tag(tag, prof) -> str:
     return ""
 
 
-def _removal_span(source: str, span: Span) -> tuple[int, int]:
-    """The piece plus one adjacent comma separator, so no ``, ,`` is left behind."""
-    a, b = span
-    i = a
-    while i > 0 and source[i - 1] in " \t":
-        i -= 1
-    if i > 0 and source[i - 1] == ",":
-        return i - 1, b
-    j = b
-    while j < len(source) and source[j] in " \t":
-        j += 1
-    if j < len(source) and source[j] == ",":
-        j += 1
-        while j < len(source) and source[j] in " \t":
-            j += 1
-        return a, j
-    return a, j
-
-
-def _splice(source: str, edits: list[tuple[int, int, str]]) -> str:
-    out = []
-    pos = 0
-    for a, b, text in sorted(edits, key=lambda e: (e[0], e[1])):
-        if a < pos:
-            # two deletions sharing a separator: delete their union
-            if text == "" and out and out[-1] == "":
-                pos = max(pos, b)
-            continue
-        out.append(source[pos:a])
-        out.append(text)
-        pos = b
-    out.append(source[pos:])
-    return "".join(out)
-
-
-_LEAD = re.compile(r"^(?:[\s,]|BREAK\b)+")
-_TRAIL = re.compile(r"(?:[\s,]|\bBREAK)+$")
-
-
 def normalize(
     prompt,
     db: TagDB | None = None,
@@ -165,52 +137,60 @@ def normalize(
 ) -> str:
     """Normalize the tags of a prompt for a model profile and a backend.
 
-    Each tag: unambiguous alias → canonical tag, lowercase, underscores →
-    spaces (kaomoji, ``score_9``-style model tokens and ``__wildcards__``
-    keep theirs), escaped once for the backend (A1111 ``( ) [ ] \\``,
-    ComfyUI ``( )``), the profile's artist prefix (RouWei ``by ``; other
-    conventions such as ``@name`` or ``artist:name`` are converted).
-    Duplicates (same canonical tag at the same weight) are dropped, keeping
-    the first.  ``isolate_artists`` (default: the profile's setting, on for
-    RouWei) moves artist, style and quality tags into their own chunk at the
-    front, ended by ``BREAK``.  Prose pieces (more than four words) and every
-    non-tag node are left as written.  ``normalize(normalize(x)) == normalize(x)``.
+    Each tag: unambiguous alias → canonical tag when the alias is a spelling of the same
+    concept (:func:`~promptkit.tags.aliases.alias_is_safe`), lowercase, underscores →
+    spaces (kaomoji, ``score_9``-style model tokens and ``__wildcards__`` keep theirs),
+    escaped once for the backend (A1111 ``( ) [ ] \\``, ComfyUI ``( )``), the profile's
+    artist prefix (RouWei ``by ``; other conventions such as ``@name`` or ``artist:name``
+    are converted).  Duplicates (same canonical tag at the same weight) are dropped,
+    keeping the first.  ``isolate_artists`` (default: the profile's setting, on for
+    RouWei) moves artist, style and quality tags into their own chunk at the front, ended
+    by ``BREAK`` — each with the brackets that hold it alone, so its weight does not change
+    (``((kantoku))`` → ``((by kantoku))``); tags inside a bracket with other text, inside
+    prompt editing, or in a prompt with ``AND`` stay where they are.  ``#`` comments (A1111
+    strips them) are neither read nor changed.  Prose pieces (more than four words) and
+    every non-tag node are left as written.  ``normalize(normalize(x)) == normalize(x)``.
     """
     backend = get_backend(backend)
     prof = load_profile(profile) if profile is not None else None
     if db is not None and not isinstance(db, TagDB):
         raise TypeError(f"normalize(db=...) needs a TagDB (promptkit.TagDB.load(path)), got {type(db).__name__}")
     db = db if db is not None else default_db()
+    text = prompt if isinstance(prompt, str) else parse_prompt(prompt).source
     # One pass can create a new tag boundary (removing ``kantoku`` from
     # ``karin_(blue_archive)kantoku`` leaves ``karin (blue archive)`` at the end),
     # so passes repeat until the text is stable; almost always the second
     # pass only confirms the first.
-    tree = parse_prompt(prompt)
-    text = prompt if isinstance(prompt, str) else prompt.source
     for _ in range(8):
-        out = _normalize_once(tree, db, prof, backend, isolate_artists)
+        out = _normalize_once(text, db, prof, backend, isolate_artists)
         if out == text:
             return out
         text = out
-        tree = parse_prompt(out)
     return text
 
 
-def _normalize_once(tree, db, prof, backend, isolate_artists) -> str:
-    source = tree.source
+def _normalize_once(text, db, prof, backend, isolate_artists) -> str:
+    if backend.text_path and "#" in text:
+        from promptkit.a1111.textpath import comments_map
+
+        m = comments_map(text)
+    else:
+        from promptkit.a1111.textmap import TextMap
+
+        m = TextMap.identity(text)
+    source = m.text
+    tree = parse_prompt(source)
     refs = iter_tags(tree, db)
     if isolate_artists is None:
         isolate_artists = bool(prof and prof.isolate_artists)
 
     resolved = [_resolve(r, db, prof, backend) for r in refs]
-    edits: list[tuple[int, int, str]] = []
     removed: set[int] = set()
     seen: dict[tuple, float] = {}
     for n, (ref, res) in enumerate(zip(refs, resolved)):
         if res is None:
             continue
-        wholly = ref.depth == 0 or ref.group_span is not None
-        if ref.context == "plain" and wholly:
+        if ref.context == "plain" and ref.top_level_item:
             # (each AND part is its own conditioning: duplicates only count within a part)
             prev = seen.get((ref.part, res.canon))
             if prev is not None and abs(prev - ref.weight) < 1e-9:
@@ -223,37 +203,42 @@ def _normalize_once(tree, db, prof, backend, isolate_artists) -> str:
     if isolate_artists and not has_and:
         moved = _to_isolate(refs, resolved, removed)
 
+    edits: list[tuple[int, int, str]] = []
+    deleted: list[tuple[int, int]] = []
     for n, (ref, res) in enumerate(zip(refs, resolved)):
         if n in removed or n in moved:
-            a, b = _removal_span(source, ref.item_span)
+            a, b = removal_span(source, ref.item_span)
             edits.append((a, b, ""))
+            deleted.append((a, b))
         elif res is not None and res.text != ref.text:
             edits.append((ref.span.start, ref.span.end, res.text))
-    if not moved:
-        return _splice(source, edits)
-    head = []
-    for kind in ("artist", "style", "quality"):
-        for n in moved:
-            if resolved[n].movable == kind:
-                ref = refs[n]
-                text = resolved[n].text
-                if ref.group_span is not None:
-                    # keep the group (e.g. a softened artist weight) around the normalized tag
-                    g = ref.group_span
-                    text = source[g.start:ref.span.start] + text + source[ref.span.end:g.end]
-                head.append(text)
-    rest = _splice(source, edits)
-    rest = _LEAD.sub("", rest)
-    rest = _TRAIL.sub("", rest)
-    return ", ".join(head) + " BREAK " + rest if rest else ", ".join(head)
+    if moved:
+        head = []
+        for kind in ("artist", "style", "quality"):
+            for n in moved:
+                if resolved[n].movable == kind:
+                    ref = refs[n]
+                    g = ref.item_span
+                    # the brackets that hold the tag alone move with it: its weight stays
+                    head.append(source[g.start:ref.span.start] + resolved[n].text + source[ref.span.end:g.end])
+        lead = leading_debris(source, deleted)
+        trail = trailing_debris(source, deleted)
+        if lead >= trail:  # nothing else is left
+            return text
+        edits = [e for e in edits if lead <= e[0] and e[1] <= trail]
+        edits.append((0, lead, ", ".join(head) + " BREAK "))
+        must = frozenset((len(edits) - 1,))
+        if trail < len(source):
+            edits.append((trail, len(source), ""))
+        return apply_edits(text, map_edits(m, edits, must))
+    return apply_edits(text, map_edits(m, edits))
 
 
 def _to_isolate(refs, resolved, removed) -> list[int]:
     """Indices of artist/style/quality tags to move to the front chunk ([] when already isolated)."""
     movable = [
         n for n, (r, res) in enumerate(zip(refs, resolved))
-        if res is not None and res.movable and n not in removed and r.context == "plain"
-        and (r.depth == 0 or r.group_span is not None)
+        if res is not None and res.movable and n not in removed and r.context == "plain" and r.top_level_item
     ]
     # quality tags alone may stay where they are: isolation is about artists and styles
     if not any(resolved[n].movable in ("artist", "style") for n in movable):

@@ -39,8 +39,10 @@ class TagRef(NamedTuple):
     groups, ``segment`` the BREAK-delimited chunk (top level) it sits in,
     ``part`` its ``AND`` sub-prompt, ``context`` ``"plain"``, ``"edit"``
     (inside ``[a:b:n]``) or ``"alternate"`` (inside ``[a|b]``).
-    ``group_span`` is the span of the innermost group when the tag is that
-    group's only content (``(by wlop:0.7)``), else ``None``.
+    ``group_span`` is the span of the outermost of the groups the tag is the only
+    content of (``((by wlop:0.7))``: both brackets), else ``None``; ``group_depth``
+    how many groups that is.  ``depth - group_depth`` groups hold the item with other
+    text: moving or deleting ``item_span`` keeps every weight only when that is 0.
     ``qualifier_parens`` marks a tag joined over unescaped parentheses.
     """
 
@@ -55,7 +57,13 @@ class TagRef(NamedTuple):
     context: str = "plain"
     group_span: Span | None = None
     qualifier_parens: bool = False
+    group_depth: int = 0
 
+    @property
+    def top_level_item(self) -> bool:
+        """Its item (the tag with the groups around it alone) sits outside every other group,
+        so moving or deleting the item changes no other weight."""
+        return self.depth == self.group_depth
     @property
     def value(self) -> str:
         """The text with A1111 escapes resolved."""
@@ -166,8 +174,12 @@ class _Splitter:
             ref = self.out[-1]
             lo, hi = nodes[0].span.start, nodes[-1].span.end
             src = self.source
-            if ref.depth == depth and not src[lo:ref.span.start].strip() and not src[ref.span.end:hi].strip():
-                self.out[-1] = ref._replace(group_span=Span(group.span.start, group.span.end))
+            # the tag alone, or the group(s) already holding it alone, is all this group holds
+            inner = ref.group_span if ref.group_span is not None and ref.depth - ref.group_depth == depth else (
+                ref.span if ref.depth == depth else None)
+            if inner is not None and not src[lo:inner.start].strip() and not src[inner.end:hi].strip():
+                self.out[-1] = ref._replace(group_span=Span(group.span.start, group.span.end),
+                                            group_depth=ref.depth - depth + 1)
 
     def text(self, nodes, i, weight, depth, context) -> int:
         node = nodes[i]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from promptkit.diagnostics import Fix, Span
+from promptkit.diagnostics import Fix, Span, quoted
 
 from ..registry import Example, Option, Rule, register
-from .layout import chunk_count, chunk_of, token_layout
+from .layout import chunk_count, chunk_of, longest_variant, variant_layouts
 
 # a long comma-less run of tags that crosses the first 75-token border
 _PHRASE = "a girl with very long silver hair standing in a wide field of flowers under a bright sky"
@@ -49,25 +49,29 @@ class TagStraddlesChunk(Rule):
         for field in ctx.fields:
             if chunk_count(field) < 2:
                 continue
-            lookup = chunk_of(field)
-            for info in field.infos:
-                hit = lookup(info.span)
-                if len(hit) < 2:
+            reported: set = set()
+            for label, layout in variant_layouts(field):
+                if not layout or layout[-1][2] == 0:
                     continue
-                a, b = min(hit), max(hit)
-                fix = None
-                if not getattr(info.ref, "depth", 0) and ctx.backend.break_keyword and info.span.start > 0:
-                    fix = Fix(Span(info.span.start, info.span.start), "BREAK ", False, "start a new chunk before the tag")
-                yield ctx.diag(
-                    self, info.span,
-                    f"'{_short(info.ref.text)}' is split between CLIP chunks {a + 1} and {b + 1}",
-                    field=field.name, fix=fix, chunk=a,
-                )
-
-
-def _short(text: str, n: int = 40) -> str:
-    text = text.strip()
-    return text if len(text) <= n else text[: n - 1] + "…"
+                lookup = chunk_of(field, layout)
+                for info in field.infos:
+                    if info.span in reported:
+                        continue
+                    hit = lookup(info.span)
+                    if len(hit) < 2:
+                        continue
+                    reported.add(info.span)
+                    a, b = min(hit), max(hit)
+                    fix = None
+                    if (not getattr(info.ref, "depth", 0) and getattr(info.ref, "context", "plain") == "plain"
+                            and not getattr(info.ref, "part", 0) and ctx.backend.break_keyword and info.span.start > 0):
+                        fix = Fix(Span(info.span.start, info.span.start), "BREAK ", False, "start a new chunk before the tag")
+                    where = f" ({label})" if label else ""
+                    yield ctx.diag(
+                        self, info.span,
+                        f"{quoted(info.ref.text.strip(), 40)} is split between CLIP chunks {a + 1} and {b + 1}{where}",
+                        field=field.name, fix=fix, chunk=a,
+                    )
 
 
 @register
@@ -100,11 +104,13 @@ class TooManyChunks(Rule):
             n = chunk_count(field)
             if n <= limit:
                 continue
-            layout = token_layout(field)
+            label, layout = longest_variant(field)
             start = min((a for a, _, c in layout if c >= limit), default=0)
             sev = "warning" if n > warn else "info"
+            where = f" ({label})" if label else ""
             yield ctx.diag(
                 self, Span(start, len(field.text)),
-                f"{n} CLIP chunks ({len(layout)} tokens); more than {limit} dilutes the prompt and only chunk 1 feeds the pooled vector",
+                f"{n} CLIP chunks ({len(layout)} tokens){where}; more than {limit} dilutes the prompt and only"
+                " chunk 1 feeds the pooled vector",
                 field=field.name, severity=sev, chunk=limit,
             )

@@ -7,34 +7,51 @@ from typing import Callable
 
 from promptkit.diagnostics import Span
 
-__all__ = ["token_layout", "chunk_count", "chunk_of", "CHUNK_TOKENS"]
+__all__ = ["variant_layouts", "token_layout", "longest_variant", "chunk_count", "chunk_of", "CHUNK_TOKENS"]
+
+
+def variant_layouts(field) -> list[tuple[str, list[tuple[int, int, int]]]]:
+    """``(label, layout)`` for every text the backend encodes from the field; a layout is the
+    ``(source start, source end, chunk index)`` of every content token, sorted.
+
+    A1111 encodes one text per ``AND`` part and per prompt-editing step range, with comments
+    and ``<lora:…>`` gone (:func:`promptkit.clip.encoded`); diffusers (sd_embed: comma
+    back-tracking off, a hard split every 75 tokens) encodes the text as it is.  ComfyUI is
+    simulated from the same tokens: ComfyUI's ``SDTokenizer`` tokenizes each space-separated
+    word and moves a word that does not fit to the next chunk unless it is 8 tokens or longer
+    (``max_word_length``), and treats BREAK as a word.
+    """
+    cached = field.__dict__.get("_variant_layouts")
+    if cached is not None:
+        return cached
+    backend = field.ctx.backend
+    if backend.chunker == "words":
+        out = [("", sorted(_word_layout(field, backend.max_word_length)))]
+    else:
+        out = []
+        for v in field.encoded:
+            layout = []
+            for ci, ch in enumerate(v.chunks):
+                for sp in ch.spans[1 : 1 + ch.n_content]:
+                    if sp is not None and sp.start >= 0:
+                        layout.append((sp.start, sp.end, ci))
+            layout.sort()
+            out.append((v.label, layout))
+    field.__dict__["_variant_layouts"] = out
+    return out
+
+
+def _count(layout) -> int:
+    return (max(c for _, _, c in layout) + 1) if layout else 1
 
 
 def token_layout(field) -> list[tuple[int, int, int]]:
-    """``(source start, source end, chunk index)`` of every content token, for the field's backend.
+    """The layout of the text with the most chunks (see :func:`variant_layouts`)."""
+    return max((lay for _, lay in variant_layouts(field)), key=_count)
 
-    A1111 and diffusers (sd_embed: comma back-tracking off, a hard split every
-    75 tokens) come from :func:`promptkit.clip.chunk.chunks`; ComfyUI is simulated
-    from the same tokens: ComfyUI's ``SDTokenizer`` tokenizes each
-    space-separated word and moves a word that does not fit to the next
-    chunk unless it is 8 tokens or longer (``max_word_length``), and treats
-    BREAK as a word.
-    """
-    cached = field.__dict__.get("_token_layout")
-    if cached is not None:
-        return cached
-    out: list[tuple[int, int, int]] = []
-    backend = field.ctx.backend
-    if backend.chunker == "words":
-        out = _word_layout(field, backend.max_word_length)
-    else:
-        for ci, ch in enumerate(field.chunks):
-            for sp in ch.spans[1 : 1 + ch.n_content]:
-                if sp is not None and sp.start >= 0:
-                    out.append((sp.start, sp.end, ci))
-    out.sort()
-    field.__dict__["_token_layout"] = out
-    return out
+
+def longest_variant(field) -> tuple[str, list[tuple[int, int, int]]]:
+    return max(variant_layouts(field), key=lambda v: _count(v[1]))
 
 
 CHUNK_TOKENS = 75
@@ -81,13 +98,15 @@ def _word_layout(field, max_word: int) -> list[tuple[int, int, int]]:
 
 
 def chunk_count(field) -> int:
-    layout = token_layout(field)
-    return (max(c for _, _, c in layout) + 1) if layout else 1
+    """The most chunks any encoded text of the field has."""
+    return max(_count(lay) for _, lay in variant_layouts(field))
 
 
-def chunk_of(field) -> Callable[[Span], set[int]]:
-    """span → set of indexes of the CLIP chunks holding tokens of that span."""
-    layout = token_layout(field)
+def chunk_of(field, layout=None) -> Callable[[Span], set[int]]:
+    """span → set of indexes of the CLIP chunks holding tokens of that span (in ``layout``,
+    default the text with the most chunks)."""
+    if layout is None:
+        layout = token_layout(field)
     starts = [a for a, _, _ in layout]
 
     def lookup(span: Span) -> set[int]:

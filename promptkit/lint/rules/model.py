@@ -5,9 +5,12 @@ from __future__ import annotations
 from promptkit.diagnostics import Fix, Span
 from promptkit.profiles import vocab_key
 
+from promptkit.diagnostics import quoted
+from promptkit.tags.moves import apply_edits, leading_debris, removal_span, trailing_debris
+
 from ..registry import Example, Option, Rule, register
-from .helpers import item_extent, removal_fix
-from .layout import chunk_of
+from .helpers import kind, removal_fix
+from .layout import chunk_of, variant_layouts
 from .vocabulary import quality_universe
 
 def _artist_infos(field):
@@ -102,48 +105,73 @@ class ArtistNotIsolated(Rule):
     def check(self, ctx):
         field = ctx.field("positive")
         infos = field.infos
-        artists = [i for i in infos if (i.is_artist or (i.prefix.strip() == ctx.profile.artist_prefix.strip() and i.prefix))]
+        want = ctx.profile.artist_prefix.strip()
+        artists = [i for i in infos if (i.is_artist or (i.prefix and i.prefix.strip() == want))]
         if not artists:
             return
-        lookup = chunk_of(field)
-        subjects = [i for i in infos if i not in artists and not _is_style(i, ctx) and i.key != "break" and i.ref.text.strip()]
+        is_artist = {id(i) for i in artists}
+        subjects = [i for i in infos if id(i) not in is_artist and not _is_style(i, ctx) and i.key != "break"
+                    and i.ref.text.strip()]
         last_subject = max((s.span.end for s in subjects), default=-1)
-        bad = []
-        for a in artists:
-            if a.span.start > last_subject:
-                continue  # at the very end
-            mine = lookup(a.span)
-            mates = [s for s in subjects if lookup(s.span) & mine]
-            if mates:
-                bad.append((a, mates[0]))
+        bad: dict[int, tuple] = {}  # id(artist) -> (artist, first subject in its chunk, where)
+        for label, layout in variant_layouts(field):
+            lookup = chunk_of(field, layout)
+            first_in_chunk: dict[int, object] = {}
+            for sub in subjects:
+                for c in lookup(sub.span):
+                    first_in_chunk.setdefault(c, sub)
+            for a in artists:
+                if id(a) in bad or a.span.start > last_subject:
+                    continue  # reported already, or at the very end
+                mates = [first_in_chunk[c] for c in sorted(lookup(a.span)) if c in first_in_chunk]
+                if mates:
+                    bad[id(a)] = (a, mates[0], label)
         if not bad:
             return
-        fix = self._fix(field, [a for a, _ in bad], artists, ctx.backend)
-        for a, mate in bad:
+        fix = self._fix(field, artists, ctx.backend)
+        for a, mate, label in sorted(bad.values(), key=lambda t: t[0].span.start):
+            where = f" ({label})" if label else ""
             yield ctx.diag(
                 self, a.span,
-                f"artist '{a.ref.text.strip()}' shares a CLIP chunk with '{mate.ref.text.strip()}'; put artists in their own chunk (BREAK after them) or at the very end",
+                f"artist {quoted(a.ref.text.strip())} shares a CLIP chunk with {quoted(mate.ref.text.strip())}{where};"
+                " put artists in their own chunk (BREAK after them) or at the very end",
                 field=field.name, fix=fix,
             )
 
     @staticmethod
-    def _fix(field, bad, artists, backend):
+    def _fix(field, artists, backend):
+        """Move every artist item — with the brackets that hold it alone, so no weight
+        changes — to the front, followed by BREAK (to the very end where BREAK is text).  No
+        fix when an artist sits inside a group with other tags, in prompt editing, or when
+        the prompt has AND parts: moving it would change a weight or the meaning."""
+        refs = [a.ref for a in artists]
+        if any(r.context != "plain" or not r.top_level_item or r.part for r in refs):
+            return None
+        if any(kind(n) == "And" for n, _ in field.walk()):
+            return None
         text = field.text
-        moved = sorted({item_extent(field, a.span) for a in artists}, key=lambda s: s.start)
-        pieces = [text[s.start : s.end] for s in moved]
-        rest = text
-        for s in sorted(moved, key=lambda s: s.start, reverse=True):
-            rs = removal_fix(field, s, safe=False, description="").span
-            rest = rest[: rs.start] + rest[rs.end :]
-        rest = rest.strip().strip(",").strip()
-        if not backend.break_keyword:
+        items = sorted({r.item_span for r in refs}, key=lambda s: s.start)
+        pieces = [text[s.start : s.end] for s in items]
+        edits, deleted = [], []
+        for s in items:
+            a, b = removal_span(text, s)
+            edits.append((a, b, ""))
+            deleted.append((a, b))
+        lead = leading_debris(text, deleted)
+        trail = trailing_debris(text, deleted)
+        if lead >= trail:
+            return None  # nothing but artists
+        edits = [e for e in edits if lead <= e[0] and e[1] <= trail]
+        if backend.break_keyword:
+            edits.append((0, lead, ", ".join(pieces) + " BREAK "))
+            edits.append((trail, len(text), ""))
+            how = "move the artists to the front, followed by BREAK"
+        else:
             # BREAK is plain text for ComfyUI core and sd_embed: the very end is the isolated place
-            new = (rest + ", " if rest else "") + ", ".join(pieces)
-            return Fix(Span(0, len(text)), new, False, "move the artists to the very end")
-        if rest.startswith("BREAK"):
-            rest = rest[5:].lstrip()
-        new = ", ".join(pieces) + (" BREAK " + rest if rest else "")
-        return Fix(Span(0, len(text)), new, False, "move the artists to the front, followed by BREAK")
+            edits.append((0, lead, ""))
+            edits.append((trail, len(text), ", " + ", ".join(pieces)))
+            how = "move the artists to the very end"
+        return Fix(Span(0, len(text)), apply_edits(text, edits), False, how)
 
 
 @register

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from promptkit.diagnostics import Fix, Span
 from promptkit.profiles import underscore_token_keys, vocab_key
+from promptkit.diagnostics import quoted
 from promptkit.tags import kaomoji
+from promptkit.tags.aliases import NARROWER, SPELLING, alias_kind
 
 from ..registry import Example, Option, Rule, register
 from .helpers import glued_tag, inner_span, kind, spelling
@@ -200,24 +202,33 @@ class UnknownTag(Rule):
 
 @register
 class NonCanonicalAlias(Rule):
-    """An alias used instead of the tag it points to (`1girls`, `sole female`, `/lh`).
+    """An alias used instead of the tag it points to (`1girls`, `hair clip`, `/lh`, `sole female`).
 
     **What it catches.** Active Danbooru aliases that map to one tag.
     Ambiguous aliases (several targets) and alias strings that are also tag
-    names are left alone.
+    names are left alone, and so are aliases whose target is a narrower
+    concept than what was written (`text` → `text focus`, `error` → `artistic
+    error`, `painting` → `painting (action)`): there the written word is
+    usually meant as it is (Animagine's recommended negative prompt has both).
 
     **Why.** Models were trained on the canonical name; the alias is a weaker,
     different token sequence.
 
-    **Fix.** Safe: write the canonical tag.
+    **Fix.** Safe when the alias is the same words spelt another way
+    (`hair clip` → `hairclip`, `1girls` → `1girl`) or a Danbooru abbreviation
+    (`/lh`); unsafe for other words (`sole female` → `1girl`), which may mean
+    something else in the prompt.
     """
 
     code = "PK205"
     name = "non-canonical-alias"
     severity = "warning"
-    fix = "safe"
+    fix = "sometimes"
     default = True
-    examples = (Example(bad="1girls, smile, /lh", good="1girl, smile, long hair", fixed="1girl, smile, long hair"),)
+    examples = (
+        Example(bad="1girls, smile, /lh", good="1girl, smile, long hair", fixed="1girl, smile, long hair"),
+        Example(bad="1girl, sole female", good="1girl, solo", fixed="1girl, 1girl", unsafe=True),
+    )
 
     def applies(self, ctx):
         return ctx.db is not None
@@ -232,12 +243,17 @@ class NonCanonicalAlias(Rule):
                 target = ctx.db.resolve(info.key)
                 if target is None:
                     continue
+                kind = alias_kind(info.key, target.name)
+                if kind == NARROWER:
+                    continue  # text -> text focus: another concept, the word is meant as written
                 canon = spelling(target.name, ctx)
                 start = info.span.start + len(info.prefix)
+                written = info.ref.text.strip()[len(info.prefix):]
+                note = "" if kind == SPELLING else " (other words: check it means the same here)"
                 yield ctx.diag(
                     self, info.span,
-                    f"'{info.ref.text.strip()[len(info.prefix):]}' is an alias of '{canon}'",
-                    field=field.name, fix=Fix(Span(start, info.span.end), canon, True, f"use '{canon}'"),
+                    f"{quoted(written)} is an alias of {quoted(canon)}{note}",
+                    field=field.name, fix=Fix(Span(start, info.span.end), canon, kind == SPELLING, f"use '{canon}'"),
                 )
 
 
