@@ -142,6 +142,11 @@ class FieldView:
         return [(n, p) for n, p in self.nodes if type(n).__name__ == "Weighted"]
 
 
+def node_children(node) -> tuple:
+    """A node's children, Edit / Alternate branches included."""
+    return _children(node)
+
+
 def _children(node) -> tuple:
     kids = getattr(node, "children", None)
     out: list = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from promptkit.diagnostics import quoted
+
 from ..registry import Example, Rule, register
 from .helpers import removal_fix
 
@@ -50,7 +52,7 @@ class DuplicateTag(Rule):
                 same = abs(_weight(first) - _weight(info)) < 1e-9
                 yield ctx.diag(
                     self, info.span,
-                    f"'{info.ref.text.strip()}' repeats '{first.ref.text.strip()}'" + ("" if same else " with another weight"),
+                    f"{quoted(info.ref.text.strip())} repeats {quoted(first.ref.text.strip())}" + ("" if same else " with another weight"),
                     field=field.name,
                     fix=removal_fix(field, info.span, safe=same, description="remove the duplicate"),
                 )
@@ -88,8 +90,8 @@ class PositiveNegativeOverlap(Rule):
                 same = other.ref.text.strip() == info.ref.text.strip()
                 yield ctx.diag(
                     self, info.span,
-                    f"'{info.ref.text.strip()}' is also in the positive prompt"
-                    + ("" if same else f" (as '{other.ref.text.strip()}')"),
+                    f"{quoted(info.ref.text.strip())} is also in the positive prompt"
+                    + ("" if same else f" (as {quoted(other.ref.text.strip())})"),
                     field="negative",
                 )
 
@@ -143,6 +145,6 @@ class ContradictoryTags(Rule):
                 earlier = ia if later is ib else ib
                 yield ctx.diag(
                     self, later.span,
-                    f"'{later.ref.text.strip()}' contradicts '{earlier.ref.text.strip()}'",
+                    f"{quoted(later.ref.text.strip())} contradicts {quoted(earlier.ref.text.strip())}",
                     field=field.name,
                 )

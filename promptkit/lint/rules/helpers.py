@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+
 from promptkit.diagnostics import Fix, Span
 
 
@@ -30,23 +32,42 @@ def inner_span(node) -> Span | None:
     return Span(kids[0].span.start, kids[-1].span.end)
 
 
+def enclosing_groups(field, span: Span) -> list:
+    """The ``Weighted`` groups around ``span``, outermost first (a descent through the tree
+    by binary search on each level: no scan of every group)."""
+    from promptkit.lint.context import node_children
+
+    starts_of = field.__dict__.setdefault("_child_starts", {})
+    out = []
+    nodes = field.tree.children
+    while nodes:
+        key = id(nodes)
+        starts = starts_of.get(key)
+        if starts is None:
+            starts = starts_of[key] = ([n.span.start for n in nodes], nodes)
+        k = bisect_right(starts[0], span.start) - 1
+        if k < 0:
+            break
+        node = nodes[k]
+        if not (node.span.start <= span.start and span.end <= node.span.end) or node.span == span:
+            break
+        if kind(node) == "Weighted":
+            out.append(node)
+        nodes = node_children(node)
+    return out
+
+
 def item_extent(field, span: Span) -> Span:
     """``span`` grown over groups that hold nothing but this item (``(by wlop:0.7)``)."""
     best = Span(*span)
-    changed = True
-    groups = [n for n, _ in weighted_nodes(field) if n.span.start <= span.start and span.end <= n.span.end]
-    while changed:
-        changed = False
-        for node in groups:
-            if node.span.start <= best.start and best.end <= node.span.end and node.span != best:
-                inner = inner_span(node)
-                if inner is None:
-                    continue
-                text = field.text
-                if text[inner.start : best.start].strip() == "" and text[best.end : inner.end].strip() == "":
-                    if node.span.start < best.start or node.span.end > best.end:
-                        best = Span(node.span.start, node.span.end)
-                        changed = True
+    text = field.text
+    for node in reversed(enclosing_groups(field, span)):
+        inner = inner_span(node)
+        if inner is None or not node.closed:
+            break
+        if text[inner.start : best.start].strip() or text[best.end : inner.end].strip():
+            break
+        best = Span(node.span.start, node.span.end)
     return best
 
 
@@ -96,12 +117,17 @@ def glued_tag(ctx, field, node):
     content = field.text[inner.start : inner.end]
     if node.weight is not None and node.weight_text is not None:
         content = f"{content}:{node.weight_text}"
-    for ref in field.tags:
-        if ref.span.end <= node.span.start and field.text[ref.span.end : node.span.start].strip(" _") == "":
-            if node.span.start - ref.span.end > 2:
-                continue
-            if ref.span.end != node.span.start and not field.text[ref.span.end : node.span.start]:
-                continue
+    ends = field.__dict__.get("_tag_ends")
+    if ends is None:
+        ends = field.__dict__["_tag_ends"] = sorted((r.span.end, i) for i, r in enumerate(field.tags))
+    start = node.span.start
+    # the tags ending at most two characters before the group (in tag order)
+    lo = bisect_left(ends, (start - 2, -1))
+    hi = bisect_right(ends, (start, len(ends)))
+    refs = field.tags
+    for i in sorted(i for _, i in ends[lo:hi]):
+        ref = refs[i]
+        if field.text[ref.span.end : start].strip(" _") == "":
             candidate = f"{ref.text.strip()} ({content})"
             tag = ctx.lookup(candidate.replace("_", " "))
             if tag is not None:

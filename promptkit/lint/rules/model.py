@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from promptkit.diagnostics import Fix, Span
+from promptkit.diagnostics import Fix, Span, quoted
 from promptkit.profiles import vocab_key
-
-from promptkit.diagnostics import quoted
 from promptkit.tags.moves import apply_edits, leading_debris, removal_span, trailing_debris
 
 from ..registry import Example, Option, Rule, register
@@ -64,7 +62,7 @@ class ArtistMissingBy(Rule):
                 safe = not info.key.startswith("by ")
                 yield ctx.diag(
                     self, info.span,
-                    f"artist '{info.ref.text.strip()}' needs the '{prefix.strip()}' prefix on {ctx.profile.name}",
+                    f"artist {quoted(info.ref.text.strip())} needs the {quoted(prefix.strip())} prefix on {ctx.profile.name}",
                     field=field.name, fix=Fix(Span(start, start), prefix, safe, f"write '{prefix}{info.ref.text.strip()}'"),
                 )
 
@@ -210,7 +208,7 @@ class RemovedMetaTag(Rule):
             for info in field.infos:
                 if info.key in removed:
                     yield ctx.diag(
-                        self, info.span, f"'{info.ref.text.strip()}' was removed from {ctx.profile.name}'s training data and does nothing",
+                        self, info.span, f"{quoted(info.ref.text.strip())} was removed from {ctx.profile.name}'s training data and does nothing",
                         field=field.name, fix=removal_fix(field, info.span, safe=True, description="remove the tag"),
                     )
 
@@ -255,7 +253,7 @@ class NonStandardQualityTag(Rule):
             for info in field.infos:
                 if info.key in universe and info.key not in own and info.key not in removed:
                     yield ctx.diag(
-                        self, info.span, f"'{info.ref.text.strip()}' is not one of {ctx.profile.name}'s quality tags",
+                        self, info.span, f"{quoted(info.ref.text.strip())} is not one of {ctx.profile.name}'s quality tags",
                         field=field.name, fix=removal_fix(field, info.span, safe=False, description="remove the tag"),
                     )
 
@@ -295,7 +293,7 @@ class QualityPolarity(Rule):
                 if info.key in wrong:
                     yield ctx.diag(
                         self, info.span,
-                        f"'{info.ref.text.strip()}' belongs in the {other} prompt",
+                        f"{quoted(info.ref.text.strip())} belongs in the {other} prompt",
                         field=field.name, fix=removal_fix(field, info.span, safe=False, description=f"remove it (it belongs in the {other} prompt)"),
                     )
 
@@ -339,7 +337,7 @@ class ArtistPrefixConvention(Rule):
                 shown = want.strip() or "no prefix"
                 yield ctx.diag(
                     self, Span(start, start + len(info.prefix)),
-                    f"artist prefix '{info.prefix.strip()}' is not {ctx.profile.name}'s convention ({shown})",
+                    f"artist prefix {quoted(info.prefix.strip())} is not {ctx.profile.name}'s convention ({shown})",
                     field=field.name, fix=Fix(Span(start, start + len(info.prefix)), want, True, f"write '{want}{info.key}'" if want else "drop the prefix"),
                 )
 
@@ -395,8 +393,8 @@ class PonyScoreFormat(Rule):
             found.append((info, canon))
             if info.ref.text.strip() != canon:
                 yield ctx.diag(
-                    self, info.span, f"'{info.ref.text.strip()}' should be written '{canon}'",
-                    fix=Fix(info.span, canon, True, f"write '{canon}'"),
+                    self, info.span, f"{quoted(info.ref.text.strip())} should be written {quoted(canon)}",
+                    fix=Fix(info.span, canon, True, f"write {quoted(canon)}"),
                 )
         if not found or len({c for _, c in found}) == len(chain):
             return
@@ -443,7 +441,7 @@ class NegativeStyleSuppression(Rule):
         for info in neg.infos:
             if info.canonical in self.TAGS:
                 yield ctx.diag(
-                    self, info.span, f"'{info.ref.text.strip()}' in the negative prompt shifts {ctx.profile.name}'s colours; remove it unless intended",
+                    self, info.span, f"{quoted(info.ref.text.strip())} in the negative prompt shifts {ctx.profile.name}'s colours; remove it unless intended",
                     field="negative",
                 )
 
@@ -477,4 +475,4 @@ class PonyArtist(Rule):
 
     def check(self, ctx):
         for info in _artist_infos(ctx.field("positive")):
-            yield ctx.diag(self, info.span, f"artist '{info.ref.text.strip()}' has no effect on {ctx.profile.name} (use a style LoRA)")
+            yield ctx.diag(self, info.span, f"artist {quoted(info.ref.text.strip())} has no effect on {ctx.profile.name} (use a style LoRA)")

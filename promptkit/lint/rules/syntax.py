@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from promptkit.backends import backends_with
-from promptkit.diagnostics import Fix, Span
+from promptkit.diagnostics import Fix, Span, quoted
 
 from ..registry import Example, Rule, register
 from .helpers import glued_tag, inner_span, kind, meaningful, source
@@ -51,13 +51,13 @@ class _Unbalanced(Rule):
                     fix = None if node.interrupted else _closing_fix(field, node, self.closer)
                     yield ctx.diag(
                         self, span,
-                        f"'{self.bracket}' is never closed: everything after it is weighted {effect}",
+                        f"{quoted(self.bracket)} is never closed: everything after it is weighted {effect}",
                         field=field.name, fix=fix,
                     )
                 elif k == "Stray" and node.raw == self.closer and node.closes is None:
                     yield ctx.diag(
                         self, node.span,
-                        f"stray '{self.closer}' has no opening '{self.bracket}': it is encoded as literal text",
+                        f"stray {quoted(self.closer)} has no opening {quoted(self.bracket)}: it is encoded as literal text",
                         field=field.name,
                     )
 
@@ -166,7 +166,7 @@ class LowercaseBreak(Rule):
                         repl = "BREAK"
                 yield ctx.diag(
                     self, info.span,
-                    f"'{info.ref.text.strip()}' is encoded as a word: only uppercase BREAK starts a new chunk",
+                    f"{quoted(info.ref.text.strip())} is encoded as a word: only uppercase BREAK starts a new chunk",
                     field=field.name, fix=Fix(Span(start, end), repl, True, "write BREAK in uppercase"),
                 )
 
@@ -393,7 +393,8 @@ class BracketNumberIsSchedule(Rule):
                 pct = f"{node.when:.0%} of the steps" if node.when < 1 else f"step {int(node.when)}"
                 yield ctx.diag(
                     self, node.span,
-                    f"'[{content}:{when_text}]' is prompt editing (adds '{content}' after {pct}), not a weight",
+                    f"{quoted('[' + content + ':' + when_text + ']')} is prompt editing (adds {quoted(content)} after {pct}),"
+                    " not a weight",
                     field=field.name,
                     fix=Fix(node.span, f"({content}:{when_text})", False, "make it a weight"),
                 )
@@ -523,14 +524,14 @@ class EmptyGroupOrSeparator(Rule):
                 if kind(node) == "Weighted" and not meaningful(node.children):
                     empty_groups.append(node.span)
                     yield ctx.diag(
-                        self, node.span, f"empty group '{source(field, node.span)}'", field=field.name,
+                        self, node.span, f"empty group {quoted(source(field, node.span))}", field=field.name,
                         fix=Fix(node.span, "", True, "remove the empty group"),
                     )
             refs = field.tags
             for ref in refs:
                 if "  " in ref.text:
                     collapsed = " ".join(part for part in ref.text.split(" ") if part)
-                    yield ctx.diag(self, ref.span, f"doubled space in '{collapsed}'", field=field.name,
+                    yield ctx.diag(self, ref.span, f"doubled space in {quoted(collapsed)}", field=field.name,
                                    fix=Fix(ref.span, collapsed, True, "use one space"))
             bounds = [0] + [p for r in refs for p in (r.span.start, r.span.end)] + [len(text)]
             for k in range(0, len(bounds), 2):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from promptkit.diagnostics import Fix, Span
+from promptkit.diagnostics import Fix, Span, quoted
 from promptkit.profiles import underscore_token_keys, vocab_key
-from promptkit.diagnostics import quoted
 from promptkit.tags import kaomoji
 from promptkit.tags.aliases import NARROWER, SPELLING, alias_kind
 
@@ -66,7 +65,7 @@ class UnderscoreTag(Rule):
                     continue
                 fixed = text.replace("_", " ")
                 yield ctx.diag(
-                    self, info.span, f"'{text}' uses underscores; this profile writes '{fixed}'",
+                    self, info.span, f"{quoted(text)} uses underscores; this profile writes {quoted(fixed)}",
                     field=field.name, fix=Fix(info.span, fixed, True, "underscores to spaces"),
                 )
 
@@ -112,7 +111,7 @@ class UnescapedTagParens(Rule):
                 name = tag.name if tag is not None else ref.key
                 yield ctx.diag(
                     self, ref.span,
-                    f"'{ref.text}' is read as emphasis; the tag '{name}' needs escaped parentheses",
+                    f"{quoted(ref.text)} is read as emphasis; the tag {quoted(name)} needs escaped parentheses",
                     field=field.name, fix=Fix(ref.span, fixed, True, "escape the parentheses"),
                 )
             for node, _ in field.walk():
@@ -126,7 +125,7 @@ class UnescapedTagParens(Rule):
                 replacement = "\\(" + content + "\\)"
                 yield ctx.diag(
                     self, Span(ref.span.start, node.span.end),
-                    f"'{field.text[ref.span.start:node.span.end]}' is read as emphasis; the tag '{tag.name}' needs escaped parentheses",
+                    f"{quoted(field.text[ref.span.start:node.span.end])} is read as emphasis; the tag {quoted(tag.name)} needs escaped parentheses",
                     field=field.name, fix=Fix(node.span, replacement, True, "escape the parentheses"),
                 )
 
@@ -195,7 +194,7 @@ class UnknownTag(Rule):
                 shown = [spelling(s, ctx) for s in sugg]
                 hint = f"; did you mean {', '.join(repr(s) for s in shown)}?" if shown else ""
                 yield ctx.diag(
-                    self, info.span, f"unknown tag '{info.ref.text.strip()}'{hint}", field=field.name,
+                    self, info.span, f"unknown tag {quoted(info.ref.text.strip())}{hint}", field=field.name,
                     suggestion=shown[0] if shown else None, suggestions=shown,
                 )
 
@@ -253,7 +252,7 @@ class NonCanonicalAlias(Rule):
                 yield ctx.diag(
                     self, info.span,
                     f"{quoted(written)} is an alias of {quoted(canon)}{note}",
-                    field=field.name, fix=Fix(Span(start, info.span.end), canon, kind == SPELLING, f"use '{canon}'"),
+                    field=field.name, fix=Fix(Span(start, info.span.end), canon, kind == SPELLING, f"use {quoted(canon)}"),
                 )
 
 
@@ -315,10 +314,10 @@ class E621OnlyTag(Rule):
                     target = dan[0] if len(dan) == 1 else None
                 if target is not None:
                     canon = spelling(target, ctx)
-                    hint = f"; Danbooru: '{canon}'"
-                    fix = Fix(info.span, canon, safe, f"use '{canon}'")
+                    hint = f"; Danbooru: {quoted(canon)}"
+                    fix = Fix(info.span, canon, safe, f"use {quoted(canon)}")
                 yield ctx.diag(
-                    self, info.span, f"'{info.ref.text.strip()}' is an e621 tag, not Danbooru{hint}",
+                    self, info.span, f"{quoted(info.ref.text.strip())} is an e621 tag, not Danbooru{hint}",
                     field=field.name, fix=fix,
                 )
 
@@ -352,6 +351,6 @@ class BrokenKaomoji(Rule):
                 cand = "_".join(text.split(" "))
                 if cand in kao and text not in kao:
                     yield ctx.diag(
-                        self, info.span, f"'{text}' is the emoticon tag '{cand}' with its underscore removed",
-                        field=field.name, fix=Fix(info.span, cand, True, f"write '{cand}'"),
+                        self, info.span, f"{quoted(text)} is the emoticon tag {quoted(cand)} with its underscore removed",
+                        field=field.name, fix=Fix(info.span, cand, True, f"write {quoted(cand)}"),
                     )

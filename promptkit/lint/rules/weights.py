@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from promptkit.backends import backends_with
-from promptkit.diagnostics import Fix
+from promptkit.diagnostics import Fix, quoted
 
 from ..registry import Example, Option, Rule, register
 from .helpers import kind, meaningful, source
@@ -96,6 +96,6 @@ class WeightOnBreak(Rule):
                 if len(kids) == 1 and kind(kids[0]) == "Break":
                     yield ctx.diag(
                         self, node.span,
-                        f"'{source(field, node.span)}' is the literal word BREAK with a negative weight, not a chunk break",
+                        f"{quoted(source(field, node.span))} is the literal word BREAK with a negative weight, not a chunk break",
                         field=field.name, fix=Fix(node.span, "BREAK", True, "remove the group around BREAK"),
                     )
