@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Sequence
 
-from promptkit.diagnostics import Diagnostic
+from promptkit.diagnostics import Diagnostic, printable, quoted
 
 from .inputs import Source
 from .catalog import all_rules
@@ -46,7 +47,8 @@ def _concise(results: Sequence[Result], unsafe: bool) -> str:
         for d in r.diagnostics:
             loc = r.source.locate(d.field, d.span)
             mark = " [*]" if _fixable(d, unsafe) else ""
-            lines.append(f"{r.source.label_for(d.field)}:{loc['line']}:{loc['column']}: {d.code}{mark} {d.message}{_field_note(r.source, d)}")
+            lines.append(printable(f"{r.source.label_for(d.field)}:{loc['line']}:{loc['column']}: {d.code}{mark}"
+                                   f" {d.message}{_field_note(r.source, d)}"))
     return "\n".join(lines)
 
 
@@ -60,14 +62,22 @@ def _excerpt(src: Source, d: Diagnostic) -> list[str]:
         line_end = len(text)
     line_no = text.count("\n", 0, start) + 1
     gutter = " " * len(str(line_no))
-    width = max(1, min(end, line_end) - start)
-    caret = " " * (start - line_start) + "^" * width
+    # the line as a terminal may show it (control characters escaped), cut around the span
+    # when it is long; the caret is placed under the escaped text
+    lo = max(line_start, start - _EXCERPT_CONTEXT)
+    hi = min(line_end, max(end, start + 1) + _EXCERPT_CONTEXT)
+    before = ("…" if lo > line_start else "") + printable(text[lo:start])
+    marked = printable(text[start:min(max(end, start + 1), line_end)]) or " "
+    after = printable(text[min(max(end, start + 1), line_end):hi]) + ("…" if hi < line_end else "")
     return [
         f"{gutter} |",
-        f"{line_no} | {text[line_start:line_end]}",
-        f"{gutter} | {caret} {d.code}",
+        f"{line_no} | {before}{marked}{after}",
+        f"{gutter} | {' ' * len(before)}{'^' * len(marked)} {d.code}",
         f"{gutter} |",
     ]
+
+
+_EXCERPT_CONTEXT = 80  # characters of the line shown on each side of the span
 
 
 def _full(results: Sequence[Result], unsafe: bool) -> str:
@@ -76,14 +86,15 @@ def _full(results: Sequence[Result], unsafe: bool) -> str:
         for d in r.diagnostics:
             loc = r.source.locate(d.field, d.span)
             mark = " [*]" if _fixable(d, unsafe) else ""
-            out = [f"{r.source.label_for(d.field)}:{loc['line']}:{loc['column']}: {d.code}{mark} {d.message}{_field_note(r.source, d)}"]
+            out = [printable(f"{r.source.label_for(d.field)}:{loc['line']}:{loc['column']}: {d.code}{mark}"
+                             f" {d.message}{_field_note(r.source, d)}")]
             out += _excerpt(r.source, d)
             if d.fix is not None:
                 kind = "safe fix" if d.fix.safe else "unsafe fix (--unsafe-fixes)"
-                desc = d.fix.description or f"replace with {d.fix.replacement!r}"
-                out.append(f"  = help: {desc} [{kind}]")
+                desc = d.fix.description or f"replace with {quoted(d.fix.replacement)}"
+                out.append(printable(f"  = help: {desc} [{kind}]"))
             elif d.extra.get("suggestion"):
-                out.append(f"  = help: did you mean {d.extra['suggestion']!r}?")
+                out.append(f"  = help: did you mean {quoted(d.extra['suggestion'])}?")
             blocks.append("\n".join(out))
     return "\n\n".join(blocks)
 
@@ -131,8 +142,31 @@ def json_record(src: Source, d: Diagnostic, unsafe: bool) -> dict:
     return rec
 
 
+def _dumps(doc) -> str:
+    """JSON with the text kept readable (no ``\\u`` escapes for letters) but every character a
+    terminal would act on, and every lone surrogate, written as a ``\\u`` escape: the same
+    JSON value, safe to print."""
+    out = json.dumps(doc, indent=2, ensure_ascii=False)
+    if out.isprintable() or not _UNSAFE.search(out):
+        return out
+    return _UNSAFE.sub(lambda m: "".join(f"\\u{u:04x}" for u in _utf16(m.group(0))), out)
+
+
+def _utf16(ch: str) -> list[int]:
+    n = ord(ch)
+    if n < 0x10000:
+        return [n]
+    n -= 0x10000
+    return [0xD800 + (n >> 10), 0xDC00 + (n & 0x3FF)]
+
+
+# non-printable characters other than the newlines and spaces of the indentation (json.dumps
+# already escapes the C0 controls inside strings)
+_UNSAFE = re.compile(r"[^\n\S ]|[\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff]")
+
+
 def _json(results: Sequence[Result], unsafe: bool) -> str:
-    return json.dumps([json_record(r.source, d, unsafe) for r in results for d in r.diagnostics], indent=2, ensure_ascii=False)
+    return _dumps([json_record(r.source, d, unsafe) for r in results for d in r.diagnostics])
 
 
 def _sarif(results: Sequence[Result], unsafe: bool) -> str:
@@ -218,7 +252,7 @@ def _sarif(results: Sequence[Result], unsafe: bool) -> str:
             }
         ],
     }
-    return json.dumps(doc, indent=2, ensure_ascii=False)
+    return _dumps(doc)
 
 
 def _uri(label: str) -> str:

@@ -9,7 +9,7 @@ from promptkit.tags.moves import apply_edits, leading_debris, removal_span, trai
 from ..registry import Example, Option, Rule, register
 from .helpers import kind, removal_fix
 from .layout import chunk_of, variant_layouts
-from .vocabulary import quality_universe
+from .vocabulary import foreign_vocabulary, quality_universe
 
 def _artist_infos(field):
     return [i for i in field.infos if i.is_artist and not i.in_vocab]
@@ -256,6 +256,56 @@ class NonStandardQualityTag(Rule):
                         self, info.span, f"{quoted(info.ref.text.strip())} is not one of {ctx.profile.name}'s quality tags",
                         field=field.name, fix=removal_fix(field, info.span, safe=False, description="remove the tag"),
                     )
+
+
+@register
+class ForeignSpecialTags(Rule):
+    """Another model family's special vocabulary: Pony's `score_9`, `score_8_up`, `source_anime`,
+    `rating_safe` on a non-Pony profile, NoobAI's `very awa`, Animagine 4's `high score`, RouWei's
+    brightness tags elsewhere.
+
+    **What it catches.** Score, source and rating tokens, aesthetic and quality spells and
+    brightness tags that a bundled profile's card defines and this profile's model was not
+    trained with (words three or more profiles share, and the `… quality` tags, are not
+    "foreign").  Danbooru tags of the same spelling (`highres`) are left alone.
+
+    **Why.** To this model they are ordinary text: `score_9` is the tokens `score`, `_`, `9`,
+    not a quality signal — it costs tokens and pulls the image in unplanned directions.
+
+    **Fix.** Unsafe: remove the tag.
+    """
+
+    code = "PK307"
+    name = "foreign-special-tags"
+    severity = "warning"
+    fix = "unsafe"
+    default = True
+    examples = (
+        Example(bad="score_9, score_8_up, source_anime, masterpiece, 1girl", good="masterpiece, 1girl",
+                fixed="masterpiece, 1girl", unsafe=True, profile="illustrious"),
+        Example(bad="a girl in a field, source_anime, rating_safe", good="a girl in a field", profile="natural"),
+        Example(bad="very awa, 1girl", good="masterpiece, 1girl", profile="illustrious"),
+    )
+
+    def check(self, ctx):
+        foreign = foreign_vocabulary(ctx.profile)
+        if not foreign:
+            return
+        # on a profile with a strict quality vocabulary PK304 reports every foreign quality spell
+        quality = quality_universe() if ctx.profile.quality_strict else frozenset()
+        for field in ctx.fields:
+            for info in field.infos:
+                owners = foreign.get(info.key)
+                if owners is None or info.in_vocab or info.key in quality:
+                    continue
+                if info.tag is not None and info.tag.post_count > 0:
+                    continue  # a Danbooru tag of that spelling is a tag here
+                yield ctx.diag(
+                    self, info.span,
+                    f"{quoted(info.ref.text.strip())} is {', '.join(sorted(owners))} vocabulary;"
+                    f" {ctx.profile.name} was not trained with it (it is plain text here)",
+                    field=field.name, fix=removal_fix(field, info.span, safe=False, description="remove the tag"),
+                )
 
 
 @register

@@ -118,23 +118,29 @@ class UnbalancedBracket(_Unbalanced):
     )
 
 
+_BREAK_WORD = re.compile(r"(?<![\w])break(?![\w])", re.I)
+
+
 def _is_break_item(info) -> bool:
     return info.key == "break" and info.ref.text.strip() != "BREAK"
 
 
 @register
 class LowercaseBreak(Rule):
-    """A standalone `break`/`Break` item, which is encoded as a word.
+    """`break`/`Break` written as a chunk break, which A1111 encodes as a word.
 
     **What it catches.** A1111 only splits chunks on the exact uppercase word
-    `BREAK`; `break` or `Break` as its own comma item is just the token
-    "break".  Tags that contain the word (`mind break`, `break blade`) are
-    not flagged.
+    `BREAK`; `break` or `Break` — as its own comma item (`by wlop, break, 1girl`)
+    or between the words of an item that is no tag (`best quality break 1girl`)
+    — is just the token "break".  Tags that contain the word (`mind break`,
+    `break blade`), items inside brackets and natural-language items are not
+    flagged.
 
     **Why.** The user wanted a chunk boundary (e.g. artists in their own chunk)
     and did not get one.
 
-    **Fix.** Safe: replace the item and its commas with ` BREAK `.
+    **Fix.** Safe for a stand-alone item: replace it and its commas with
+    ` BREAK `; unsafe inside an item (the word may be meant): write `BREAK`.
     """
 
     code = "PK103"
@@ -145,13 +151,19 @@ class LowercaseBreak(Rule):
     backends = BREAK_KEYWORD
     examples = (
         Example(bad="by wlop, break, 1girl", good="by wlop BREAK 1girl", fixed="by wlop BREAK 1girl", profile="rouwei"),
+        Example(bad="masterpiece, best quality break 1girl, solo", good="masterpiece, best quality BREAK 1girl, solo",
+                fixed="masterpiece, best quality BREAK 1girl, solo", unsafe=True),
+        Example(bad="by wlop Break 1girl", good="mind break, 1girl", fixed="by wlop BREAK 1girl", unsafe=True),
     )
 
     def check(self, ctx):
         for field in ctx.fields:
             refs = field.tags
             for i, info in enumerate(field.infos):
-                if not _is_break_item(info) or getattr(info.ref, "depth", 0):
+                if not _is_break_item(info):
+                    yield from self._inside(ctx, field, info)
+                    continue
+                if getattr(info.ref, "depth", 0):
                     continue
                 text = field.text
                 start = refs[i - 1].span.end if i > 0 else 0
@@ -169,6 +181,24 @@ class LowercaseBreak(Rule):
                     f"{quoted(info.ref.text.strip())} is encoded as a word: only uppercase BREAK starts a new chunk",
                     field=field.name, fix=Fix(Span(start, end), repl, True, "write BREAK in uppercase"),
                 )
+
+    def _inside(self, ctx, field, info):
+        """``break`` as a word of an item that is no tag (``best quality break 1girl``)."""
+        text = info.ref.text
+        if "reak" not in text and "REAK" not in text:
+            return
+        if info.known or info.natural or getattr(info.ref, "is_natural_language", False) or getattr(info.ref, "depth", 0):
+            return
+        for m in _BREAK_WORD.finditer(text):
+            if m.group(0) == "BREAK" or not text[: m.start()].strip() or not text[m.end() :].strip():
+                continue  # a word between words only: "mind break", "break blade" are tags
+            start = info.span.start + m.start()
+            span = Span(start, start + len(m.group(0)))
+            yield ctx.diag(
+                self, span,
+                f"{quoted(m.group(0))} in {quoted(text.strip())} is encoded as a word: only uppercase BREAK starts a new chunk",
+                field=field.name, fix=Fix(span, "BREAK", False, "write BREAK in uppercase"),
+            )
 
 
 def _group_chain(node, parents):
@@ -453,22 +483,27 @@ class ColonNumberInGroup(Rule):
     """A tag containing `:<digits>` inside an unweighted group: the number becomes the weight.
 
     **What it catches.** `(reverse:1999)` is `reverse` weighted ×1999, not the
-    tag `reverse:1999` emphasised.
+    tag `reverse:1999` emphasised; also `name:<three or more digits>` the tag
+    list does not know (a year, a code).  A small number such as `(smile:15)` is
+    a mistyped weight, not a tag: PK601 reports it.
 
     **Why.** An absurd weight destroys the image.
 
-    **Fix.** Safe: add an explicit weight, `(reverse:1999:1.1)` (A1111 then
-    reads the last number as the weight and keeps `reverse:1999` as text).
+    **Fix.** Safe when the tag list has the tag or the number has four digits or more
+    (a year: never a weight anyone means): add an explicit weight,
+    `(reverse:1999:1.1)` (A1111 then reads the last number as the weight and
+    keeps `reverse:1999` as text); unsafe otherwise (it may be a weight typo).
     """
 
     code = "PK110"
     name = "colon-number-in-group"
     severity = "error"
-    fix = "safe"
+    fix = "sometimes"
     default = True
     backends = ("a1111", "comfy")
     examples = (
         Example(bad="1girl, (reverse:1999)", good="1girl, (reverse:1999:1.1)", fixed="1girl, (reverse:1999:1.1)"),
+        Example(bad="1girl, (zorp:123)", good="1girl, (smile:15)", fixed="1girl, (zorp:123:1.1)", unsafe=True),
     )
 
     def check(self, ctx):
@@ -482,16 +517,17 @@ class ColonNumberInGroup(Rule):
                     continue
                 content = field.text[inner.start : inner.end].strip()
                 is_tag = ctx.lookup(f"{content}:{wt}") is not None
-                if not is_tag and not (wt.isdigit() and node.weight >= 10):
-                    continue
+                if not is_tag and not (wt.isdigit() and len(wt) >= 3):
+                    continue  # (smile:15) is a weight typo, PK601's
                 if glued_tag(ctx, field, node)[0] is not None:
                     continue  # unescaped qualifier: PK202 rewrites the whole tag
                 close = node.span.end - 1
-                what = f"the tag '{content}:{wt}'" if is_tag else f"'{content}:{wt}'"
+                what = f"the tag {quoted(content + ':' + wt)}" if is_tag else quoted(content + ":" + wt)
+                hint = "" if is_tag else " (if it is a tag, give the group an explicit weight)"
                 yield ctx.diag(
                     self, node.span,
-                    f"{what} inside '( )' is read as weight ×{wt}",
-                    field=field.name, fix=Fix(Span(close, close), ":1.1", True, "add an explicit weight"),
+                    f"{what} inside '( )' is read as weight ×{wt}{hint}",
+                    field=field.name, fix=Fix(Span(close, close), ":1.1", is_tag or len(wt) >= 4, "add an explicit weight"),
                 )
 
 

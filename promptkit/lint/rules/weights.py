@@ -51,14 +51,61 @@ class ExtremeWeight(Rule):
                 for g in (*parents, node):
                     if kind(g) == "Weighted":
                         eff *= g.multiplier
-                if lo <= eff <= hi:
-                    continue
+                if lo <= eff <= hi or not abs(eff) <= FP16_MAX:
+                    continue  # (past float16's range it is PK606's)
                 sev = "error" if eff > err else "warning"
                 nested = " (nested groups multiply)" if any(kind(p) == "Weighted" for p in parents) or node.weight is None else ""
                 yield ctx.diag(
                     self, node.span,
                     f"effective weight {eff:.3g}{nested} is outside {lo:g}–{hi:g}",
                     field=field.name, severity=sev, weight=eff,
+                )
+
+
+FP16_MAX = 65504.0
+FP32_MAX = 3.4028234663852886e38
+
+
+@register
+class WeightOverflow(Rule):
+    """A weight the text encoder cannot represent: beyond float16's 65504 or float32's 3.4e38.
+
+    **What it catches.** Effective weights (A1111's own multiplications, nesting included)
+    such as `(smile:99999)`, `(x:` followed by forty digits, or hundreds of nested `((…))`
+    — anything whose magnitude passes the largest float16 (65,504) or float32 (3.4e38) value,
+    or that is infinite.
+
+    **Why.** The weight multiplies the token's hidden state: past float16's range the
+    half-precision conditioning becomes inf/NaN, past float32's every precision does — a
+    black or noise image, with no word from A1111.  promptkit's encoder refuses such weights.
+
+    **Fix.** None: write the weight you meant (`(smile:1.5)` rather than `(smile:15)`).
+    """
+
+    code = "PK606"
+    name = "weight-overflow"
+    severity = "error"
+    default = True
+    examples = (
+        Example(bad="1girl, (smile:99999)", good="1girl, (smile:1.2)"),
+        Example(bad="1girl, (smile:1" + "0" * 40 + ")", good="1girl, smile"),
+    )
+
+    def check(self, ctx):
+        for field in ctx.fields:
+            for run in field.runs:
+                w = run.weight
+                if abs(w) <= FP16_MAX or run.is_break or not run.text.strip():
+                    continue
+                span = run.source_span()
+                if span.start < 0:
+                    continue
+                limit = "float32 (3.4e38) and float16 (65,504)" if not abs(w) <= FP32_MAX else "float16 (65,504)"
+                what = "NaN/inf conditioning in every precision" if not abs(w) <= FP32_MAX else "inf/NaN half-precision conditioning"
+                yield ctx.diag(
+                    self, span,
+                    f"weight {w:.4g} on {quoted(run.text.strip(), 40)} is beyond {limit}: {what}",
+                    field=field.name, weight=w,
                 )
 
 
