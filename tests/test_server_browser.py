@@ -196,9 +196,10 @@ def test_rouwei_inserts_artists_with_by(page):
 
 def test_a_100_tag_prompt_marks_where_a1111_starts_chunk_2(page, server):
     _, bench = server
-    tags = [t for t in bench.db.tags("general")][:100]
+    # (a tag such as "#unicus (idolmaster)" would start an A1111 comment: what follows is not encoded)
+    tags = [t for t in bench.db.tags("general") if "#" not in t.name][:100]
     prompt = ", ".join(pk.tags.format_tag(t.name) for t in tags)
-    cl = pk.chunks(prompt)
+    cl = pk.encoded(prompt).longest.chunks
     assert len(cl) >= 2
     start2 = cl[1].spans[1].start  # A1111's chunker: the first token of chunk 2
     set_text(page, "prompt", prompt)

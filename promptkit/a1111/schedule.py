@@ -18,7 +18,9 @@ Where Earley's own choice is ambiguous — a top-level bracket holding editing
 directly followed by a stray ``]``, ``)``, ``(`` or ``:`` — lark's resolution depends
 on Python's hash seed even in A1111 (``hash_seed_dependent`` in the golden files);
 promptkit then runs A1111's own grammar (``grammars/a1111-schedule.lark``, compiled
-once), so that it behaves as A1111 does in this process.
+once), so that it behaves as A1111 does in this process — for prompts up to
+:data:`EARLEY_MAX_CHARS` characters (Earley's time grows faster than the length); a longer one
+gets the tree's reading, which is one of the answers A1111 gives under some hash seed.
 
 ``[a:b:1e999]`` makes A1111 raise ``OverflowError``; promptkit reports PK116 and
 treats the boundary as the last step.
@@ -36,6 +38,11 @@ __all__ = ["schedules", "schedules_with_diagnostics", "schedule_maps", "seed_dep
 
 # the most sampling steps any entry point accepts (a schedule has up to one entry per step)
 MAX_STEPS = 10_000
+
+# the longest seed-dependent prompt read with A1111's own Earley grammar (its parse time grows
+# faster than the length: ~0.25 s at 500 characters).  A longer one gets the
+# tree's reading, which is one of the answers A1111 gives under some hash seed.
+EARLEY_MAX_CHARS = 400
 
 
 class _Edit:
@@ -121,7 +128,7 @@ def _schedule(text, steps, hires_steps, use_old_scheduling, max_chars=None):
     template, ambiguous, diags = _analyse(text)
     if template is None:
         return [(total, [(text, 0)])], list(diags)
-    if ambiguous:
+    if ambiguous and len(text) <= EARLEY_MAX_CHARS:
         return _earley_schedules(text, total, int_offset, flt_offset, use_old_scheduling, max_chars)
     edits: list[_Edit] = []
     alts: list[_Alt] = []
@@ -385,12 +392,21 @@ def _earley():
     return lark.Lark((grammars_dir() / "a1111-schedule.lark").read_text(encoding="utf-8"))
 
 
-def _earley_schedules(text, steps, int_offset, flt_offset, old, max_chars=None):
+@lru_cache(maxsize=256)
+def _earley_tree(text: str):
     import lark
 
     try:
-        tree = _earley().parse(text)
-    except lark.exceptions.LarkError:  # pragma: no cover - excluded by schedule_failure
+        return _earley().parse(text)
+    except lark.exceptions.LarkError:
+        return None
+
+
+def _earley_schedules(text, steps, int_offset, flt_offset, old, max_chars=None):
+    import lark
+
+    tree = _earley_tree(text)
+    if tree is None:  # pragma: no cover - excluded by schedule_failure
         return [(steps, [(text, 0)])], []
     diags = []
     bounds = {steps}

@@ -54,7 +54,7 @@ def _resolve(ref: TagRef, db: TagDB, prof, backend: Backend) -> _Resolved | None
     key = tag_key(value)
     low = " ".join(value.lower().split())
     kao = kaomoji()
-    keep = underscore_tokens() | (set(w.lower() for w in prof.keep_underscore) if prof else set())
+    keep = _keys(prof).keep
     # a wildcard (__name__) or a model token with underscores stays as written, lowercased
     if low.startswith("__") and low.endswith("__") and len(low) > 4:
         return _Resolved(low, backend.escape(low), "")
@@ -106,12 +106,38 @@ def _same_tag(db: TagDB, key: str):
     return tag if alias_kind(key, tag.name) == SPELLING else None
 
 
+class _ProfileKeys(NamedTuple):
+    keep: frozenset      # words that keep their underscores
+    style: frozenset
+    quality: frozenset   # positive quality tags
+
+
+_PROFILE_KEYS: dict = {}
+
+
+def _keys(prof) -> _ProfileKeys:
+    """A profile's word sets, built once per profile (not per tag)."""
+    key = None if prof is None else (prof.name, prof.path)
+    got = _PROFILE_KEYS.get(key)
+    if got is None:
+        if prof is None:
+            got = _ProfileKeys(frozenset(underscore_tokens()), frozenset(), frozenset())
+        else:
+            got = _ProfileKeys(frozenset(underscore_tokens()) | {w.lower() for w in prof.keep_underscore},
+                               prof.style_keys, frozenset(tag_key(t) for t in prof.quality_positive))
+        if len(_PROFILE_KEYS) > 64:
+            _PROFILE_KEYS.clear()
+        _PROFILE_KEYS[key] = got
+    return got
+
+
 def _classify_vocab(key: str, prof) -> str:
     if prof is None:
         return ""
-    if key in prof.style_keys:
+    keys = _keys(prof)
+    if key in keys.style:
         return "style"
-    if key in {tag_key(t) for t in prof.quality_positive}:
+    if key in keys.quality:
         return "quality"
     return ""
 

@@ -260,11 +260,11 @@ class NonStandardQualityTag(Rule):
 
 @register
 class ForeignSpecialTags(Rule):
-    """Another model family's special vocabulary: Pony's `score_9`, `score_8_up`, `source_anime`,
-    `rating_safe` on a non-Pony profile, NoobAI's `very awa`, Animagine 4's `high score`, RouWei's
-    brightness tags elsewhere.
+    """Another model family's special vocabulary (Pony's `score_9`, `source_anime` on Illustrious).
 
-    **What it catches.** Score, source and rating tokens, aesthetic and quality spells and
+    **What it catches.** Pony's `score_9`, `score_8_up`, `source_anime`, `rating_safe` on a
+    non-Pony profile, NoobAI's `very awa`, Animagine 4's `high score`, RouWei's brightness tags
+    elsewhere: Score, source and rating tokens, aesthetic and quality spells and
     brightness tags that a bundled profile's card defines and this profile's model was not
     trained with (words three or more profiles share, and the `… quality` tags, are not
     "foreign").  Danbooru tags of the same spelling (`highres`) are left alone.

@@ -146,7 +146,7 @@ class LowercaseBreak(Rule):
     code = "PK103"
     name = "lowercase-break"
     severity = "warning"
-    fix = "safe"
+    fix = "sometimes"
     default = True
     backends = BREAK_KEYWORD
     examples = (
