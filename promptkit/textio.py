@@ -136,7 +136,7 @@ def write_text(original: TextFile, text: str) -> None:
         raise TextFileError(f"{describe_os_error(exc, p)}; not rewritten") from None
     if (st.st_size, st.st_mtime_ns) != (original.size, original.mtime_ns):
         raise TextFileError(f"{p}: the file changed while it was being fixed; not rewritten")
-    if not os.access(p, os.W_OK):
+    if not st.st_mode & stat.S_IWUSR:
         raise TextFileError(f"{p}: the file is read-only; not rewritten")
     try:
         atomic_write(p, original.encode(text))

@@ -98,7 +98,10 @@ def _word_layout(field, max_word: int) -> list[tuple[int, int, int]]:
 
 
 def chunk_count(field) -> int:
-    """The most chunks any encoded text of the field has."""
+    """The most chunks any encoded text of the field has (no token spans needed for A1111 and
+    diffusers: most prompts have one chunk and the chunk rules stop here)."""
+    if field.ctx.backend.chunker != "words":
+        return max(len(v.chunks) for v in field.encoded)
     return max(_count(lay) for _, lay in variant_layouts(field))
 
 
