@@ -345,6 +345,8 @@ def main(argv=None) -> int:
                 kinds[kind] += 1
                 kind_time[kind] += seconds
                 if error is not None:
+                    if error not in failures:  # a new kind of failure: say so now, not after hours
+                        print(f"  new failure at input {i} ({kind}): {error[0]}: {error[1]}", file=sys.stderr, flush=True)
                     failures[error].append(i)
                 slowest.append((seconds, i, kind, length))
             slowest = sorted(slowest, reverse=True)[:10]

@@ -31,6 +31,10 @@ def apply_fixes(text: str, fixes: Iterable[Fix]) -> tuple[str, list[Fix]]:
             continue  # overlaps an accepted edit; a later pass will revisit it
         if chosen and start == last_end == end and start == chosen[-1].span.start:
             continue
+        if chosen and start == chosen[-1].span.start == chosen[-1].span.end:
+            # text inserted at this point belongs to what follows it ("by " before a tag): an
+            # edit of that text (deleting the tag) waits for the next pass
+            continue
         chosen.append(fx)
         last_start, last_end = start, max(end, last_end)
     out = []
