@@ -147,7 +147,8 @@ def test_commented_artists_are_not_artists(db):
 
 @pytest.mark.parametrize("written, target, kind", [
     ("1girls", "1girl", SPELLING), ("hair clip", "hairclip", SPELLING), ("extra digit", "extra_digits", SPELLING),
-    ("flat colors", "flat_color", SPELLING), ("/lh", "long_hair", SPELLING),
+    ("flat colors", "flat_color", SPELLING), ("/lh", "long_hair", SPELLING), ("blond hair", "blonde_hair", SPELLING),
+    ("gray jacket", "grey_jacket", SPELLING), ("baccano", "baccano!", SPELLING), ("nanjou hikaru", "nanjo_hikaru", SPELLING),
     ("text", "text_focus", NARROWER), ("error", "artistic_error", NARROWER), ("painting", "painting_(action)", NARROWER),
     ("gemini", "gemini_(zodiac)", NARROWER), ("0.8", "secretbusiness", NARROWER), ("/\\", "^^^", NARROWER),
     ("sole female", "1girl", SYNONYM), ("night dress", "nightgown", SYNONYM), ("anthro", "furry", SYNONYM),

@@ -6,9 +6,11 @@ Measured over the model cards' and the golden sample's prompts (docs: "Safe alia
 fixes"), rewriting every alias would have changed the concept in most of the rewrites,
 including Animagine's own recommended negative prompt.  So:
 
-* ``"spelling"`` — the same words spelt another way (spaces, underscores, hyphens, a
-  plural ``s``: ``hair clip`` → ``hairclip``, ``1girls`` → ``1girl``) or one of Danbooru's
-  ``/`` abbreviations (``/lh`` → ``long_hair``): a safe rewrite;
+* ``"spelling"`` — the same words spelt another way: spaces, underscores, hyphens and
+  punctuation, a plural ``s``, or one letter more, less or different in a name of five or
+  more (``hair clip`` → ``hairclip``, ``1girls`` → ``1girl``, ``blond hair`` → ``blonde hair``,
+  ``gray jacket`` → ``grey jacket``, ``nanjou hikaru`` → ``nanjo hikaru``), or one of
+  Danbooru's ``/`` abbreviations (``/lh`` → ``long_hair``): a safe rewrite;
 * ``"narrower"`` — the target adds words or a ``(qualifier)`` to what was written
   (``text`` → ``text focus``), or what was written has no letters (``0.8``): a different,
   narrower concept; not rewritten and not reported;
@@ -19,6 +21,8 @@ including Animagine's own recommended negative prompt.  So:
 from __future__ import annotations
 
 import re
+
+from rapidfuzz.distance import Levenshtein
 
 __all__ = ["alias_kind", "SPELLING", "SYNONYM", "NARROWER"]
 
@@ -44,6 +48,10 @@ def _singular(word: str) -> str:
     return word
 
 
+def _squash(words: list[str]) -> str:
+    return "".join(ch for w in words for ch in w if ch.isalnum())
+
+
 def alias_kind(written: str, target: str) -> str:
     """How rewriting the alias ``written`` to the tag ``target`` changes a prompt (see the module
     docs); both in any spelling (``karin_(blue_archive)`` or ``karin \\(blue archive\\)``)."""
@@ -55,7 +63,8 @@ def alias_kind(written: str, target: str) -> str:
     t = target.replace("\\", "")
     ww = _words(w)
     tw = _words(t.replace("(", " ").replace(")", " "))
-    if "".join(ww) == "".join(tw):
+    a, b = _squash(ww), _squash(tw)
+    if a == b or (min(len(a), len(b)) >= 5 and Levenshtein.distance(a, b) <= 1):
         return SPELLING
     m = _QUALIFIER.search(t.replace("_", " "))
     if m is not None and "".join(ww) == "".join(_words(t.replace("_", " ")[: m.start()])):
