@@ -246,16 +246,19 @@ def test_pony_vocabulary_on_other_profiles(profile):
 ])
 def test_deep_nesting_keeps_a1111s_exact_weights(shape, monkeypatch):
     text = shape(2500)
-    exact = attention._scan(text)  # A1111's own loop (below the bound)
+    monkeypatch.setattr(attention, "MAX_MULTIPLICATIONS", 10**12)
+    exact, none = weighted_runs_with_diagnostics(text)  # A1111's own loop
+    assert none == []
     monkeypatch.setattr(attention, "MAX_MULTIPLICATIONS", 1000)
     runs, diags = weighted_runs_with_diagnostics(text)
-    assert [(r.text, r.weight, r.segs) for r in runs] == [(r.text, r.weight, r.segs) for r in exact[0]]
+    assert [(r.text, r.weight, r.segs) for r in runs] == [(r.text, r.weight, r.segs) for r in exact]
     assert [d.code for d in diags] == ["PK117"] and "exact" in diags[0].message
 
 
 def test_deep_mixed_nesting_is_bounded_and_says_so(monkeypatch):
     text = "(a [b " * 1500 + "]c)" * 1500
-    exact = attention._scan(text)[0]
+    monkeypatch.setattr(attention, "MAX_MULTIPLICATIONS", 10**12)
+    exact = weighted_runs_with_diagnostics(text)[0]
     monkeypatch.setattr(attention, "MAX_MULTIPLICATIONS", 1000)
     runs, diags = weighted_runs_with_diagnostics(text)
     assert "may differ from A1111's in the last digits" in diags[0].message

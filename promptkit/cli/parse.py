@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ..diagnostics import caret_excerpt, line_col
+from ..diagnostics import caret_excerpt, line_col, printable
 
 _FIELDS = {
     "Text": ("raw", "value"),
@@ -128,7 +128,7 @@ def _describe(node) -> str:
 
 def _tree_lines(nodes, indent, out):
     for n in nodes:
-        out.append(f"{'  ' * indent}{n.span.start}-{n.span.end} {_describe(n)}")
+        out.append(printable(f"{'  ' * indent}{n.span.start}-{n.span.end} {_describe(n)}"))
         name = type(n).__name__
         if name == "Edit":
             out.append(f"{'  ' * (indent + 1)}before:" + ("" if n.before is not None else " (none)"))
@@ -208,12 +208,12 @@ def run(args) -> int:
         for t, s in sched:
             w(f"  until step {t:<4} {s!r}\n")
     if args.canonical:
-        w("canonical:\n  " + fmt(tree, style="canonical") + "\n")
+        w("canonical:\n  " + printable(fmt(tree, style="canonical")) + "\n")
     for d in diags:
         line, col = line_col(text, d.span.start)
-        sys.stderr.write(f"{origin}:{line}:{col}: {d.severity}: {d.code} {d.name} {d.message}\n")
+        sys.stderr.write(printable(f"{origin}:{line}:{col}: {d.severity}: {d.code} {d.name} {d.message}") + "\n")
         excerpt = caret_excerpt(text, d.span)
-        sys.stderr.write("".join(f"    {ln}\n" for ln in excerpt.split("\n")))
+        sys.stderr.write("".join(f"    {printable(ln)}\n" for ln in excerpt.split("\n")))
     return 1 if has_error else 0
 
 
