@@ -180,8 +180,9 @@ def _apply(ops: list, weights: list, diags: list, text: str) -> None:
         return
     approximate = _deep_weights(ops, weights)
     depth = _max_depth(ops)
-    how = ("the weights of text inside mixed bracket kinds are products of per-factor powers "
-           "(may differ from A1111's in the last digits)") if approximate else "the weights are exact"
+    how = ("the weights of text inside brackets of different factors ('( )' and '[ ]', or different"
+           " weights) are products of per-factor powers (may differ from A1111's in the last digits)"
+           ) if approximate else "the weights are exact"
     diags.append(problems.nesting_too_deep_weights(depth, len(text), how))
 
 

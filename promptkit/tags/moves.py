@@ -101,6 +101,7 @@ def leading_debris(source: str, deleted: list[tuple[int, int]]) -> int:
 
 
 def trailing_debris(source: str, deleted: list[tuple[int, int]]) -> int:
+    """Where the kept text ends once ``deleted`` ranges are gone (separators and BREAK after it)."""
     pos = len(source)
     ranges = sorted(deleted, reverse=True)
     k = 0
