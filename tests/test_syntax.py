@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import promptkit
@@ -86,6 +86,7 @@ def test_round_trip_prompt_like(text):
 
 @settings(max_examples=800, deadline=None)
 @given(prompt_like)
+@example("((<K:)>))")  # fuzz: the ')' inside <K:)> closes a group in A1111's scan
 def test_canonical_keeps_weighted_runs(text):
     tree = parse(text)
     canon = format(tree, style="canonical")

@@ -67,10 +67,11 @@ def _number(w: float) -> str:
 
 
 def _plain_subtree(n) -> bool:
-    """True when nothing under ``n`` is unclosed, stray or a literal ':'."""
+    """True when nothing under ``n`` is unclosed, stray, a literal ':' or an extra network (A1111's
+    attention scan reads the brackets inside ``<lora:…>``, which the tree keeps as one node)."""
     for c in n.children:
         t = type(c)
-        if t is Stray:
+        if t is Stray or t is ExtraNetwork:
             return False
         if t is Weighted:
             if not c.closed or not _plain_subtree(c):
