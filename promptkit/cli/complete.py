@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+from promptkit.diagnostics import printable
+
 from promptkit.backends import backend_names
 
 
@@ -50,7 +52,7 @@ def run(args) -> int:
         hits = db.complete(args.query, limit=args.limit, categories=args.categories, profile=args.profile,
                            backend=args.backend)
     except (TagDataError, ProfileError, ValueError) as exc:
-        print(f"promptkit complete: error: {exc}", file=sys.stderr)
+        print(f"promptkit complete: error: {printable(str(exc))}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps([h._asdict() for h in hits], ensure_ascii=False, indent=2))

@@ -59,7 +59,9 @@ class _UsageError(Exception):
 
 
 def _err(msg: str) -> int:
-    print(f"promptkit lint: error: {msg}", file=sys.stderr)
+    from promptkit.diagnostics import printable
+
+    print(f"promptkit lint: error: {printable(msg)}", file=sys.stderr)
     return 2
 
 
@@ -89,12 +91,13 @@ def _is_dir(item: str) -> bool:
 def _read_file(path: str, args, sources: list, errors: list) -> None:
     from promptkit.lint.inputs import InputError, read_path
 
+    before = len(errors)
     try:
         found = read_path(path, lines=args.lines, errors=errors)
     except InputError as exc:
         errors.append(exc)
         return
-    if not found and not errors:
+    if not found and len(errors) == before:
         errors.append(InputError(f"{path}: no prompts in this file (empty, or only blank lines)"))
     sources.extend(found)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from promptkit.diagnostics import printable
+
 from promptkit.backends import backend_names
 
 
@@ -50,7 +52,7 @@ def run(args) -> int:
         try:
             text = read_text(args.file).text
         except TextFileError as exc:
-            print(f"promptkit normalize: error: {exc}", file=sys.stderr)
+            print(f"promptkit normalize: error: {printable(str(exc))}", file=sys.stderr)
             return 2
         if text.endswith("\n"):
             text = text[:-1]
@@ -60,7 +62,7 @@ def run(args) -> int:
         try:
             text = read_stdin()
         except StdinError as exc:
-            print(f"promptkit normalize: error: {exc}", file=sys.stderr)
+            print(f"promptkit normalize: error: {printable(str(exc))}", file=sys.stderr)
             return 2
         if args.prompt is None and not text:
             print("promptkit normalize: error: standard input was empty: no prompt to normalize", file=sys.stderr)
@@ -73,7 +75,7 @@ def run(args) -> int:
         db = load_tags(args.tags, "normalize", args.skip_bad_rows)
         out = normalize(text, db=db, profile=args.profile, backend=args.backend, isolate_artists=args.isolate)
     except (TagDataError, ProfileError, ValueError) as exc:
-        print(f"promptkit normalize: error: {exc}", file=sys.stderr)
+        print(f"promptkit normalize: error: {printable(str(exc))}", file=sys.stderr)
         return 2
     print(out)
     return 0

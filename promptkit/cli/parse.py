@@ -152,7 +152,7 @@ def run(args) -> int:
     try:
         text, origin = _read(args)
     except _UsageError as exc:
-        print(f"promptkit parse: error: {exc}", file=sys.stderr)
+        print(f"promptkit parse: error: {printable(str(exc))}", file=sys.stderr)
         return 2
     if args.steps is not None and args.steps < 1:
         print("promptkit parse: error: --steps must be at least 1", file=sys.stderr)
