@@ -24,21 +24,16 @@ __all__ = ["Encoded", "EncodedChunks", "encoded"]
 @dataclass(frozen=True)
 class EncodedChunks:
     """One text A1111 encodes (an ``AND`` part over a step range) and its chunks; the chunks'
-    token spans are offsets into the prompt as written."""
+    token spans are offsets into the prompt as written.  ``label`` says which text it is
+    (``AND part 2, steps 11-20``; empty for a prompt with one part and one schedule entry)."""
 
     source: EncodedText
     chunks: ChunkList
+    label: str = ""
 
     @property
     def token_count(self) -> int:
         return self.chunks.token_count
-
-    @property
-    def label(self) -> str:
-        """``AND part 2, steps 11-20`` — empty for a prompt with one part and one schedule entry."""
-        return self._label
-
-    _label: str = ""
 
 
 class Encoded(list):
