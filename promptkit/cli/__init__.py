@@ -13,7 +13,7 @@ import importlib
 import sys
 
 # subcommand modules, in the order they appear in --help
-_SUBCOMMANDS = ("parse", "chunks", "normalize", "complete", "tags", "lint", "rule", "serve")
+_SUBCOMMANDS = ("parse", "chunks", "normalize", "complete", "tags", "lint", "rule", "serve", "dataset")
 
 
 class StdinError(ValueError):
