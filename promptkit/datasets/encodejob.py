@@ -130,7 +130,7 @@ def encode_dataset(src, model, out, *, options: EncodeOptions | None = None, eng
 
     stage = EncodeStage(spec, options, cache.root, key, first_device, expect=None)
     stage.loaded = loaded if engine == "local" and len(devices) == 1 else None
-    tokenizers = (loaded.parts["tokenizer"], loaded.parts["tokenizer_2"])
+    tokenizers = spec if engine == "ray" else (loaded.parts["tokenizer"], loaded.parts["tokenizer_2"])
     prepare = PrepareStage(options, key, tokenizers)
     bar = progress("encode", enabled=show_progress)
 

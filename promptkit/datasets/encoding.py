@@ -13,6 +13,7 @@ committed shard, ``shard:N`` between the N-th shard file and its index part (the
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import warnings
@@ -59,6 +60,11 @@ def encode_texts(encoder, texts: list[str], chunks: int, max_chunks: int | None)
     return embeds[:, : CHUNK * kept], pooled, out
 
 
+def _metadata(**fields) -> dict[str, str]:
+    # one key: safetensors writes a metadata map in hash order, which would make equal shards differ
+    return {"promptkit": json.dumps(fields, sort_keys=True)}
+
+
 class EncodeStage:
     """``stage(shard_number) -> summary dict`` (or a Ray batch ``{"shard": [...]}`` → summaries)."""
 
@@ -93,7 +99,7 @@ class EncodeStage:
         self.setup()
         embeds, pooled, _ = encode_texts(self.loaded.encoder, [""], 1, None)
         return save({"prompt_embeds": embeds[0].cpu().contiguous(), "pooled_prompt_embeds": pooled[0].cpu().contiguous()},
-                    metadata={"format": "pt", "run_key": self.key})
+                    metadata=_metadata(run_key=self.key))
 
     def encode_shard(self, plan: ShardPlan) -> dict:
         global _COMMITS
@@ -124,7 +130,7 @@ class EncodeStage:
             e, p = groups[m]
             tensors[f"prompt_embeds.{m}"] = torch.cat(e).contiguous()
             tensors[f"pooled_prompt_embeds.{m}"] = torch.cat(p).contiguous()
-        data = save(tensors, metadata={"format": "pt", "shard": str(plan.number), "run_key": self.key})
+        data = save(tensors, metadata=_metadata(shard=plan.number, run_key=self.key))
         cache = CacheDir(self.folder)
         _kill_hook("shard")
         cache.commit(plan.number, data, index, self.options.index_format)
@@ -138,8 +144,6 @@ class EncodeStage:
         if isinstance(item, ShardPlan):
             return self.encode_shard(item)
         # a Ray Data batch: {"shard": array of shard numbers}
-        import json
-
         out = {"shard": [], "entries": [], "bytes": [], "problems": []}
         for n in list(item["shard"]):
             s = self.encode_shard(read_plan(self.folder, int(n)))

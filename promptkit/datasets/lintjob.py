@@ -55,7 +55,7 @@ class LintStage:
             from promptkit.tags import TagDB
             from promptkit.tags.normalizer import default_db
 
-            self._db = TagDB.load(self.tags) if self.tags else default_db()
+            self._db = TagDB.load(self.tags, strict=False) if self.tags else default_db()
         return self._db
 
     def __getstate__(self):

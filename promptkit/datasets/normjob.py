@@ -76,7 +76,7 @@ class Normalizer:
             from promptkit.tags import TagDB
             from promptkit.tags.normalizer import default_db
 
-            self._db = TagDB.load(self.tags) if self.tags else default_db()
+            self._db = TagDB.load(self.tags, strict=False) if self.tags else default_db()
         return self._db
 
     def __call__(self, text):
@@ -84,6 +84,7 @@ class Normalizer:
             return [self(t) for t in text]
         from promptkit.tags import normalize
 
+        text = text.strip()
         head, rest = split_fixed(text, self.keep_tokens, self.keep_separator)
         if not rest.strip():
             return text
@@ -145,14 +146,14 @@ class NormalizeReport:
             self.examples.append((cap.where, cap.text, new))
         a, b = _tags(cap.text), _tags(new)
         for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-            if op == "replace" and i2 - i1 == j2 - j1:
-                for x, y in zip(a[i1:i2], b[j1:j2]):
-                    self.rewrites[f"{x} → {y}"] += 1
-            else:
-                if op in ("replace", "delete"):
-                    self.removed.update(a[i1:i2])
-                if op in ("replace", "insert"):
-                    self.added.update(b[j1:j2])
+            if op == "equal":
+                continue
+            # a rewritten stretch pairs up in order; what is left over was removed (duplicates) or added
+            pairs = min(i2 - i1, j2 - j1)
+            for x, y in zip(a[i1 : i1 + pairs], b[j1 : j1 + pairs]):
+                self.rewrites[f"{x} → {y}"] += 1
+            self.removed.update(a[i1 + pairs : i2])
+            self.added.update(b[j1 + pairs : j2])
         for c in (self.rewrites, self.removed, self.added):
             if len(c) > _MAX_DISTINCT:
                 keep = c.most_common(_MAX_DISTINCT // 2)
@@ -228,7 +229,7 @@ def normalize_dataset(src, *, out: str | None = None, in_place: bool = False, ma
         where = getattr(exc, "filename", None) or (out or source.path)
         what = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
         if in_place and log is not None:
-            done = log.entries
+            done = writer.replaced if writer is not None else 0
             log.close(stopped=str(exc))
             raise DatasetError(
                 f"{where}: {what}; stopped after replacing {done:,} file(s) — every one is in {log.path}; "

@@ -105,8 +105,9 @@ def entry_bytes(chunks: int, options: EncodeOptions, dims: dict) -> int:
 class PrepareStage:
     """Picklable stage: captions → rows ``{"hash", "text", "chunks", "tokens", "where"}`` (or ``{"problem": …}``).
 
-    ``tokenizers``: the two transformers CLIP tokenizers of the model, or ``None`` for promptkit's
-    bundled CLIP vocabulary (the same BPE as SDXL's, without textual-inversion tokens).
+    ``tokenizers``: the two transformers CLIP tokenizers of the model, a
+    :class:`~promptkit.datasets.model.ModelSpec` whose folder holds them (loaded where the stage runs), or
+    ``None`` for promptkit's bundled CLIP vocabulary (SDXL's BPE, without textual-inversion tokens).
     """
 
     def __init__(self, options: EncodeOptions, key: str, tokenizers=None):
@@ -119,11 +120,19 @@ class PrepareStage:
     def _setup(self) -> None:
         from promptkit.clip import ClipTokenizer
 
-        if self.tokenizers is None:
+        toks = self.tokenizers
+        if toks is not None and not isinstance(toks, (tuple, list)):  # a ModelSpec: load the model's own
+            spec, toks = toks, None
+            if spec.is_folder:
+                from transformers import CLIPTokenizer
+
+                toks = tuple(CLIPTokenizer.from_pretrained(spec.path, subfolder=sub, local_files_only=True)
+                             for sub in ("tokenizer", "tokenizer_2"))
+        if toks is None:
             self._tl, self._tg = ClipTokenizer.bundled("a1111"), ClipTokenizer.bundled("open_clip")
         else:
-            self._tl = ClipTokenizer.from_hf(self.tokenizers[0], clean="a1111")
-            self._tg = ClipTokenizer.from_hf(self.tokenizers[1], clean="open_clip")
+            self._tl = ClipTokenizer.from_hf(toks[0], clean="a1111")
+            self._tg = ClipTokenizer.from_hf(toks[1], clean="open_clip")
         o = self.options
         self._norm = None
         if o.profile is not None or o.keep_tokens or o.keep_separator:

@@ -149,7 +149,7 @@ class StatsStage:
         from promptkit.tags import TagDB
         from promptkit.tags.normalizer import default_db
 
-        self.db = TagDB.load(self.tags) if self.tags else default_db()
+        self.db = TagDB.load(self.tags, strict=False) if self.tags else default_db()
         self.tok = ClipTokenizer.bundled()
         self.vocab: set[str] = set()
         if self.profile:
