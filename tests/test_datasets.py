@@ -507,7 +507,7 @@ def test_normalize_rouwei_profile_and_workers(tmp_path):
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
     first = json.loads((tmp_path / "a.jsonl").read_text().splitlines()[0])["caption"]
     assert first == "by kantoku, 1girl, long hair"
-    assert a.removed["long hair"] == 3 and a.as_json()["changed"] == b.changed
+    assert a.removed["long_hair"] == 3 and a.rewrites["1girls → 1girl"] == 3 and a.as_json()["changed"] == b.changed
 
 
 def test_import_is_light():

@@ -132,8 +132,7 @@ class EncodeStage:
             tensors[f"pooled_prompt_embeds.{m}"] = torch.cat(p).contiguous()
         data = save(tensors, metadata=_metadata(shard=plan.number, run_key=self.key))
         cache = CacheDir(self.folder)
-        _kill_hook("shard")
-        cache.commit(plan.number, data, index, self.options.index_format)
+        cache.commit(plan.number, data, index, self.options.index_format, after_shard=lambda: _kill_hook("shard"))
         _COMMITS += 1
         _kill_hook("commit")
         return {"shard": plan.number, "entries": len(index), "bytes": len(data), "problems": problems}

@@ -104,9 +104,12 @@ class CacheDir:
         atomic_write(self.plan_done_path, json.dumps(doc, ensure_ascii=False).encode("utf-8"))
 
     # -- commit ---------------------------------------------------------------------------------------
-    def commit(self, n: int, shard_bytes: bytes, rows: list[dict], fmt: str) -> None:
-        """Write shard ``n`` and then its index part; the shard counts from the second rename on."""
+    def commit(self, n: int, shard_bytes: bytes, rows: list[dict], fmt: str, after_shard=None) -> None:
+        """Write shard ``n`` and then its index part; the shard counts from the second rename on.
+        (``after_shard`` runs in between: the kill-and-resume tests stop the process there.)"""
         atomic_write(self.shard_path(n), shard_bytes)
+        if after_shard is not None:
+            after_shard()
         meta = {"shard": n, "entries": len(rows), "shard_bytes": len(shard_bytes),
                 "sha256": hashlib.sha256(shard_bytes).hexdigest()}
         if fmt == "parquet":
