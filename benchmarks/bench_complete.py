@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from promptkit.tags.db import TagDB  # noqa: E402
+from promptkit.tags import TagDB  # noqa: E402
 
 DEFAULT_TAGS = REPO.parent / "shared" / "tag_data" / "danbooru.csv"
 
@@ -137,13 +137,13 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     db = TagDB.load(args.tags)  # fresh cache folder: parses the CSV and writes the index
     t1 = time.perf_counter()
-    db._completer()
+    db.suggest("x")  # builds the completion index (first use) and writes it to the cache
     t2 = time.perf_counter()
     gc.collect()
     tracemalloc.start()
     traced = TagDB.load(args.tags)  # from the on-disk cache written above, as a warm start does
     db_mem = tracemalloc.get_traced_memory()[0]
-    traced._completer()
+    traced.suggest("x")  # the completion index from the cache, as a warm start reads it
     total_mem, peak_mem = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     index_mem = total_mem - db_mem

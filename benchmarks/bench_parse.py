@@ -1,20 +1,30 @@
 """Prompt parsing speed: promptkit parse / weighted_runs / schedules vs compel, A1111's
-Earley schedule grammar and a plain-regex baseline, side by side on one corpus.
+Earley schedule grammar and a plain-regex baseline, side by side on one corpus — and, with
+``--baseline REV``, the same promptkit functions of another commit in the same table.
 
 Corpus: realistic SDXL-anime prompts built from the Danbooru tag list
 (../shared/tag_data/danbooru.csv, or --tags PATH): 10-300 CLIP-ish tokens,
 with weights, nesting, de-emphasis, escapes, BREAK, prompt editing,
-alternation and LoRAs.  Every prompt is distinct and promptkit's caches are
-cleared before each pass, so nothing is timed from a cache.
+alternation and LoRAs.  Every prompt is distinct, and each pass appends its own
+suffix to every prompt, so promptkit's caches never answer.
 
-    python benchmarks/bench_parse.py            # 2,000 prompts
-    python benchmarks/bench_parse.py --quick    # 1,000 prompts, fewer slow-peer samples
+Each promptkit version runs in its own process (a pair: this tree and, with
+``--baseline``, a ``git archive`` of REV), on the same corpus, calling only the
+public API (``promptkit.parse``, ``weighted_runs``, ``schedules``).
+
+    python benchmarks/bench_parse.py                      # 2,000 prompts
+    python benchmarks/bench_parse.py --baseline c11b654   # and the commit before the Lark parser
+    python benchmarks/bench_parse.py --quick              # 1,000 prompts, fewer slow-peer samples
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
+import os
+import subprocess
+import tempfile
 import random
 import re
 import statistics
@@ -23,7 +33,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+if "--worker" not in sys.argv:  # a worker times whichever promptkit its PYTHONPATH names
+    sys.path.insert(0, str(REPO))
 
 DEFAULT_TAGS = REPO.parent / "shared" / "tag_data" / "danbooru.csv"
 
@@ -153,70 +164,87 @@ def regex_baseline(text: str):
     return out
 
 
-def make_contenders(quick: bool):
-    import promptkit.a1111.schedule as sched_mod
-    import promptkit.syntax.parser as syntax_mod
-    from promptkit.a1111.attention import weighted_runs
-
-    def pk_parse(text):
-        return syntax_mod._build(text)  # the uncached builder behind parse()
-
-    def pk_runs(text):
-        return weighted_runs(text)
-
-    def pk_sched(text):
-        return sched_mod.schedules(text, 30)
-
-    def clear():
-        syntax_mod._cached.cache_clear()
-        sched_mod._analyse.cache_clear()
-
+def peer_contenders(quick: bool):
     contenders = [
-        ("regex findall only (tokens, no weights)", regex_tokens_only, None, clear),
-        ("plain-regex weight parser (baseline)", regex_baseline, None, clear),
-        ("promptkit parse (tree + diagnostics)", pk_parse, None, clear),
-        ("promptkit weighted_runs", pk_runs, None, clear),
-        ("promptkit schedules (30 steps)", pk_sched, None, clear),
+        ("regex findall only (tokens, no weights)", regex_tokens_only, None),
+        ("plain-regex weight parser (baseline)", regex_baseline, None),
     ]
     try:
         from compel.prompt_parser import PromptParser  # compel's pyparsing grammar
 
         parser = PromptParser()
-
-        def compel_parse(text):
-            return parser.parse_conjunction(text)
-
-        contenders.append(("compel PromptParser.parse_conjunction", compel_parse, 20 if quick else 30, clear))
+        contenders.append(("compel PromptParser.parse_conjunction", parser.parse_conjunction, 20 if quick else 30))
     except Exception as exc:  # pragma: no cover - optional peer
         print(f"(compel not available: {exc}; pip install compel)", file=sys.stderr)
 
-    earley = sched_mod._earley()
+    import lark
+
+    earley = lark.Lark((REPO / "grammars" / "a1111-schedule.lark").read_text(encoding="utf-8"))
 
     def a1111_earley(text):
         try:
             return earley.parse(text)
-        except Exception:
+        except lark.exceptions.LarkError:
             return None
 
-    contenders.append(("lark Earley, A1111 schedule grammar", a1111_earley, 20 if quick else 30, clear))
+    contenders.append(("lark Earley, A1111 schedule grammar", a1111_earley, 20 if quick else 30))
     return contenders
 
 
-def time_one(fn, corpus, clear, repeat: int):
-    per: list[float] = []
-    best_total = float("inf")
-    for _ in range(repeat):
-        clear()
+def time_passes(fn, corpus, passes: int, suffixed: bool):
+    """Best total over ``passes`` and that pass's per-prompt times; pass k appends its own
+    suffix (a comma item) to every prompt so that nothing is answered from a cache."""
+    best_total, best = float("inf"), []
+    for k in range(passes):
+        texts = [f"{p}, pass {k}" for p in corpus] if suffixed else corpus
         times = []
         t0 = time.perf_counter()
-        for p in corpus:
+        for p in texts:
             s = time.perf_counter()
             fn(p)
             times.append(time.perf_counter() - s)
         total = time.perf_counter() - t0
         if total < best_total:
-            best_total, per = total, times
-    return best_total, per
+            best_total, best = total, times
+    return best_total, best
+
+
+def _row(name, count, total, per):
+    per_us = sorted(t * 1e6 for t in per)
+    return [name, count, count / total, statistics.mean(per_us), per_us[len(per_us) // 2],
+            per_us[min(len(per_us) - 1, int(len(per_us) * 0.99))]]
+
+
+def worker(corpus_file: str, passes: int) -> int:
+    """Time this process's promptkit (whatever PYTHONPATH gives) and print JSON rows."""
+    import promptkit
+
+    corpus = json.loads(Path(corpus_file).read_text(encoding="utf-8"))
+    fns = [("parse (tree + diagnostics)", promptkit.parse), ("weighted_runs", promptkit.weighted_runs),
+           ("schedules (30 steps)", lambda t: promptkit.schedules(t, 30))]
+    rows = []
+    for name, fn in fns:
+        for p in corpus[:5]:
+            fn(p + ", warm-up")  # imports, compiled grammars
+        total, per = time_passes(fn, corpus, passes, suffixed=True)
+        rows.append(_row(name, len(corpus), total, per))
+    print(json.dumps({"where": str(Path(promptkit.__file__).parent), "rows": rows}))
+    return 0
+
+
+def _run_worker(tree: Path, corpus_file: str, passes: int) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", corpus_file, "--passes", str(passes)],
+                         env=env, capture_output=True, text=True, cwd=tree)
+    if out.returncode != 0:
+        raise SystemExit(f"bench_parse: the worker for {tree} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _archive(rev: str, dest: Path) -> None:
+    data = subprocess.run(["git", "-C", str(REPO), "archive", rev, "promptkit", "grammars", "tag_data"],
+                          capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=data, check=True)
 
 
 def main(argv=None) -> int:
@@ -224,11 +252,17 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="1,000 prompts, fewer samples for the slow peers")
     ap.add_argument("--n", type=int, help="number of prompts (default 2000, --quick 1000)")
     ap.add_argument("--tags", type=Path, default=DEFAULT_TAGS, help="Danbooru tag CSV")
+    ap.add_argument("--baseline", metavar="REV", help="also time the promptkit of this git revision (its own process)")
+    ap.add_argument("--worker", metavar="CORPUS_JSON", help=argparse.SUPPRESS)
+    ap.add_argument("--passes", type=int, default=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.worker:
+        return worker(args.worker, args.passes)
     if not args.tags.is_file():
         print(f"bench_parse: tag list not found at {args.tags} (pass --tags PATH)", file=sys.stderr)
         return 2
     n = args.n or (1000 if args.quick else 2000)
+    passes = 2 if args.quick else 3
     corpus = build_corpus(load_tags(args.tags), n)
     toks = [approx_tokens(p) for p in corpus]
     feats = {
@@ -239,27 +273,40 @@ def main(argv=None) -> int:
     }
     print(
         f"corpus: {len(corpus)} distinct prompts, {min(toks)}-{max(toks)} tokens (median {int(statistics.median(toks))}),"
-        f" {len(corpus[0])}+ chars; with weights {feats['weights']}, BREAK {feats['BREAK']},"
+        f" mean {statistics.mean(map(len, corpus)):.0f} chars; with weights {feats['weights']}, BREAK {feats['BREAK']},"
         f" editing {feats['editing']}, alternation {feats['alternation']}"
     )
-    print(f"python {sys.version.split()[0]}, one process, best of {2 if args.quick else 3} passes\n")
+    print(f"python {sys.version.split()[0]}, best of {passes} passes; each promptkit version in its own process\n")
 
     rows = []
-    for name, fn, sample, clear in make_contenders(args.quick):
+    for name, fn, sample in peer_contenders(args.quick):
         sub = corpus if sample is None else corpus[:: max(1, len(corpus) // sample)][:sample]
         for p in sub[:5]:
-            fn(p)  # warm up (imports, compiled grammars)
-        total, per = time_one(fn, sub, clear, 1 if sample else (2 if args.quick else 3))
-        per_us = sorted(t * 1e6 for t in per)
-        rows.append((name, len(sub), len(sub) / total, statistics.mean(per_us), per_us[len(per_us) // 2],
-                     per_us[min(len(per_us) - 1, int(len(per_us) * 0.99))]))
+            fn(p)
+        total, per = time_passes(fn, sub, 1 if sample else passes, suffixed=False)
+        rows.append(_row(name, len(sub), total, per))
+    with tempfile.TemporaryDirectory(prefix="bench-parse-") as tmp:
+        corpus_file = os.path.join(tmp, "corpus.json")
+        Path(corpus_file).write_text(json.dumps(corpus), encoding="utf-8")
+        trees = [("promptkit (this tree)", REPO)]
+        if args.baseline:
+            base_tree = Path(tmp) / "baseline"
+            base_tree.mkdir()
+            _archive(args.baseline, base_tree)
+            trees.append((f"promptkit @ {args.baseline}", base_tree))
+        for label, tree in trees:
+            result = _run_worker(tree, corpus_file, passes)
+            if not result["where"].startswith(str(tree)):
+                raise SystemExit(f"bench_parse: the worker for {tree} imported promptkit from {result['where']}")
+            for name, *rest in result["rows"]:
+                rows.append([f"{label}: {name}", *rest])
 
     base = rows[1][2]
-    head = f"| {'contender':<40} | {'prompts':>7} | {'prompts/s':>10} | {'mean µs':>9} | {'median µs':>9} | {'p99 µs':>9} | {'vs base':>8} |"
+    head = f"| {'contender':<56} | {'prompts':>7} | {'prompts/s':>10} | {'mean µs':>9} | {'median µs':>9} | {'p99 µs':>9} | {'vs base':>8} |"
     print(head)
     print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
     for name, cnt, pps, mean, med, p99 in rows:
-        print(f"| {name:<40} | {cnt:>7} | {pps:>10,.0f} | {mean:>9,.1f} | {med:>9,.1f} | {p99:>9,.1f} | {pps / base:>7.2f}x |")
+        print(f"| {name:<56} | {cnt:>7} | {pps:>10,.0f} | {mean:>9,.1f} | {med:>9,.1f} | {p99:>9,.1f} | {pps / base:>7.2f}x |")
     return 0
 
 

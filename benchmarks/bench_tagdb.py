@@ -28,7 +28,7 @@ DEFAULT_TAGS = REPO.parent / "shared" / "tag_data" / "danbooru.csv"
 PROMPTKIT = """
 import time, json, sys
 t0 = time.perf_counter()
-from promptkit.tags.db import TagDB
+from promptkit.tags import TagDB
 t1 = time.perf_counter()
 c1 = time.process_time()
 db = TagDB.load(sys.argv[1])

@@ -18,13 +18,15 @@ os.environ.pop("PROMPTKIT_TAGS", None)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("PROMPTKIT_SHARED", REPO.parent / "shared"))
-GOLDEN = SHARED / "golden-sample"
+SHARED_GOLDEN = SHARED / "golden-sample"
+# the full A1111 reference sample when ../shared is there, else the subset kept in tests/data
+GOLDEN = SHARED_GOLDEN if SHARED_GOLDEN.is_dir() else REPO / "tests" / "data" / "golden"
 DANBOORU_CSV = SHARED / "tag_data" / "danbooru.csv"
 E621_CSV = SHARED / "tag_data" / "e621.csv"
 
 needs_shared = pytest.mark.skipif(
-    not GOLDEN.is_dir(),
-    reason=f"../shared/golden-sample not found at {GOLDEN} (set PROMPTKIT_SHARED to the shared folder)",
+    not SHARED_GOLDEN.is_dir(),
+    reason=f"the full golden sample is not at {SHARED_GOLDEN} (set PROMPTKIT_SHARED to the shared folder)",
 )
 needs_tags = pytest.mark.skipif(
     not DANBOORU_CSV.is_file(),
@@ -33,7 +35,7 @@ needs_tags = pytest.mark.skipif(
 
 
 def load_golden(name: str) -> list[dict]:
-    """Rows of ``golden-sample/<name>.jsonl`` (empty when ../shared is absent)."""
+    """Rows of ``golden-sample/<name>.jsonl`` (the full sample from ../shared, else tests/data/golden)."""
     path = GOLDEN / f"{name}.jsonl"
     if not path.is_file():
         return []
@@ -45,5 +47,5 @@ def golden_params(name: str):
     """pytest parameters, one per golden row, with readable ids; skips when absent."""
     rows = load_golden(name)
     if not rows:
-        return [pytest.param(None, marks=pytest.mark.skip(reason=f"golden-sample/{name}.jsonl not found under {SHARED}"))]
+        return [pytest.param(None, marks=pytest.mark.skip(reason=f"{name}.jsonl not found under {GOLDEN}"))]
     return [pytest.param(r, id=f"{r['id']}-{r.get('steps', '')}-{r['category']}") for r in rows]

@@ -23,7 +23,7 @@ import pytest
 from conftest import DANBOORU_CSV, E621_CSV, needs_tags
 from lint_cases import ALL_TEXTS
 
-from promptkit.tags.db import builtin_path
+from promptkit.tags.locations import builtin_path
 from promptkit.tags import TagDB, iter_tags
 
 TAGS_REASON = needs_tags.kwargs["reason"]

@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
-from conftest import golden_params, load_golden, needs_shared
+from conftest import golden_params, load_golden
 from promptkit.a1111.attention import Run, weighted_runs, weighted_runs_with_diagnostics
 from promptkit.clip.chunk import Chunk, ChunkList, EmbeddingFix, chunks, chunks_for_sdxl
 from promptkit.diagnostics import Span
@@ -33,7 +33,6 @@ def _pad0(tokens):
 # --------------------------------------------------------------------------- golden
 
 
-@needs_shared
 @pytest.mark.parametrize("row", golden_params("chunks"))
 def test_golden_chunks(row):
     prompt = row["prompt"]
@@ -61,7 +60,6 @@ def test_golden_chunks(row):
     assert _ids(chunks(prompt, ClipTokenizer.bundled("open_clip"), pad=0)) == _ids(cg)
 
 
-@needs_shared
 def test_golden_token_by_token_path_agrees():
     """The embedding-aware token-by-token path gives the bulk path's chunks."""
     rows = [r for r in load_golden("chunks") if "error" not in r]

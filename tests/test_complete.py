@@ -145,7 +145,7 @@ def test_full_list_completions(tmp_path, monkeypatch):
     # the completion index is cached: a second DB object loads it instead of rebuilding
     db2 = TagDB.load(DANBOORU_CSV)
     assert names(db2.complete("long ha", limit=2)) == ["long_hair", "long_hair_between_eyes"]
-    assert list((tmp_path / "index").glob("*.complete.pkl"))
+    assert list((tmp_path / "index").glob("*.complete"))
 
 
 def test_profile_vocabulary_completes(db):
@@ -168,14 +168,20 @@ def test_suggest_from_cache_needs_only_the_main_index(tmp_path, monkeypatch):
     want_complete = names(first.complete("hai", limit=3))
     want_alias = names(first.complete("longha", limit=2))
     assert want_suggest and want_complete
-    words_file = next((tmp_path / "index").glob("*.complete-words.pkl"))
+    main_file = next((tmp_path / "index").glob("*.complete"))
+    words_file = next((tmp_path / "index").glob("*.complete-words"))
+    words_file.unlink()
     second = TagDB.load(csv_path)
     assert [t.name for t in second.suggest("long hiar")] == want_suggest
-    assert second._complete._words is None  # word index not loaded for suggest
-    assert names(second.complete("hai", limit=3)) == want_complete
+    assert not words_file.exists()  # suggest did not need (or rebuild) the word index
+    assert names(second.complete("hai", limit=3)) == want_complete  # rebuilt on first complete()
     assert names(second.complete("longha", limit=2)) == want_alias
-    words_file.unlink()
+    assert words_file.is_file()
+    # damaged records are rebuilt, never trusted
+    for f in (main_file, words_file):
+        f.write_bytes(f.read_bytes()[:-7] + b"garbage")
     third = TagDB.load(csv_path)
     assert [t.name for t in third.suggest("long hiar")] == want_suggest
-    assert names(third.complete("hai", limit=3)) == want_complete  # rebuilt
-    assert words_file.is_file()
+    assert names(third.complete("hai", limit=3)) == want_complete
+    assert names(third.complete("longha", limit=2)) == want_alias
+    assert not main_file.read_bytes().endswith(b"garbage") and not words_file.read_bytes().endswith(b"garbage")

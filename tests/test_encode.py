@@ -421,10 +421,10 @@ def _plain_rows():
 
 
 def test_encoder_feeds_a1111_chunk_ids_to_both_models(pipe):
-    from conftest import GOLDEN
+    from conftest import SHARED_GOLDEN
 
-    if not GOLDEN.is_dir():
-        pytest.skip(f"../shared/golden-sample not found at {GOLDEN}")
+    if not SHARED_GOLDEN.is_dir():
+        pytest.skip(f"the full golden sample is not at {SHARED_GOLDEN}")
     rows = _plain_rows()
     assert len(rows) >= 20
     enc = SDXLEncoder(pipe, cache_size=0)

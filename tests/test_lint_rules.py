@@ -243,9 +243,8 @@ def test_extreme_weight_nesting_and_options(codes, db):
 
 
 def test_chunk_rules_follow_backend(codes, db):
-    from promptkit.lint.rules.chunks import _STRADDLE
-
-    assert "PK401" in codes(_STRADDLE, select=["PK401"])
+    straddle = all_rules()["PK401"].examples[0].bad  # a long comma-less phrase across the border
+    assert "PK401" in codes(straddle, select=["PK401"])
     # sd_embed splits hard at 75 tokens: a comma-separated list can be cut too
     listing = ", ".join(["very long hair", "looking at viewer", "blue eyes"] * 10)
     assert codes(listing, select=["PK401"], backend="a1111") == []

@@ -10,7 +10,7 @@ from conftest import DANBOORU_CSV, needs_tags
 
 from promptkit.syntax import parse
 from promptkit.tags.db import TagDB
-from promptkit.tags.normalizer import TagRef, iter_tags, normalize
+from promptkit.tags import TagRef, iter_tags, normalize
 
 ROWS = [
     ("1girl", 0, 6000000, "1girls,sole_female"),
@@ -213,7 +213,7 @@ def test_model_card_prompts_are_already_normal(tmp_path, monkeypatch):
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(prompt=prompts)
 def test_iter_tags_spans_are_exact(db, prompt):
-    from promptkit.tags.normalizer import tag_lookup_key
+    from promptkit.tags import tag_lookup_key
 
     refs = iter_tags(prompt, db)
     end = 0

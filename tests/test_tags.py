@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import pickle
 from pathlib import Path
 
 import pytest
 from conftest import DANBOORU_CSV, E621_CSV, needs_tags
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from promptkit.tags.db import CATEGORIES, Tag, TagDataError, TagDB, builtin_path, downloaded_path, format_tag
+from promptkit.tags import CATEGORIES, SOURCES, Tag, TagDataError, TagDB, downloaded_path, format_tag, tag_key
+from promptkit.tags.locations import builtin_path
 
 
 @pytest.fixture(autouse=True)
@@ -164,31 +169,90 @@ def test_builtin_starter_list_has_profile_vocabulary():
     assert db.get("1girl") and db.resolve("1girls").name == "1girl"
 
 
+def _all_tags(db):
+    return [db.tag_at(i) for i in range(len(db))]
+
+
 def test_index_cache_is_used_and_keyed_by_content(tmp_path, isolated_cache):
     path = write(tmp_path / "danbooru.csv", SMALL)
     first = TagDB.load(path)
     assert not first.source_info.from_cache
-    files = list((isolated_cache / "index").glob("*.pkl"))
+    files = list((isolated_cache / "index").glob("*.tagdb"))
     assert len(files) == 1
     second = TagDB.load(path)
     assert second.source_info.from_cache and second.get("1girl") == first.get("1girl")
-    assert [second._names[i] for i in range(len(second))] == list(first._names)
-    assert [t for t in second.tags()] == [t for t in first.tags()]
-    # the dash-folded map is part of the cached index (not rebuilt from all keys)
-    assert second._fold is not None and second.get("close up").name == "close-up"
-    assert second.get("close up") == first.get("close up")
-    # keys restored as one string become a list after many look-ups; answers stay the same
-    assert not isinstance(second._skeys, list)
+    assert _all_tags(second) == _all_tags(first)
+    assert list(second.tags()) == list(first.tags())
+    assert second.get("close up") == first.get("close up") and second.get("close up").name == "close-up"
+    # many look-ups (the sorted keys change representation after a few hundred): same answers
     for _ in range(400):
         assert second.get("long hair") == first.get("long hair") and second.get("nope") is None
-    assert isinstance(second._skeys, list) and second.get("1girl") == first.get("1girl")
+    assert second.get("1girl") == first.get("1girl") and second.resolve("thighhigh") is None
     write(path, SMALL + "new_tag,0,1,\n")  # new content → new key, fresh parse
     third = TagDB.load(path)
     assert not third.source_info.from_cache and third.get("new tag")
-    # a corrupt cache file is ignored and rebuilt
-    for f in (isolated_cache / "index").glob("*.pkl"):
-        f.write_bytes(b"garbage")
-    assert TagDB.load(path).get("new tag") and not TagDB.load(path, cache=False).source_info.from_cache
+    assert not TagDB.load(path, cache=False).source_info.from_cache
+
+
+class _Boom:
+    """Unpickling this runs code: an index file must never be unpickled."""
+
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def _index_file(cache):
+    (f,) = (cache / "index").glob("*.tagdb")
+    return f
+
+
+@pytest.mark.parametrize("damage", ["pickle", "garbage", "truncated", "flipped-byte", "empty"])
+def test_damaged_or_foreign_index_is_rebuilt_never_unpickled(tmp_path, isolated_cache, monkeypatch, damage):
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path / "danbooru.csv", SMALL)
+    want = _all_tags(TagDB.load(path))
+    f = _index_file(isolated_cache)
+    good = f.read_bytes()
+    bad = {
+        "pickle": pickle.dumps({"version": 12, "names": _Boom()}),
+        "garbage": b"garbage",
+        "truncated": good[: len(good) // 2],
+        "flipped-byte": good[:-3] + bytes([good[-3] ^ 0xFF]) + good[-2:],
+        "empty": b"",
+    }[damage]
+    f.write_bytes(bad)
+    db = TagDB.load(path)
+    assert not db.source_info.from_cache and _all_tags(db) == want
+    assert not (tmp_path / "PWNED").exists()
+    assert f.read_bytes() == good  # rewritten
+    assert TagDB.load(path).source_info.from_cache
+
+
+def test_stale_index_of_another_list_is_not_used(tmp_path, isolated_cache):
+    a = write(tmp_path / "danbooru.csv", SMALL)
+    b = write(tmp_path / "b.csv", "other_tag,0,5,\n")
+    TagDB.load(a)
+    TagDB.load(b)
+    fa, fb = sorted((isolated_cache / "index").glob("*.tagdb"), key=lambda p: p.stat().st_size, reverse=True)
+    fb.write_bytes(fa.read_bytes())  # list a's index under list b's name
+    db = TagDB.load(b)
+    assert not db.source_info.from_cache and [t.name for t in _all_tags(db)] == ["other_tag"]
+
+
+def test_old_pickle_indexes_are_deleted(tmp_path, isolated_cache):
+    folder = isolated_cache / "index"
+    folder.mkdir(parents=True)
+    (folder / "0123.pkl").write_bytes(pickle.dumps({"version": 11}))
+    TagDB.load(write(tmp_path / "danbooru.csv", SMALL))
+    assert not list(folder.glob("*.pkl")) and list(folder.glob("*.tagdb"))
+
+
+def test_unwritable_cache_folder_costs_only_speed(tmp_path, monkeypatch):
+    blocker = write(tmp_path / "not-a-folder", "x")
+    monkeypatch.setenv("PROMPTKIT_CACHE_DIR", str(blocker))
+    db = TagDB.load(write(tmp_path / "danbooru.csv", SMALL))
+    assert db.resolve("1girls").name == "1girl" and not db.source_info.from_cache
+    assert db.complete("long", limit=1)[0].tag == "long_hair"
 
 
 def test_format_tag():
@@ -232,13 +296,12 @@ def test_full_e621_list_has_one_malformed_row():
 def _reference_alias_map(db):
     """The alias rule written row by row (first source to define an alias wins; several
     targets within that source make it ambiguous)."""
-    from promptkit.tags.db import tag_key
-
+    cols = db.columns
     ref, ref_src = {}, {}
-    for i in sorted(db._aliases):
-        target = db._lookup(tag_key(db._names[i]))
-        src = db._srcs[i]
-        for a in db._aliases[i].split(","):
+    for i in sorted(cols.aliases):
+        target = cols.lookup(tag_key(cols.names[i]))
+        src = cols.srcs[i]
+        for a in cols.aliases[i].split(","):
             k = tag_key(a)
             if not k:
                 continue
@@ -259,7 +322,7 @@ def test_alias_map_matches_row_by_row_rule(tmp_path):
     d = write(tmp_path / "danbooru.csv", SMALL + "x_tag,0,1,\"_odd_alias_,Upper_Case, spaced\"\n")
     e = write(tmp_path / "e621.csv", "hi_res,7,9,\"highres,hires,longhair,x\"\nother,0,1,\"z,y\"\nthird,0,1,y\n")
     db = TagDB.load([d, e])
-    assert db._alias == _reference_alias_map(db)
+    assert dict(db.columns.alias.items()) == _reference_alias_map(db)
     assert db.resolve("odd alias").name == "x_tag" and db.resolve("upper case").name == "x_tag"
     assert db.resolve("longhair").name == "long_hair"  # Danbooru defined it first
     assert db.resolve("x").name == "hi_res" and db.resolve("y") is None  # ambiguous inside e621
@@ -268,19 +331,71 @@ def test_alias_map_matches_row_by_row_rule(tmp_path):
 @needs_tags
 def test_alias_map_full_lists():
     db = TagDB.load([DANBOORU_CSV, E621_CSV], strict=False)
-    assert db._alias == _reference_alias_map(db)
+    assert dict(db.columns.alias.items()) == _reference_alias_map(db)
+
+
+def reference_tags(text: str, source: str = "danbooru") -> list[Tag]:
+    """What a tag CSV holds, read with Python's csv module row by row (the reference)."""
+    cats = SOURCES[source].categories
+    out = []
+    for row in csv.reader(io.StringIO(text.lstrip("\ufeff"))):
+        if not row:
+            continue
+        name, cat, count, *rest = row
+        aliases = tuple(a for a in (rest[0] if rest else "").split(",") if a)
+        out.append(Tag(name.strip().lower(), cats.get(int(cat), "unknown"), int(count or 0), aliases, source))
+    return out
 
 
 @needs_tags
-def test_fast_column_parser_equals_row_parser():
-    from promptkit.tags.db import _parse_fast, _parse_rows
+@pytest.mark.parametrize("csv_path", [DANBOORU_CSV, E621_CSV], ids=["danbooru", "e621"])
+def test_full_lists_equal_the_csv_module_reference(csv_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMPTKIT_CACHE_DIR", str(tmp_path))
+    source = "e621" if "e621" in csv_path.name else "danbooru"
+    text = csv_path.read_text(encoding="utf-8")
+    ref = [t for t in reference_tags_lenient(text, source)]
+    db = TagDB.load(csv_path, strict=False, cache=False)
+    assert _all_tags(db) == ref
+    if source == "danbooru":
+        assert _all_tags(TagDB.load(csv_path, cache=False)) == ref  # strict: the same tags
 
-    text = DANBOORU_CSV.read_text(encoding="utf-8")
-    fast = _parse_fast(DANBOORU_CSV.read_bytes(), "danbooru")
-    rows = _parse_rows(text, str(DANBOORU_CSV), "danbooru", strict=True)
-    assert fast is not None
-    assert list(fast.names) == rows.names and fast.cats == rows.cats and list(fast.counts) == list(rows.counts)
-    assert fast.aliases == rows.aliases
+
+def reference_tags_lenient(text: str, source: str) -> list[Tag]:
+    return [t for t in reference_tags(text, source) if t.name]  # (e621 has one nameless row)
+
+
+_NAME_CHARS = st.sampled_from(list("abcxyz019_-()'.:!?^/\\ ") + ['"', ",", "é", "キ", "A", "Z", "\t", "\x0c", "\x85", "\u2028"])
+_names = st.text(_NAME_CHARS, min_size=1, max_size=12).filter(lambda s: s.strip() and "\n" not in s)
+_aliases = st.lists(st.text(st.sampled_from(list("abz_1/()'é\" ")), min_size=1, max_size=6).filter(str.strip),
+                    max_size=3).map(",".join)
+_rows = st.lists(
+    st.tuples(_names, st.sampled_from([0, 1, 2, 3, 4, 5, 7, 9]), st.integers(0, 10**9), _aliases),
+    min_size=1, max_size=25,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=_rows, ending=st.sampled_from(["\n", "\r\n"]), bom=st.booleans(), quote_all=st.booleans(),
+       blank_end=st.booleans())
+def test_loading_equals_the_csv_module_reference(tmp_path_factory, rows, ending, bom, quote_all, blank_end):
+    """Whatever path the reader takes (column-wise on well-formed files, row by row otherwise),
+    strict and lenient loading give the tags Python's csv module reads."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator=ending, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL)
+    for r in rows:
+        w.writerow(r)
+    text = buf.getvalue() + (ending if blank_end else "")
+    path = tmp_path_factory.mktemp("csv") / "danbooru.csv"
+    path.write_bytes((("\ufeff" if bom else "") + text).encode("utf-8"))
+    ref = reference_tags(text)
+    strict = TagDB.load(path, cache=False)
+    lenient = TagDB.load(path, strict=False, cache=False)
+    assert _all_tags(strict) == _all_tags(lenient) == ref
+    assert lenient.source_info.skipped_rows == 0
+    cached = (TagDB.load(path), TagDB.load(path))  # written, then read back from the index
+    assert cached[1].source_info.from_cache and _all_tags(cached[1]) == ref
+    for t in ref:
+        assert strict.get(t.name) is not None
 
 
 def test_fast_parser_falls_back_on_odd_rows(tmp_path):
@@ -304,16 +419,14 @@ def test_config_relative_path_and_bad_value(tmp_path):
         TagDB.load()
 
 
-def test_quoted_line_finder_matches_line_by_line_scan():
-    import operator
-    from itertools import compress, count, repeat
-
-    from promptkit.tags.db import _quoted_lines
-
-    for data in (b'a,0,1,"b,c"\nc,0,1,\n"d""x""",0,1,\n\n"e",0,1,', b'"x",0,1,', b"a\r\n\"b\",0,1,\r\nc\r\"d\"",
-                 SMALL.encode()):
-        lines = data.splitlines()
-        assert _quoted_lines(data, lines) == list(compress(count(), map(operator.contains, lines, repeat(b'"'))))
+def test_quoted_rows_anywhere_with_any_line_end(tmp_path):
+    # quotes on the first, last and consecutive lines; \r\n, \r and mixed line ends
+    body = ['"a,b",0,1,', 'c,0,1,"x,y"', '"d""q""",0,1,', "e,0,1,", '"f",0,1,"z"']
+    for ending in ("\n", "\r\n", "\r"):
+        text = ending.join(body) + ending
+        path = tmp_path / "danbooru.csv"
+        path.write_bytes(text.encode())
+        assert _all_tags(TagDB.load(path, cache=False)) == reference_tags(text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def test_crlf_and_bom_files(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from conftest import DANBOORU_CSV, E621_CSV, needs_tags
 
 from promptkit.cli import main
-from promptkit.tags.db import TagDB, downloaded_path
+from promptkit.tags import TagDB, downloaded_path
 from promptkit.tags.download import DownloadError, download_tags, validate_csv
 
 SYNTH = "".join(f"tag_{i},{(0, 1, 3, 4, 5)[i % 5]},{100000 - i},\n" for i in range(3000)).encode()

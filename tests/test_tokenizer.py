@@ -22,7 +22,7 @@ import pytest
 import regex
 from hypothesis import given, settings, strategies as st
 
-from conftest import DANBOORU_CSV, load_golden, needs_shared, needs_tags
+from conftest import DANBOORU_CSV, load_golden, needs_tags
 from promptkit.clip.tokenizer import ClipTokenizer, bytes_to_unicode, clip_vocab_and_merges
 
 # --------------------------------------------------------------------------- oracles
@@ -248,7 +248,6 @@ def test_identity_full_danbooru_list(hf_tok, ref_a1111):
 # --------------------------------------------------------------------------- identity: golden prompts
 
 
-@needs_shared
 def test_identity_golden_prompts(hf_tok, ref_a1111, ref_open_clip):
     prompts = sorted({r["prompt"] for name in ("chunks", "attention", "pipeline", "schedules") for r in load_golden(name)})
     assert prompts
@@ -463,7 +462,7 @@ def test_reduced_model_switches_to_full_model_after_many_words():
 
 def test_merge_cache_written_and_rebuilt_when_corrupt():
     import promptkit.clip.tokenizer as T
-    from promptkit.tags.db import cache_dir
+    from promptkit.tags import cache_dir
 
     from promptkit._resources import package_data
 
@@ -480,7 +479,7 @@ def test_merge_cache_written_and_rebuilt_when_corrupt():
 
 def test_tokenizer_cache_dir_is_tagdbs(monkeypatch, tmp_path):
     import promptkit.clip.tokenizer as T
-    from promptkit.tags.db import cache_dir
+    from promptkit.tags import cache_dir
 
     assert T._cache_dir() == cache_dir()
     monkeypatch.setenv("PROMPTKIT_CACHE_DIR", str(tmp_path / "x"))

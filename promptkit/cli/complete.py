@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+from promptkit.backends import backend_names
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -19,7 +21,7 @@ def register(subparsers) -> None:
     p.add_argument("query", help="what was typed so far (spaces, underscores and dashes are equivalent)")
     p.add_argument("-n", "--limit", type=int, default=10, help="number of suggestions (default 10)")
     p.add_argument("--profile", help="model profile for the inserted text (rouwei, illustrious, …)")
-    p.add_argument("--backend", choices=("a1111", "comfy", "diffusers"), default="a1111",
+    p.add_argument("--backend", choices=backend_names(), default="a1111",
                    help="escape the inserted text for this UI's parser (default a1111)")
     p.add_argument("--category", action="append", dest="categories",
                    help="only this category (general, artist, copyright, character, meta; repeatable)")
@@ -30,7 +32,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from promptkit.profiles import ProfileError
-    from promptkit.tags.db import TagDataError, TagDB
+    from promptkit.tags import TagDataError, TagDB
 
     if not args.query.strip():
         print("promptkit complete: error: the query is empty: give the start of a tag (e.g. 'long ha')", file=sys.stderr)

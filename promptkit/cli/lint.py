@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from promptkit.backends import backend_names
+
 _SUFFIXES = (".txt", ".json", ".jsonl", ".png", ".prompt")
 _LEVELS = {"info": 0, "warning": 1, "error": 2}
 
@@ -27,7 +29,7 @@ def register(subparsers) -> None:
     p.add_argument("--prompt", action="append", default=[], metavar="TEXT", help="a prompt to lint (repeatable)")
     p.add_argument("--negative", metavar="TEXT", help="negative prompt for the prompt argument / stdin prompt")
     p.add_argument("--profile", help="model profile: rouwei, illustrious, noobai, animagine2/3/4, pony, natural, or a .toml path")
-    p.add_argument("--backend", choices=("a1111", "comfy", "diffusers"), help="parser/chunker to simulate (default a1111)")
+    p.add_argument("--backend", choices=backend_names(), help="parser/chunker to simulate (default a1111)")
     p.add_argument("--select", action="append", metavar="RULES", help="only these rules (codes, prefixes or names; comma-separated)")
     p.add_argument("--extend-select", action="append", metavar="RULES", help="add rules to the selection")
     p.add_argument("--ignore", action="append", metavar="RULES", help="disable rules")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from promptkit.backends import backend_names
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -18,7 +20,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("prompt", nargs="?", help="the prompt (reads stdin when omitted or '-')")
     p.add_argument("--profile", help="model profile: rouwei, illustrious, noobai, animagine, pony, … or a .toml path")
-    p.add_argument("--backend", choices=("a1111", "comfy", "diffusers"), default="a1111",
+    p.add_argument("--backend", choices=backend_names(), default="a1111",
                    help="escape brackets for this UI's parser (default a1111)")
     iso = p.add_mutually_exclusive_group()
     iso.add_argument("--isolate-artists", dest="isolate", action="store_true", default=None,
@@ -31,8 +33,8 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from promptkit.profiles import ProfileError
-    from promptkit.tags.db import TagDataError, TagDB
-    from promptkit.tags.normalizer import normalize
+    from promptkit.tags import TagDataError, TagDB
+    from promptkit.tags import normalize
 
     text = args.prompt
     if text is None or text == "-":

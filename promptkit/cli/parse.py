@@ -45,7 +45,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-_MAX_STEPS = 10_000
 
 
 def _read(args) -> tuple[str, str]:
@@ -149,7 +148,7 @@ def _tree_lines(nodes, indent, out):
 
 def run(args) -> int:
     from promptkit.a1111.attention import weighted_runs_with_diagnostics
-    from promptkit.a1111 import schedules_with_diagnostics
+    from promptkit.a1111 import MAX_STEPS, schedules_with_diagnostics
     from promptkit.syntax import format as fmt
     from promptkit.syntax import parse
 
@@ -161,9 +160,9 @@ def run(args) -> int:
     if args.steps is not None and args.steps < 1:
         print("promptkit parse: error: --steps must be at least 1", file=sys.stderr)
         return 2
-    if args.steps is not None and args.steps > _MAX_STEPS:
+    if args.steps is not None and args.steps > MAX_STEPS:
         # alternation lists every step: a typo such as 280000 would print (and build) that many ranges
-        print(f"promptkit parse: error: --steps must be at most {_MAX_STEPS:,}, got {args.steps:,}", file=sys.stderr)
+        print(f"promptkit parse: error: --steps must be at most {MAX_STEPS:,}, got {args.steps:,}", file=sys.stderr)
         return 2
 
     tree = parse(text)

@@ -20,7 +20,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from promptkit.lint.docs import rule_text, rules_table_markdown, rules_table_text
-    from promptkit.lint.registry import all_rules, get_rule
+    from promptkit.lint.catalog import all_rules, get_rule
 
     if args.all or not args.rule:
         if args.output_format == "markdown":
@@ -50,6 +50,11 @@ def _as_json(cls) -> dict:
         "default": cls.default,
         "fix": cls.fix,
         "backends": list(cls.backends) if cls.backends else None,
+        "options": [
+            {"name": o.name, "type": o.type, "default": list(o.default) if o.type == "strings" else o.default,
+             "minimum": o.minimum, "maximum": o.maximum, "help": o.help}
+            for o in cls.options
+        ],
         "summary": cls.summary(),
         "explanation": cls.explanation(),
         "examples": [

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from promptkit.tags.sources import downloadable_sources
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -14,7 +16,7 @@ def register(subparsers) -> None:
     )
     sub = p.add_subparsers(dest="tags_command", metavar="ACTION")
     d = sub.add_parser("download", help="download the tagcomplete CSV into the user cache (HTTPS)")
-    d.add_argument("--source", choices=("danbooru", "e621"), default="danbooru",
+    d.add_argument("--source", choices=downloadable_sources(), default="danbooru",
                    help="which list to download (default danbooru)")
     d.add_argument("--url", help="download from this URL instead of the tagcomplete repository")
     d.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default 60)")
@@ -50,7 +52,7 @@ def run_download(args) -> int:
 def run_info(args) -> int:
     from collections import Counter
 
-    from promptkit.tags.db import TagDataError, TagDB, cache_dir, downloaded_path
+    from promptkit.tags import TagDataError, TagDB, cache_dir, downloaded_path
     from promptkit.tags.download import download_info
 
     try:
@@ -66,7 +68,7 @@ def run_info(args) -> int:
     cats = Counter(t.category for t in db.tags())
     print("categories: " + ", ".join(f"{c} {n}" for c, n in cats.most_common()))
     print(f"cache dir: {cache_dir()}")
-    for src in ("danbooru", "e621"):
+    for src in downloadable_sources():
         meta = download_info(src)
         path = downloaded_path(src)
         if meta:

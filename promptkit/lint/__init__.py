@@ -14,15 +14,17 @@ documentation generated from it).
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from promptkit.backends import BackendError, get_backend
 from promptkit.diagnostics import Diagnostic
 
-from .context import BACKENDS, LintContext
+from .catalog import all_rules, get_rule
+from .context import LintContext
 from .fixes import applicable, apply_fixes
-from .registry import Example, Rule, all_rules, get_rule, register
+from .registry import Example, Option, OptionError, Rule, register
 from .selection import SelectorError, resolve
 
 __all__ = [
@@ -32,13 +34,13 @@ __all__ = [
     "LintError",
     "Rule",
     "Example",
+    "Option",
     "all_rules",
     "get_rule",
     "register",
     "default_db",
+    "check_options",
 ]
-
-_DB_CACHE: dict[str, Any] = {}
 
 _FIELD_ORDER = {"positive": 0, "negative": 1, "settings": 2}
 
@@ -48,13 +50,33 @@ class LintError(ValueError):
 
 
 def default_db():
-    """``TagDB.load()`` once per process (``PROMPTKIT_TAGS`` chooses the list)."""
-    key = os.environ.get("PROMPTKIT_TAGS", "")
-    if key not in _DB_CACHE:
-        from promptkit.tags import TagDB
+    """``TagDB.load()`` once per process (see :func:`promptkit.tags.default_db`)."""
+    from promptkit.tags import default_db
 
-        _DB_CACHE[key] = TagDB.load()
-    return _DB_CACHE[key]
+    return default_db()
+
+
+def check_options(options) -> dict[str, dict[str, Any]]:
+    """Per-rule options (``{"PK601": {"max": 1.6}}``; rule codes or names) checked against
+    the options each rule declares: :class:`LintError` for an unknown rule or option, a
+    wrong type or an out-of-range value."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise LintError(f"options must be a mapping of rule -> {{option: value}}, got {type(options).__name__}")
+    out: dict[str, dict[str, Any]] = {}
+    for ref, values in options.items():
+        try:
+            rule = get_rule(str(ref))
+        except KeyError as exc:
+            raise LintError(f"options: {exc.args[0]}") from None
+        if not isinstance(values, Mapping):
+            raise LintError(f"options for {rule.code} must be a mapping of option -> value, got {values!r}")
+        try:
+            out.setdefault(rule.code, {}).update(rule.check_options(values))
+        except OptionError as exc:
+            raise LintError(f"options: {exc}") from None
+    return out
 
 
 def _profile(profile):
@@ -71,8 +93,10 @@ def _context(prompt, negative, profile, backend, db, settings, options) -> LintC
         raise LintError(f"prompt must be a string, got {type(prompt).__name__}")
     if negative is not None and not isinstance(negative, str):
         raise LintError(f"negative must be a string or None, got {type(negative).__name__}")
-    if backend not in BACKENDS:
-        raise LintError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    try:
+        target = get_backend(backend)
+    except BackendError as exc:
+        raise LintError(str(exc)) from None
     prof = _profile(profile)
     if db is None:
         db = default_db  # loaded on first use
@@ -88,16 +112,16 @@ def _context(prompt, negative, profile, backend, db, settings, options) -> LintC
             settings = parse_settings(settings)
         if isinstance(settings, Settings):
             settings_dict, settings_text, settings_spans = settings.values, settings.text, settings.spans
-        elif isinstance(settings, __import__("collections.abc").abc.Mapping):
+        elif isinstance(settings, Mapping):
             settings_dict = dict(settings)
         else:
             raise LintError(
                 f"settings must be an infotext settings line (str), a dict or a Settings, got {type(settings).__name__}"
             )
-    opts = dict(options or {})
+    opts = check_options(options)
     return LintContext(
         profile=prof,
-        backend=backend,
+        backend=target,
         db_arg=db,
         positive=prompt,
         negative=negative,
@@ -105,7 +129,7 @@ def _context(prompt, negative, profile, backend, db, settings, options) -> LintC
         settings_text=settings_text,
         settings_spans=settings_spans,
         options=opts,
-        comma_backtrack=int(opts.get("PK401", {}).get("comma-backtrack", 20)),
+        comma_backtrack=opts.get("PK401", {}).get("comma-backtrack", get_rule("PK401").option("comma-backtrack").default),
     )
 
 
@@ -164,11 +188,18 @@ def lint(
     """
     ctx = _context(prompt, negative, profile, backend, db, settings, options)
     codes = _enabled(select, ignore, extend_select, ctx.profile)
-    return _run(ctx, codes, _severities(severity))
+    return _run(ctx, codes, _severities(severity, ctx.profile))
 
 
-def _severities(severity: dict[str, str] | None) -> dict[str, str]:
+def _severities(severity: dict[str, str] | None, profile=None) -> dict[str, str]:
+    """Severity overrides by rule code: the profile's ``[rules.severity]`` (codes of rules
+    promptkit lacks are skipped), then the caller's, which win."""
     out = {}
+    for ref, sev in (profile.severity if profile is not None else {}).items():
+        try:
+            out[get_rule(ref).code] = sev
+        except KeyError:
+            continue
     for ref, sev in (severity or {}).items():
         if sev not in ("error", "warning", "info"):
             raise LintError(f"severity for {ref} must be error, warning or info, got {sev!r}")
@@ -221,7 +252,7 @@ def fix(
     ctx = _context(prompt, negative, profile, backend, db, settings, options)
     codes = _enabled(select, ignore, extend_select, ctx.profile)
     blocked = _enabled(unfixable, None, None, None) if unfixable else set()
-    sev = _severities(severity)
+    sev = _severities(severity, ctx.profile)
     applied: list[Diagnostic] = []
     texts = {"positive": prompt, "negative": negative}
     passes = 0
@@ -244,7 +275,7 @@ def fix(
         passes += 1
         if not changed:
             break
-        ctx = _context(texts["positive"], texts["negative"], ctx.profile, backend, ctx.db_arg, settings, options)
+        ctx = _context(texts["positive"], texts["negative"], ctx.profile, ctx.backend, ctx.db_arg, settings, options)
         diags = _run(ctx, codes, sev)
     return FixResult(texts["positive"], texts["negative"], applied, diags, passes)
 

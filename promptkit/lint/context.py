@@ -8,7 +8,9 @@ The rules never re-parse prompt text.  :class:`FieldView` holds, lazily:
 * ``chunks`` — ``promptkit.clip.chunk.chunks`` (the 75-token CLIP windows, per backend),
 
 and :meth:`LintContext.info` classifies a tag against the tag database and the
-profile vocabulary (artist prefix stripped, alias resolved).
+profile vocabulary (artist prefix stripped, alias resolved).  ``ctx.backend`` is the
+:class:`~promptkit.backends.Backend` being simulated; ``ctx.option(rule, name)`` reads
+a declared rule option (the configured value or its default).
 """
 
 from __future__ import annotations
@@ -17,13 +19,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Iterator
 
+from promptkit.backends import Backend
 from promptkit.diagnostics import Diagnostic, Fix, Span
 from promptkit.profiles import Profile, vocab_key
-
-BACKENDS = ("a1111", "comfy", "diffusers")
-
-# spellings of an artist marker in other families' conventions (spec §2.3)
-ARTIST_PREFIXES = ("by ", "by_", "artist:", "@")
+from promptkit.tags.keys import ARTIST_PREFIXES
 
 
 @dataclass(frozen=True)
@@ -100,8 +99,8 @@ class FieldView:
     def chunks(self):
         from promptkit.clip.chunk import chunks
 
-        backtrack = 0 if self.ctx.backend == "diffusers" else self.ctx.comma_backtrack
-        return chunks(self.runs, comma_backtrack=backtrack)
+        ctx = self.ctx
+        return chunks(self.runs, comma_backtrack=ctx.comma_backtrack if ctx.backend.comma_backtrack else 0)
 
     @cached_property
     def nodes(self) -> list[tuple[Any, tuple]]:
@@ -143,6 +142,7 @@ def _children(node) -> tuple:
     return tuple(out)
 
 
+_UNSET = object()
 _CARD_VOCAB: dict = {}
 _PROFILE_KEYS: dict = {}
 
@@ -213,15 +213,15 @@ def card_vocabulary(profile: Profile) -> frozenset[str]:
 @dataclass
 class LintContext:
     profile: Profile
-    backend: str
+    backend: Backend
     db_arg: Any  # a TagDB, or a zero-argument callable that loads one on first use
     positive: str
     negative: str | None = None
     settings: dict | None = None  # parsed infotext settings (see promptkit.lint.infotext)
     settings_text: str | None = None
     settings_spans: dict = field(default_factory=dict)  # settings key -> span of its value in settings_text
-    options: dict = field(default_factory=dict)  # per-rule options from config
-    comma_backtrack: int = 20
+    options: dict = field(default_factory=dict)  # rule code -> checked options (Rule.check_options)
+    comma_backtrack: int = 20  # A1111's comma_padding_backtrack for the chunk layout (PK401's option)
     _fields: dict = field(default_factory=dict, repr=False)
 
     @cached_property
@@ -239,8 +239,11 @@ class LintContext:
     def fields(self) -> list[FieldView]:
         return [f for f in (self.field("positive"), self.field("negative")) if f is not None]
 
-    def option(self, rule: str, key: str, default):
-        return self.options.get(rule, {}).get(key, default)
+    def option(self, rule, name: str):
+        """Option ``name`` of ``rule`` (a rule or its class): the configured value, else the
+        default the rule declares."""
+        value = self.options.get(rule.code, {}).get(name, _UNSET)
+        return rule.option(name).default if value is _UNSET else value
 
     # -- tag classification ---------------------------------------------------
     @cached_property

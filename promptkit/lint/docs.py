@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .registry import all_rules, get_rule
+from .catalog import all_rules, get_rule
 
 _FIX_TEXT = {
     "safe": "safe (applied by --fix)",
@@ -24,6 +24,10 @@ def rule_text(ref: str) -> str:
         "",
         cls.explanation().replace("**", ""),
     ]
+    if cls.options:
+        lines += ["", f"Options ([tool.promptkit.lint.{cls.name}]):"]
+        for opt in cls.options:
+            lines.append(f"  {opt.name} = {opt.shown_default()}  ({opt.bounds()}): {opt.help}")
     for n, ex in enumerate(cls.examples, 1):
         lines += ["", f"Example{'' if len(cls.examples) == 1 else ' ' + str(n)} (profile {ex.profile}, backend {ex.backend}):"]
         lines.append(f"  bad:  {ex.bad}")
@@ -54,3 +58,12 @@ def rules_table_text() -> str:
         mark = "*" if cls.default else " "
         out.append(f"{code} {mark} {cls.name:<28} {cls.severity:<8} fix:{cls.fix:<9} {cls.summary()}")
     return "\n".join(out)
+
+
+def rule_options_markdown() -> str:
+    """The options every rule declares, as a markdown table (docs/readme/50-lint.md)."""
+    rows = ["| rule | option | type | default | meaning |", "|---|---|---|---|---|"]
+    for code, cls in all_rules().items():
+        for opt in cls.options:
+            rows.append(f"| {code} {cls.name} | `{opt.name}` | {opt.bounds()} | `{opt.shown_default()}` | {opt.help} |")
+    return "\n".join(rows)

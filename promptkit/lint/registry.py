@@ -2,21 +2,23 @@
 
 A rule has a code (``PK301``), a kebab-case name (``artist-missing-by``), a
 default severity, a fix applicability (``safe``, ``unsafe``, ``sometimes`` or
-``none``), whether it is on by default, a docstring that explains it, and
-examples.  The examples are the rule's tests (``tests/test_lint_rules.py``
-lints every ``bad`` and ``good`` example) and the body of ``promptkit rule``,
-so the documentation cannot drift from the behaviour.
+``none``), whether it is on by default, the backends it applies to, the
+options it reads (:class:`Option`: name, type, default, help), a docstring that
+explains it, and examples.  The examples are the rule's tests
+(``tests/test_lint_rules.py`` lints every ``bad`` and ``good`` example) and,
+with the options, the body of ``promptkit rule``, so the documentation cannot
+drift from the behaviour.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping
+
+from promptkit.backends import BackendError, get_backend
 
 if TYPE_CHECKING:  # pragma: no cover
     from promptkit.diagnostics import Diagnostic
-
-    from .context import LintContext
 
 SEVERITIES = ("error", "warning", "info")
 FIX_KINDS = ("safe", "unsafe", "sometimes", "none")
@@ -38,6 +40,59 @@ class Example:
     settings: str | None = None  # an infotext settings line, for the settings rules
 
 
+#: option value types: what a config value must be
+OPTION_TYPES = {"number": "a number", "integer": "an integer", "strings": "a list of strings"}
+
+
+class OptionError(ValueError):
+    """An option value of the wrong type or range, or an option the rule does not have."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option a rule reads (``[tool.promptkit.lint.<rule>] <name> = value``).
+
+    ``type`` is one of :data:`OPTION_TYPES`; ``minimum``/``maximum`` bound a number."""
+
+    name: str
+    type: str
+    default: Any
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def check(self, value: Any) -> Any:
+        """``value`` converted to the option's type; :class:`OptionError` when it is not one."""
+        if self.type == "strings":
+            if isinstance(value, str):
+                return (value,)
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                raise OptionError(f"expected {OPTION_TYPES[self.type]}, got {value!r}")
+            return tuple(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            self.type == "integer" and not isinstance(value, int)
+        ):
+            raise OptionError(f"expected {self.bounds()}, got {value!r}")
+        if self.minimum is not None and value < self.minimum or self.maximum is not None and value > self.maximum:
+            raise OptionError(f"expected {self.bounds()}, got {value!r}")
+        return float(value) if self.type == "number" else value
+
+    def bounds(self) -> str:
+        what = OPTION_TYPES[self.type]
+        if self.minimum is not None and self.maximum is not None:
+            return f"{what} from {self.minimum:g} to {self.maximum:g}"
+        if self.minimum is not None:
+            return f"{what} ≥ {self.minimum:g}"
+        if self.maximum is not None:
+            return f"{what} ≤ {self.maximum:g}"
+        return what
+
+    def shown_default(self) -> str:
+        if self.type == "strings":
+            return "[" + ", ".join(f'"{v}"' for v in self.default) + "]"
+        return repr(self.default)
+
+
 class Rule:
     """Base class.  Subclasses set the class attributes and implement :meth:`check`."""
 
@@ -47,13 +102,49 @@ class Rule:
     fix: ClassVar[str] = "none"
     default: ClassVar[bool] = False
     backends: ClassVar[tuple[str, ...] | None] = None  # None: every backend
+    options: ClassVar[tuple[Option, ...]] = ()
     examples: ClassVar[tuple[Example, ...]] = ()
 
-    def applies(self, ctx: "LintContext") -> bool:
+    def applies(self, ctx) -> bool:  # ctx: promptkit.lint.context.LintContext
         """Whether the rule has anything to say for this profile/backend."""
-        return self.backends is None or ctx.backend in self.backends
+        return self.backends is None or ctx.backend.name in self.backends
 
-    def check(self, ctx: "LintContext") -> Iterator["Diagnostic"]:  # pragma: no cover - abstract
+    @classmethod
+    def option(cls, name: str) -> Option:
+        """The declared option ``name`` (KeyError when the rule has none of that name)."""
+        for opt in cls.options:
+            if opt.name == name:
+                return opt
+        raise KeyError(f"{cls.code} has no option {name!r}")
+
+    @classmethod
+    def check_options(cls, values: Mapping[str, Any], on_error=None) -> dict[str, Any]:
+        """``values`` (option name → value; ``_`` reads as ``-``) checked against the declared
+        options and converted.  A problem raises :class:`OptionError`, or the exception
+        ``on_error(option_name, message)`` returns (so a config file can name its line)."""
+        if on_error is None:
+            def on_error(name, message):
+                return OptionError(message)
+        out: dict[str, Any] = {}
+        names = [o.name for o in cls.options]
+        for raw, value in values.items():
+            name = str(raw).replace("_", "-")
+            if name not in names:
+                close = _close_matches(name, names, n=1, cutoff=0.5)
+                if close:
+                    hint = f"; did you mean '{close[0]}'?"
+                elif names:
+                    hint = f" (its options: {', '.join(names)})"
+                else:
+                    hint = " (it has no options)"
+                raise on_error(raw, f"{cls.name} ({cls.code}) has no option '{raw}'{hint}")
+            try:
+                out[name] = cls.option(name).check(value)
+            except OptionError as exc:
+                raise on_error(raw, f"option '{name}' of {cls.name} ({cls.code}): {exc}") from None
+        return out
+
+    def check(self, ctx) -> Iterator["Diagnostic"]:  # pragma: no cover - abstract
         raise NotImplementedError
 
     # -- documentation ---------------------------------------------------
@@ -69,15 +160,17 @@ class Rule:
         return inspect.cleandoc(cls.__doc__ or "")
 
 
+#: code → rule class, filled by :func:`register` as the rule modules are imported
+#: (:mod:`promptkit.lint.catalog` imports them all)
 RULES: dict[str, type[Rule]] = {}
-_BY_NAME: dict[str, str] = {}
+BY_NAME: dict[str, str] = {}
 
 
 def register(cls: type[Rule]) -> type[Rule]:
     """Class decorator: add a rule to the registry (codes and names must be unique)."""
     if cls.code in RULES:
         raise ValueError(f"duplicate rule code {cls.code}")
-    if cls.name in _BY_NAME:
+    if cls.name in BY_NAME:
         raise ValueError(f"duplicate rule name {cls.name}")
     if cls.severity not in SEVERITIES:
         raise ValueError(f"{cls.code}: bad severity {cls.severity!r}")
@@ -85,29 +178,25 @@ def register(cls: type[Rule]) -> type[Rule]:
         raise ValueError(f"{cls.code}: bad fix kind {cls.fix!r}")
     if not (cls.__doc__ or "").strip():
         raise ValueError(f"{cls.code}: a rule needs a docstring")
+    for name in cls.backends or ():
+        try:
+            get_backend(name)
+        except BackendError as exc:
+            raise ValueError(f"{cls.code}: {exc}") from None
+    seen = set()
+    for opt in cls.options:
+        if opt.name in seen or opt.name != opt.name.lower() or "_" in opt.name:
+            raise ValueError(f"{cls.code}: option names must be unique kebab-case, got {opt.name!r}")
+        if opt.type not in OPTION_TYPES:
+            raise ValueError(f"{cls.code}: option {opt.name!r} has unknown type {opt.type!r}")
+        opt.check(opt.default)
+        seen.add(opt.name)
     RULES[cls.code] = cls
-    _BY_NAME[cls.name] = cls.code
+    BY_NAME[cls.name] = cls.code
     return cls
 
 
-def all_rules() -> dict[str, type[Rule]]:
-    """Code → rule class, sorted by code (loads the rule modules on first use)."""
-    from . import rules  # noqa: F401  (registers on import)
+def _close_matches(word, candidates, n, cutoff):
+    import difflib  # (only on an error path: kept out of every start)
 
-    return dict(sorted(RULES.items()))
-
-
-def get_rule(ref: str) -> type[Rule]:
-    """A rule by code (``PK301``, case-insensitive) or name (``artist-missing-by``)."""
-    rules = all_rules()
-    key = ref.strip()
-    if key.upper() in rules:
-        return rules[key.upper()]
-    if key.lower() in _BY_NAME:
-        return rules[_BY_NAME[key.lower()]]
-    raise KeyError(f"unknown rule {ref!r} (expected a code such as PK301 or a name such as artist-missing-by)")
-
-
-def code_for_name(name: str) -> str | None:
-    all_rules()
-    return _BY_NAME.get(name.lower())
+    return difflib.get_close_matches(word, candidates, n=n, cutoff=cutoff)

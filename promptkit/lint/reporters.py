@@ -8,7 +8,7 @@ from typing import Sequence
 from promptkit.diagnostics import Diagnostic
 
 from .inputs import Source
-from .registry import all_rules
+from .catalog import all_rules
 
 __all__ = ["FORMATS", "render", "Result"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from .registry import all_rules, code_for_name
+from .catalog import all_rules, code_for_name
 
 
 class SelectorError(ValueError):

@@ -46,6 +46,8 @@ def parse(text: str, strict: bool = False, *, extra_networks: bool = True) -> Pr
     """
     if not isinstance(text, str):
         raise TypeError(f"parse() needs a str, got {type(text).__name__}")
+    if not extra_networks and "<" not in text:
+        extra_networks = True  # the same tree: share its cache entry
     prompt = _cached(text, extra_networks) if len(text) < 20000 else _build(text, extra_networks)
     if strict:
         for d in prompt.diagnostics:

@@ -1,39 +1,63 @@
-"""Danbooru tags: the database (:class:`TagDB`), the normalizer and the tag splitter.
+"""Danbooru/e621 tags: the database (:class:`TagDB`), autocomplete, the tag splitter and the normalizer.
 
-This module gathers the public names of :mod:`promptkit.tags.db`,
-:mod:`promptkit.tags.normalizer` and :mod:`promptkit.tags.completion`.
+The package's modules, one job each: :mod:`~promptkit.tags.sources` (tag sources and
+their categories), :mod:`~promptkit.tags.locations` (where the lists are),
+:mod:`~promptkit.tags.reader` (the CSV reader), :mod:`~promptkit.tags.columns` and
+:mod:`~promptkit.tags.index` (the loaded data and its on-disk index),
+:mod:`~promptkit.tags.db` (``TagDB``), :mod:`~promptkit.tags.completion`,
+:mod:`~promptkit.tags.keys` and :mod:`~promptkit.tags.spelling` (look-up keys and
+prompt spellings), :mod:`~promptkit.tags.splitter` (``iter_tags``),
+:mod:`~promptkit.tags.normalizer` (``normalize``) and :mod:`~promptkit.tags.download`.
+The names below are imported from them on first use, so importing one small module
+(``promptkit.tags.sources``) does not load the rest.
 """
 
 from __future__ import annotations
 
-from promptkit.tags.db import (  # noqa: F401
-    CATEGORIES,
-    SourceInfo,
-    Suggestion,
-    Tag,
-    TagDataError,
-    TagDB,
-    cache_dir,
-    downloaded_path,
-    escape,
-    fold_key,
-    format_tag,
-    kaomoji,
-    tag_key,
-    unescape,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "CATEGORIES", "SourceInfo", "Suggestion", "Tag", "TagDataError", "TagDB", "cache_dir", "downloaded_path",
-    "escape", "fold_key", "format_tag", "kaomoji", "tag_key", "unescape",
-    "TagRef", "iter_tags", "normalize", "tag_lookup_key",
-]
+# public name -> module inside promptkit.tags
+_EXPORTS = {
+    "TagDB": "db",
+    "default_db": "db",
+    "Tag": "records",
+    "Suggestion": "records",
+    "SourceInfo": "records",
+    "TagDataError": "records",
+    "CATEGORIES": "sources",
+    "SOURCES": "sources",
+    "TagSource": "sources",
+    "downloaded_path": "locations",
+    "tag_key": "keys",
+    "fold_key": "keys",
+    "tag_lookup_key": "keys",
+    "unescape": "keys",
+    "ARTIST_PREFIXES": "keys",
+    "escape": "spelling",
+    "format_tag": "spelling",
+    "kaomoji": "spelling",
+    "TagRef": "splitter",
+    "iter_tags": "splitter",
+    "normalize": "normalizer",
+}
+
+__all__ = sorted(_EXPORTS) + ["cache_dir"]
 
 
-def __getattr__(name: str):
-    # the normalizer needs the parser; import it on first use
-    if name in ("TagRef", "iter_tags", "normalize", "tag_lookup_key"):
-        from promptkit.tags import normalizer as tagnorm
+def __getattr__(name: str) -> Any:
+    if name == "cache_dir":  # promptkit's cache folder, kept under its old address
+        from promptkit._cache import cache_dir
 
-        return getattr(tagnorm, name)
-    raise AttributeError(f"module 'promptkit.tags' has no attribute {name!r}")
+        value = cache_dir
+    else:
+        module = _EXPORTS.get(name)
+        if module is None:
+            raise AttributeError(f"module 'promptkit.tags' has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"promptkit.tags.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

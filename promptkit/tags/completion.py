@@ -1,4 +1,4 @@
-"""Autocomplete index over a :class:`~promptkit.tags.db.TagDB`.
+"""Autocomplete and did-you-mean over a :class:`~promptkit.tags.db.TagDB`: :class:`CompletionIndex`.
 
 Three sorted key lists answer every query with two binary searches each:
 
@@ -9,7 +9,10 @@ Three sorted key lists answer every query with two binary searches each:
 A prefix range is ranked by post count; ranges larger than ``_SCAN`` entries
 get their top ``_TOPK`` precomputed when the index is built, so a one-letter
 query costs the same as a long one.  Fewer than ``limit`` hits fall back to
-``rapidfuzz`` over the tags that share the query's first letters.
+``rapidfuzz`` over the tags that share the query's first letters.  The index is kept
+on disk next to the database index (:mod:`promptkit.tags.index`), as two
+fingerprinted records: what did-you-mean needs, and the word and alias keys only
+``complete`` uses.
 """
 
 from __future__ import annotations
@@ -20,7 +23,13 @@ from array import array
 from bisect import bisect_left, bisect_right
 from typing import Iterable
 
-from promptkit.tags.db import CATEGORIES, Suggestion, Tag, _fold_query, escape, format_tag, unescape
+from promptkit._cache import read_record, write_record
+
+from .index import index_path, pack_names, pack_strings, unpack_names, unpack_strings
+from .keys import fold_query, unescape
+from .records import Suggestion, Tag
+from .sources import CATEGORIES
+from .spelling import format_tag
 
 __all__ = ["CompletionIndex"]
 
@@ -30,13 +39,38 @@ _FUZZY_POOL = 500     # most popular candidates the completion fuzzy fallback sc
 _SUGGEST_POOL = 5000  # … and suggest() (did-you-mean for unknown tags)
 _END = "\U0010ffff"
 _META = CATEGORIES.index("meta")
+_WORD_START = re.compile(r"(?<=[ (/])[^ \n]")
+_NEWLINE = re.compile(r"\n")
+_KIND_MAIN = "promptkit.complete"
+_KIND_WORDS = "promptkit.complete-words"
+_VERSION = 4
+_KEYS_AS_LIST_AFTER = 300  # look-ups on keys read from disk (one string) before they become a list
+
+
+def _pack_positions(prefix: str, table: dict) -> dict:
+    """A prefix → positions table as three fields: the prefixes, their lengths, all positions."""
+    return {
+        f"{prefix}.keys": pack_strings(list(table)),
+        f"{prefix}.len": array("i", map(len, table.values())),
+        f"{prefix}.pos": array("i", [p for v in table.values() for p in v]),
+    }
+
+
+def _unpack_positions(rec: dict, prefix: str) -> dict:
+    lens, pos = rec[f"{prefix}.len"], rec[f"{prefix}.pos"]
+    keys = unpack_strings(rec[f"{prefix}.keys"], len(lens))
+    if not isinstance(pos, array) or not isinstance(lens, array) or sum(lens) != len(pos):
+        raise ValueError("inconsistent completion index")
+    out, start = {}, 0
+    for k, n in zip(keys, lens):
+        out[k] = pos[start : start + n]
+        start += n
+    return out
 
 
 def accept_meta(accept) -> bool:
     """Whether a category filter lets meta tags through (profile vocabulary counts as meta)."""
     return bool(getattr(accept, "meta", False))
-_WORD_START = re.compile(r"(?<=[ (/])[^ \n]")
-_NEWLINE = re.compile(r"\n")
 
 
 def _fold(key: str) -> str:
@@ -48,28 +82,39 @@ def _fold(key: str) -> str:
 class _SortedKeys:
     """Sorted folded keys with aligned tag indices, counts and (for aliases) alias text."""
 
-    __slots__ = ("keys", "idx", "cnt", "extra", "top")
+    __slots__ = ("keys", "idx", "cnt", "extra", "top", "probes")
 
-    def __getstate__(self):
-        # one string and two byte arrays unpickle several times faster than 3 x 140k objects
-        return (
-            len(self.keys),
-            "\n".join(self.keys),
-            array("i", self.idx).tobytes(),
-            array("q", self.cnt).tobytes(),
-            self.extra,
-            self.top,
-        )
+    def fields(self, prefix: str) -> dict:
+        """The keys as typed record fields (one string and flat arrays, no 140k objects)."""
+        keys, key_starts = pack_names(self.keys)
+        extra, extra_starts = pack_names(self.extra) if self.extra is not None else (None, array("i"))
+        return {
+            f"{prefix}.keys": keys,
+            f"{prefix}.key_starts": key_starts,
+            f"{prefix}.idx": array("i", self.idx),
+            f"{prefix}.cnt": array("q", self.cnt),
+            f"{prefix}.extra": extra,
+            f"{prefix}.extra_starts": extra_starts,
+            **_pack_positions(f"{prefix}.top", self.top),
+        }
 
-    def __setstate__(self, state):
-        n, blob, idx, cnt, self.extra, self.top = state
-        self.keys = blob.split("\n") if n else []
-        self.idx = array("i")
-        self.idx.frombytes(idx)
-        self.cnt = array("q")
-        self.cnt.frombytes(cnt)
-        if not (len(self.keys) == len(self.idx) == len(self.cnt) == n):
+    @classmethod
+    def from_fields(cls, rec: dict, prefix: str) -> "_SortedKeys":
+        """The keys stored by :meth:`fields` (kept as one string until look-ups add up);
+        ValueError when the fields do not line up."""
+        self = cls.__new__(cls)
+        idx, cnt = rec[f"{prefix}.idx"], rec[f"{prefix}.cnt"]
+        if not (isinstance(idx, array) and isinstance(cnt, array) and len(idx) == len(cnt)):
             raise ValueError("inconsistent completion index")
+        self.idx, self.cnt = idx, cnt
+        self.keys = unpack_names(rec[f"{prefix}.keys"], rec[f"{prefix}.key_starts"])
+        extra = rec[f"{prefix}.extra"]
+        self.extra = None if extra is None else unpack_names(extra, rec[f"{prefix}.extra_starts"])
+        if len(self.keys) != len(idx) or (self.extra is not None and len(self.extra) != len(idx)):
+            raise ValueError("inconsistent completion index")
+        self.top = _unpack_positions(rec, f"{prefix}.top")
+        self.probes = 0
+        return self
 
     def __init__(self, keys: list[str], idx: list[int], counts: list[int], extra: list[str] | None = None):
         order = sorted(range(len(keys)), key=keys.__getitem__)
@@ -78,6 +123,7 @@ class _SortedKeys:
         self.extra = [extra[o] for o in order] if extra is not None else None
         self.cnt = [counts[i] for i in self.idx]
         self.top: dict[str, list[int]] = {}
+        self.probes = 0
         self._precompute()
 
     def _precompute(self) -> None:
@@ -102,6 +148,12 @@ class _SortedKeys:
 
     def range(self, q: str) -> tuple[int, int]:
         keys = self.keys
+        if type(keys) is not list:
+            # read from disk as one string: a one-shot did-you-mean needs a few probes, a
+            # completion session many (a list bisects several times faster)
+            self.probes += 1
+            if self.probes > _KEYS_AS_LIST_AFTER:
+                keys = self.keys = list(keys)
         lo = bisect_left(keys, q)
         return lo, bisect_left(keys, q + _END, lo)
 
@@ -128,47 +180,50 @@ class CompletionIndex:
     """Built once per :class:`TagDB` on the first ``complete``/``suggest`` call
     (and cached on disk next to the database index)."""
 
-    _STATE = "complete-v3"
-
     @classmethod
     def for_db(cls, db) -> "CompletionIndex":
         """The index of ``db``, from the disk cache when it is there.
 
-        Two files: the main keys (all ``suggest`` — did-you-mean for an unknown
+        Two records: the main keys (all ``suggest`` — did-you-mean for an unknown
         tag — needs) and the word-start and alias indexes that only ``complete``
         uses, loaded on first use (together ~2/3 of the index)."""
-        from promptkit.tags.db import _read_pickle, _write_cache, cache_dir
-
-        path = cache_dir() / "index" / f"{db._hash}.complete.pkl" if db._hash and db._use_cache else None
-        if path is not None:
-            state = _read_pickle(path)
-            if isinstance(state, tuple) and len(state) == 3 and state[0] == cls._STATE and isinstance(state[2], dict):
-                self = cls.__new__(cls)
-                self._init_common(db)
-                _, self.main, self.pools = state
-                self._words_path = path.with_name(f"{db._hash}.complete-words.pkl")
-                return self
+        key = db.cache_key
+        if key is not None:
+            rec = read_record(index_path(key, "complete"), _KIND_MAIN, _VERSION, key)
+            if rec is not None:
+                try:
+                    main = _SortedKeys.from_fields(rec, "main")
+                    pools = _unpack_positions(rec, "pools")
+                except (KeyError, TypeError, ValueError, IndexError):
+                    main = None  # damaged: rebuilt below
+                if main is not None:
+                    self = cls.__new__(cls)
+                    self._init_common(db)
+                    self.main, self.pools = main, pools
+                    self._words_key = key
+                    return self
         self = cls(db)
-        if path is not None:
-            _write_cache(path.with_name(f"{db._hash}.complete-words.pkl"), (cls._STATE, self._words, self._aliases))
-            _write_cache(path, (cls._STATE, self.main, self.pools))
+        if key is not None:
+            self._write_words(key)
+            write_record(index_path(key, "complete"), _KIND_MAIN, _VERSION, key,
+                         {**self.main.fields("main"), **_pack_positions("pools", self.pools)})
         return self
 
     def __init__(self, db):
         self._init_common(db)
-        primary = list(db._primary())
+        primary = list(db.columns.primary())
         main_idx = [i for _, i in primary]
         main_keys = [_fold(k) for k, _ in primary]
-        self.main = _SortedKeys(main_keys, main_idx, db._counts)
+        self.main = _SortedKeys(main_keys, main_idx, db.columns.counts)
         self.pools = self._build_pools()
         self._words, self._aliases = self._build_words(main_keys, main_idx)
 
     def _init_common(self, db) -> None:
         self.db = db
-        self._names = db._names
+        self._cols = db.columns
         self._words: _SortedKeys | None = None
         self._aliases: _SortedKeys | None = None
-        self._words_path = None
+        self._words_key: str | None = None
         self._pools: dict[tuple, tuple[list[str], list[int]]] = {}
         self._cuts: dict[tuple, list[str]] = {}
         self._vocab: dict[tuple, list[tuple[str, str]]] = {}
@@ -176,10 +231,10 @@ class CompletionIndex:
 
     def _build_words(self, main_keys=None, main_idx=None) -> tuple[_SortedKeys, _SortedKeys]:
         """Word-start index (every word inside a key: after a space, "(" or "/") and alias index."""
-        db = self.db
-        counts = db._counts
+        cols = self._cols
+        counts = cols.counts
         if main_keys is None:
-            primary = list(db._primary())
+            primary = list(cols.primary())
             main_idx = [i for _, i in primary]
             main_keys = [_fold(k) for k, _ in primary]
         joined = "\n".join(main_keys)
@@ -193,7 +248,7 @@ class CompletionIndex:
             word_keys.append(joined[pos:] if end < 0 else joined[pos:end])
             word_idx.append(main_idx[line])
         alias_keys, alias_idx, alias_raw = [], [], []
-        for ak, target in db._alias.items():
+        for ak, target in cols.alias.items():
             fa = _fold(ak)
             raw = ak.replace(" ", "_")
             for t in target if isinstance(target, tuple) else (target,):
@@ -206,15 +261,23 @@ class CompletionIndex:
         )
 
     def _load_words(self) -> None:
-        from promptkit.tags.db import _read_pickle, _write_cache
-
-        state = _read_pickle(self._words_path) if self._words_path is not None else None
-        if isinstance(state, tuple) and len(state) == 3 and state[0] == self._STATE:
-            _, self._words, self._aliases = state
-            return
+        key = self._words_key
+        if key is not None:
+            rec = read_record(index_path(key, "complete-words"), _KIND_WORDS, _VERSION, key)
+            if rec is not None:
+                try:
+                    self._words = _SortedKeys.from_fields(rec, "words")
+                    self._aliases = _SortedKeys.from_fields(rec, "aliases")
+                    return
+                except (KeyError, TypeError, ValueError, IndexError):
+                    pass
         self._words, self._aliases = self._build_words()
-        if self._words_path is not None:
-            _write_cache(self._words_path, (self._STATE, self._words, self._aliases))
+        if key is not None:
+            self._write_words(key)
+
+    def _write_words(self, key: str) -> None:
+        write_record(index_path(key, "complete-words"), _KIND_WORDS, _VERSION, key,
+                     {**self._words.fields("words"), **self._aliases.fields("aliases")})
 
     @property
     def words(self) -> _SortedKeys:
@@ -243,17 +306,20 @@ class CompletionIndex:
         return pools
 
     # ------------------------------------------------------------------
-    def complete(self, query, limit=10, categories=None, profile=None, backend="a1111", fuzzy=True):
+    def complete(self, query, limit=10, categories=None, profile=None, backend=None, fuzzy=True):
+        """See :meth:`TagDB.complete` (``backend`` a :class:`~promptkit.backends.Backend`)."""
+        if backend is None:
+            from promptkit.backends import A1111 as backend
         if limit <= 0:
             return []
-        q = _fold_query(query)
+        q = fold_query(query)
         if not q.strip():
             return []
         from promptkit.profiles import load_profile
 
         prof = load_profile(profile) if profile is not None else None
-        db = self.db
-        cats = db._cats
+        cols = self._cols
+        cats = cols.cats
         accept = None
         if categories is not None:
             if isinstance(categories, str):
@@ -271,18 +337,18 @@ class CompletionIndex:
         out: list[Suggestion] = []
         seen: set[int] = set()
 
-        texts = self._texts.setdefault((prof.name, str(prof.path)) if prof else None, {}).setdefault(backend, {})
+        texts = self._texts.setdefault((prof.name, str(prof.path)) if prof else None, {}).setdefault(backend.name, {})
 
         def emit(i: int, kind: str, alias: str | None = None, score: float = 100.0) -> bool:
             if i in seen or (accept is not None and not accept(i)):
                 return False
             seen.add(i)
-            name = db._names[i]
+            name = cols.names[i]
             cat = CATEGORIES[cats[i]]
             text = texts.get(i)
             if text is None:
                 text = texts[i] = format_tag(name, prof, backend, category=cat)
-            out.append(Suggestion(name, text, cat, db._counts[i], alias, db._source_names[db._srcs[i]], kind, score))
+            out.append(Suggestion(name, text, cat, cols.counts[i], alias, cols.source_names[cols.srcs[i]], kind, score))
             return len(out) >= limit
 
         main = self.main
@@ -293,7 +359,7 @@ class CompletionIndex:
         if prof is not None and (accept is None or accept_meta(accept)):
             # the model's own words a Danbooru list lacks (masterpiece, very awa, score_9…)
             for kind, word in self._profile_hits(prof, q):
-                out.append(Suggestion(word.replace(" ", "_"), escape(word, backend), "meta", 0, None,
+                out.append(Suggestion(word.replace(" ", "_"), backend.escape(word), "meta", 0, None,
                                       f"profile:{prof.name}", kind))
                 if len(out) >= limit:
                     return out
@@ -322,11 +388,9 @@ class CompletionIndex:
         """(kind, word) for the profile's vocabulary words matching ``q`` that the list lacks."""
         words = self._vocab.get((prof.name, str(prof.path)))
         if words is None:
-            from promptkit.tags.normalizer import _profile_words
-
             words = []
-            for key, word in _profile_words(prof).items():
-                if self.db._index(key) is None:
+            for key, word in prof.vocabulary_spellings.items():
+                if self.db.index_of(key) is None:
                     words.append((_fold(key), word))
             self._vocab[(prof.name, str(prof.path))] = words  # the profile's order: positive quality first
         exact = [("exact", w) for k, w in words if k == q]
@@ -376,7 +440,7 @@ class CompletionIndex:
         else:
             choices = keys
         hits = process.extract(q, choices, scorer=fuzz.ratio, limit=want * 3, score_cutoff=cutoff)
-        counts = self.db._counts
+        counts = self._cols.counts
         best: dict[int, float] = {}
         for _, score, pos in hits:
             i = idx[pos]
@@ -390,29 +454,29 @@ class CompletionIndex:
         out: list[Tag] = []
         seen: set[int] = set()
         for t in db.alias_targets(name):
-            i = db._index(t.name)
+            i = db.index_of(t.name)
             if i is not None and i not in seen:
                 seen.add(i)
                 out.append(t)
-        q = _fold_query(unescape(name)).strip()
+        q = fold_query(unescape(name)).strip()
         if q and len(out) < limit:
             squashed = q.replace(" ", "")
             for i, _ in self._fuzzy(q, limit * 3, cutoff=75.0, size=_SUGGEST_POOL, prefix=False):
                 if i not in seen:
                     seen.add(i)
-                    out.append(db._tag(i))
+                    out.append(db.tag_at(i))
             # "longhair" → "long hair": a missing space scores well below the cutoff for short tags
             if len(out) < limit and " " not in q:
                 for i in self._split_words(squashed):
                     if i not in seen:
                         seen.add(i)
-                        out.append(db._tag(i))
+                        out.append(db.tag_at(i))
         return out[:limit]
 
     def _split_words(self, squashed: str) -> list[int]:
         found = []
         for cut in range(1, len(squashed)):
-            i = self.db._lookup(squashed[:cut] + " " + squashed[cut:])
+            i = self._cols.lookup(squashed[:cut] + " " + squashed[cut:])
             if i is not None:
                 found.append(i)
         return found

@@ -1,18 +1,18 @@
 """``promptkit tags download``: fetch the public tagcomplete CSV into the user cache.
 
-The download streams into a temporary file next to the destination, is
-validated (size against ``Content-Length``, every row's columns and numbers,
-a minimum row count), and only then replaces the previous list with
-``os.replace`` — any failure leaves the old file untouched.
+The download is read into memory, validated (size against ``Content-Length``,
+every row's columns and numbers, a minimum row count), and only then replaces
+the previous list with :func:`promptkit._cache.atomic_write` (a temporary file
+next to it, fsync, ``os.replace``) — any failure leaves the old file untouched.
+Which lists exist and where they are fetched from is the source registry's
+(:data:`promptkit.tags.SOURCES`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -20,16 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from promptkit.tags.db import TagDataError, _decode, _parse_rows, downloaded_path
+from promptkit._cache import atomic_write
 
-__all__ = ["DEFAULT_URLS", "DownloadError", "DownloadResult", "download_tags", "validate_csv"]
+from .locations import downloaded_path
+from .reader import decode, read_rows
+from .records import TagDataError
+from .sources import SOURCES, downloadable_sources
+
+__all__ = ["DEFAULT_URLS", "DownloadError", "DownloadResult", "download_tags", "validate_csv", "download_info"]
 
 #: The lists bundled with the tagcomplete extension (DominikDoom/a1111-sd-webui-tagcomplete, ``tags/``;
-#: spec/tags-and-lint.md §5.1).
-DEFAULT_URLS = {
-    "danbooru": "https://raw.githubusercontent.com/DominikDoom/a1111-sd-webui-tagcomplete/main/tags/danbooru.csv",
-    "e621": "https://raw.githubusercontent.com/DominikDoom/a1111-sd-webui-tagcomplete/main/tags/e621.csv",
-}
+#: spec/tags-and-lint.md §5.1), from the source registry.
+DEFAULT_URLS = {name: SOURCES[name].url for name in downloadable_sources()}
 MIN_ROWS = 1000           # the real lists hold >100,000 rows; fewer means an error page or a stub
 MAX_BAD_FRACTION = 0.001  # tolerated malformed rows (e621.csv has one nameless row), dropped on save
 
@@ -52,18 +54,19 @@ class DownloadResult:
 def validate_csv(data: bytes, origin: str, source: str, min_rows: int = MIN_ROWS) -> tuple[bytes, int, int, list]:
     """Check a downloaded tag list.  Returns ``(clean_bytes, rows, dropped, problems)``;
     raises :class:`DownloadError` when the list is unusable."""
+    fmt = SOURCES[source] if source in SOURCES else SOURCES["danbooru"].renamed(source)
     try:
-        text = _decode(data, origin)
+        text = decode(data, origin)
     except TagDataError as exc:
         raise DownloadError(str(exc)) from None
     if text.lstrip().startswith("<"):
         raise DownloadError(f"{origin}: got an HTML/XML page, not a tag CSV")
     lines = text.splitlines()
-    table = _parse_rows(text, origin, source, strict=False)
+    table = read_rows(text, origin, fmt, strict=False)
     rows = len(table.names)
     bad = table.skipped
     # a row cut in half at the very end is the signature of a truncated transfer
-    if lines and not text.endswith("\n") and _parse_rows(lines[-1], origin, source, strict=False).skipped:
+    if lines and not text.endswith("\n") and read_rows(lines[-1], origin, fmt, strict=False).skipped:
         raise DownloadError(f"{origin}:{len(lines)}: last row is incomplete (truncated download?)")
     if bad > max(1, int(rows * MAX_BAD_FRACTION)):
         line, msg = table.first_error
@@ -77,7 +80,7 @@ def validate_csv(data: bytes, origin: str, source: str, min_rows: int = MIN_ROWS
         for lineno, line in enumerate(lines, 1):
             if not line.strip():
                 continue
-            one = _parse_rows(line + "\n", origin, source, strict=False)
+            one = read_rows(line + "\n", origin, fmt, strict=False)
             if one.skipped:
                 problems.append((lineno, one.first_error[1]))
                 continue
@@ -159,33 +162,16 @@ def download_tags(
     for lineno, msg in problems:
         print(f"warning: {url}:{lineno}: {msg} (row dropped)", file=sys.stderr)
     digest = hashlib.sha256(clean).hexdigest()
-    _atomic_write(dest, clean)
+    atomic_write(dest, clean)
     meta = {
         "source": source, "url": url, "rows": rows, "dropped_rows": dropped, "bytes": len(clean),
         "sha256": digest, "downloaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     try:
-        _atomic_write(dest.with_suffix(".json"), json.dumps(meta, indent=2).encode())
+        atomic_write(dest.with_suffix(".json"), json.dumps(meta, indent=2).encode())
     except OSError:
         pass
     return DownloadResult(dest, url, rows, dropped, len(clean), digest, time.perf_counter() - t0)
-
-
-def _atomic_write(dest: Path, data: bytes) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def download_info(source: str) -> dict | None:

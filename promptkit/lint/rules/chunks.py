@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from promptkit.diagnostics import Fix, Span
 
-from ..registry import Example, Rule, register
-from .model import _chunk_of, chunk_count, token_layout
+from ..registry import Example, Option, Rule, register
+from .layout import chunk_count, chunk_of, token_layout
 
 # a long comma-less run of tags that crosses the first 75-token border
 _PHRASE = "a girl with very long silver hair standing in a wide field of flowers under a bright sky"
@@ -38,20 +38,25 @@ class TagStraddlesChunk(Rule):
     severity = "warning"
     fix = "unsafe"
     default = True
+    options = (
+        Option("comma-backtrack", "integer", 20,
+               "A1111's comma_padding_backtrack: how far (tokens) the chunker looks back for a comma",
+               minimum=0, maximum=74),
+    )
     examples = (Example(bad=_STRADDLE, good=_STRADDLE_GOOD, fixed=_STRADDLE_FIXED, unsafe=True),)
 
     def check(self, ctx):
         for field in ctx.fields:
             if chunk_count(field) < 2:
                 continue
-            chunk_of = _chunk_of(field)
+            lookup = chunk_of(field)
             for info in field.infos:
-                hit = chunk_of(info.span)
+                hit = lookup(info.span)
                 if len(hit) < 2:
                     continue
                 a, b = min(hit), max(hit)
                 fix = None
-                if not getattr(info.ref, "depth", 0) and ctx.backend == "a1111" and info.span.start > 0:
+                if not getattr(info.ref, "depth", 0) and ctx.backend.break_keyword and info.span.start > 0:
                     fix = Fix(Span(info.span.start, info.span.start), "BREAK ", False, "start a new chunk before the tag")
                 yield ctx.diag(
                     self, info.span,
@@ -69,8 +74,7 @@ def _short(text: str, n: int = 40) -> str:
 class TooManyChunks(Rule):
     """More CLIP chunks than the limit (default 3 = 225 tokens; warning above 4).
 
-    **What it catches.** Very long prompts.  Options: `[tool.promptkit.lint.too-many-chunks]
-    max = 3, warn = 4`.
+    **What it catches.** Very long prompts (the limits are the options `max` and `warn`).
 
     **Why.** SDXL's pooled text vector comes from the first chunk only, and
     every extra chunk dilutes the cross-attention of the others.
@@ -81,13 +85,17 @@ class TooManyChunks(Rule):
     code = "PK402"
     name = "too-many-chunks"
     severity = "info"
+    options = (
+        Option("max", "integer", 3, "chunks allowed before the rule reports (info)", minimum=1),
+        Option("warn", "integer", 4, "above this many chunks the report is a warning", minimum=1),
+    )
     examples = (
         Example(bad=", ".join(["long hair, blue eyes, smile"] * 40), good="1girl, long hair, blue eyes, smile"),
     )
 
     def check(self, ctx):
-        limit = int(ctx.option(self.code, "max", 3))
-        warn = int(ctx.option(self.code, "warn", 4))
+        limit = ctx.option(self, "max")
+        warn = ctx.option(self, "warn")
         for field in ctx.fields:
             n = chunk_count(field)
             if n <= limit:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..registry import Example, Rule, register
-from ._util import removal_fix
+from .helpers import removal_fix
 
 
 def _weight(info) -> float:

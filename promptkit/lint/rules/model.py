@@ -2,36 +2,13 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from promptkit.diagnostics import Fix, Span
 from promptkit.profiles import vocab_key
 
-from ..registry import Example, Rule, register
-from ._util import item_extent, removal_fix
-
-# quality "spells" in common use that no profile lists (catalogue PK304 examples)
-_COMMON_QUALITY = (
-    "high quality", "highest quality", "ultra-detailed", "ultra detailed", "extremely detailed",
-    "highly detailed", "detailed", "8k", "4k", "hd", "uhd", "8k wallpaper", "amazing quality",
-    "very aesthetic", "aesthetic", "best aesthetic", "great quality", "good quality", "normal quality",
-    "bad quality", "medium quality", "high score", "great score", "good score", "average score", "bad score",
-    "low score", "very awa", "worst aesthetic", "masterpiece", "best quality", "low quality", "worst quality",
-    "score 9", "score 8 up", "score 7 up", "score 6 up", "score 5 up", "score 4 up",
-)
-
-
-@lru_cache(maxsize=1)
-def quality_universe() -> frozenset[str]:
-    """Every quality tag any bundled profile knows, plus common quality spells."""
-    from promptkit.profiles import available_profiles, load_profile
-
-    words = set(vocab_key(w) for w in _COMMON_QUALITY)
-    for name in available_profiles():
-        prof = load_profile(name)
-        words.update(vocab_key(w) for w in prof.quality_positive + prof.quality_negative + prof.score_chain)
-    return frozenset(words)
-
+from ..registry import Example, Option, Rule, register
+from .helpers import item_extent, removal_fix
+from .layout import chunk_of
+from .vocabulary import quality_universe
 
 def _artist_infos(field):
     return [i for i in field.infos if i.is_artist and not i.in_vocab]
@@ -89,101 +66,6 @@ class ArtistMissingBy(Rule):
                 )
 
 
-def token_layout(field) -> list[tuple[int, int, int]]:
-    """``(source start, source end, chunk index)`` of every content token, for the field's backend.
-
-    A1111 and diffusers (sd_embed: comma back-tracking off, a hard split every
-    75 tokens) come from :func:`promptkit.clip.chunk.chunks`; ComfyUI is simulated
-    from the same tokens: ComfyUI's ``SDTokenizer`` tokenizes each
-    space-separated word and moves a word that does not fit to the next
-    chunk unless it is 8 tokens or longer (``max_word_length``), and treats
-    BREAK as a word.
-    """
-    cached = field.__dict__.get("_token_layout")
-    if cached is not None:
-        return cached
-    out: list[tuple[int, int, int]] = []
-    if field.ctx.backend == "comfy":
-        out = _comfy_layout(field)
-    else:
-        for ci, ch in enumerate(field.chunks):
-            for sp in ch.spans[1 : 1 + ch.n_content]:
-                if sp is not None and sp.start >= 0:
-                    out.append((sp.start, sp.end, ci))
-    out.sort()
-    field.__dict__["_token_layout"] = out
-    return out
-
-
-COMFY_MAX_WORD = 8
-CHUNK_TOKENS = 75
-
-
-def _comfy_layout(field) -> list[tuple[int, int, int]]:
-    from promptkit.clip.tokenizer import ClipTokenizer
-
-    tok = ClipTokenizer.bundled()
-    words: list[list[tuple[int, int]]] = []  # per word: source spans of its tokens
-    for run in field.runs:
-        text = run.text.replace("\n", " ")
-        pos = 0
-        for piece in text.split(" "):
-            start = pos
-            pos += len(piece) + 1
-            if not piece.strip():
-                continue
-            ids, offs = tok.encode_with_offsets(piece)
-            spans = []
-            for a, b in offs:
-                sa = run.source_offset(start + a)
-                sb = run.source_offset(start + b - 1) + 1 if b > a else sa
-                spans.append((sa, sb))
-            if spans:
-                words.append(spans)
-    out: list[tuple[int, int, int]] = []
-    chunk, used = 0, 0
-    for spans in words:
-        large = len(spans) >= COMFY_MAX_WORD
-        rest = list(spans)
-        while rest:
-            if used + len(rest) > CHUNK_TOKENS:
-                if large:
-                    room = CHUNK_TOKENS - used
-                    out.extend((a, b, chunk) for a, b in rest[:room])
-                    rest = rest[room:]
-                chunk, used = chunk + 1, 0
-            else:
-                out.extend((a, b, chunk) for a, b in rest)
-                used += len(rest)
-                rest = []
-    return out
-
-
-def chunk_count(field) -> int:
-    layout = token_layout(field)
-    return (max(c for _, _, c in layout) + 1) if layout else 1
-
-
-def _chunk_of(field) -> callable:
-    """span → set of indexes of the CLIP chunks holding tokens of that span."""
-    import bisect
-
-    layout = token_layout(field)
-    starts = [a for a, _, _ in layout]
-
-    def lookup(span: Span) -> set[int]:
-        out = set()
-        k = max(bisect.bisect_right(starts, span.start) - 1, 0)
-        while k < len(layout) and layout[k][0] < span.end:
-            a, b, c = layout[k]
-            if b > span.start and a < span.end:
-                out.add(c)
-            k += 1
-        return out
-
-    return lookup
-
-
 @register
 class ArtistNotIsolated(Rule):
     """Artist/style tags sharing a CLIP chunk with subject tags (profiles with `isolate_artists`).
@@ -223,15 +105,15 @@ class ArtistNotIsolated(Rule):
         artists = [i for i in infos if (i.is_artist or (i.prefix.strip() == ctx.profile.artist_prefix.strip() and i.prefix))]
         if not artists:
             return
-        chunk_of = _chunk_of(field)
+        lookup = chunk_of(field)
         subjects = [i for i in infos if i not in artists and not _is_style(i, ctx) and i.key != "break" and i.ref.text.strip()]
         last_subject = max((s.span.end for s in subjects), default=-1)
         bad = []
         for a in artists:
             if a.span.start > last_subject:
                 continue  # at the very end
-            mine = chunk_of(a.span)
-            mates = [s for s in subjects if chunk_of(s.span) & mine]
+            mine = lookup(a.span)
+            mates = [s for s in subjects if lookup(s.span) & mine]
             if mates:
                 bad.append((a, mates[0]))
         if not bad:
@@ -254,7 +136,7 @@ class ArtistNotIsolated(Rule):
             rs = removal_fix(field, s, safe=False, description="").span
             rest = rest[: rs.start] + rest[rs.end :]
         rest = rest.strip().strip(",").strip()
-        if backend != "a1111":
+        if not backend.break_keyword:
             # BREAK is plain text for ComfyUI core and sd_embed: the very end is the isolated place
             new = (rest + ", " if rest else "") + ", ".join(pieces)
             return Fix(Span(0, len(text)), new, False, "move the artists to the very end")
@@ -269,8 +151,7 @@ class RemovedMetaTag(Rule):
     """A meta tag the model was trained without (RouWei: `lowres`).
 
     **What it catches.** The profile's `removed_meta` list (plus the option
-    `[tool.promptkit.lint.removed-meta-tag] tags = [...]`); RouWei's card:
-    "Meta tags like lowres have been removed and don't work".
+    `tags`); RouWei's card: "Meta tags like lowres have been removed and don't work".
 
     **Why.** The tag costs tokens and does nothing (or something random).
 
@@ -282,6 +163,7 @@ class RemovedMetaTag(Rule):
     severity = "warning"
     fix = "safe"
     default = True
+    options = (Option("tags", "strings", (), "more tags to report as removed, next to the profile's removed_meta"),)
     examples = (
         Example(
             bad="1girl", negative="lowres, worst quality, low quality, watermark",
@@ -291,10 +173,10 @@ class RemovedMetaTag(Rule):
     )
 
     def applies(self, ctx):
-        return bool(ctx.profile.removed_meta_tags) or bool(ctx.option(self.code, "tags", None))
+        return bool(ctx.profile.removed_meta_tags) or bool(ctx.option(self, "tags"))
 
     def check(self, ctx):
-        extra = ctx.option(self.code, "tags", None) or ()
+        extra = ctx.option(self, "tags")
         removed = {vocab_key(t) for t in (*ctx.profile.removed_meta_tags, *extra)}
         for field in ctx.fields:
             for info in field.infos:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 
+from promptkit.backends import backends_with
 from promptkit.diagnostics import Fix, Span
 
 from ..registry import Example, Rule, register
-from ._util import inner_span, kind, meaningful, source
+from .helpers import glued_tag, inner_span, kind, meaningful, source
 
-A1111_LIKE = ("a1111", "diffusers")
+A1111_LIKE = backends_with("square_brackets")  # where [ ] are syntax
+BREAK_KEYWORD = backends_with("break_keyword")  # where BREAK ends a chunk
+COMPOSABLE_AND = backends_with("composable_and")  # where AND splits sub-prompts with weights
 
 
 def _parser_diags(field, code):
@@ -27,50 +30,31 @@ def _closing_fix(field, node, closer: str) -> Fix | None:
     return None
 
 
-def literal_offsets(field) -> set[int]:
-    """Source offsets of every character A1111 keeps as text (from the attention runs)."""
-    cached = field.__dict__.get("_literal_offsets")
-    if cached is None:
-        cached = set()
-        for run in field.runs:
-            segs = run.segs
-            for k, (i, off) in enumerate(segs):
-                nxt = segs[k + 1][0] if k + 1 < len(segs) else len(run.text)
-                cached.update(range(off, off + nxt - i))
-        field.__dict__["_literal_offsets"] = cached
-    return cached
-
-
 class _Unbalanced(Rule):
     bracket = "("
     closer = ")"
 
     def check(self, ctx):
         for field in ctx.fields:
-            literal = literal_offsets(field)
-            nodes = list(field.walk())
-            # A1111 keeps separate stacks for ( and [: a group cut by an outer closer
-            # ("([a) b]") stays open and a later closer of its own kind still closes it
-            consumed = sorted(
-                n.span.start for n, _ in nodes
-                if kind(n) == "Stray" and n.raw == self.closer and n.span.start not in literal
-            )
-            for node, _ in nodes:
+            nodes = [n for n, _ in field.walk()]
+            # A1111 keeps separate stacks for ( and [: a group cut short by an outer closer
+            # ("([a) b]") stays open until a later closer of its own kind pops it — the tree
+            # records that closer as Stray.closes
+            popped_later = {n.closes.start for n in nodes if kind(n) == "Stray" and n.closes is not None}
+            for node in nodes:
                 k = kind(node)
                 if k == "Weighted" and node.bracket == self.bracket and not node.closed:
-                    later = [c for c in consumed if c >= node.span.end]
-                    if getattr(node, "interrupted", False) and later:
-                        consumed.remove(later[0])
+                    if node.interrupted and node.span.start in popped_later:
                         continue
                     span = Span(node.span.start, node.span.start + 1)
                     effect = "×1.1" if self.bracket == "(" else "×1/1.1 (0.909)"
-                    fix = None if getattr(node, "interrupted", False) else _closing_fix(field, node, self.closer)
+                    fix = None if node.interrupted else _closing_fix(field, node, self.closer)
                     yield ctx.diag(
                         self, span,
                         f"'{self.bracket}' is never closed: everything after it is weighted {effect}",
                         field=field.name, fix=fix,
                     )
-                elif k == "Stray" and node.raw == self.closer and node.span.start in literal:
+                elif k == "Stray" and node.raw == self.closer and node.closes is None:
                     yield ctx.diag(
                         self, node.span,
                         f"stray '{self.closer}' has no opening '{self.bracket}': it is encoded as literal text",
@@ -158,7 +142,7 @@ class LowercaseBreak(Rule):
     severity = "warning"
     fix = "safe"
     default = True
-    backends = ("a1111",)
+    backends = BREAK_KEYWORD
     examples = (
         Example(bad="by wlop, break, 1girl", good="by wlop BREAK 1girl", fixed="by wlop BREAK 1girl", profile="rouwei"),
     )
@@ -225,7 +209,7 @@ class BreakInGroup(Rule):
     severity = "error"
     fix = "unsafe"
     default = True
-    backends = ("a1111",)
+    backends = BREAK_KEYWORD
     examples = (
         Example(
             bad="(by wlop BREAK 1girl:1.1)",
@@ -283,7 +267,7 @@ class EmptyChunkBreak(Rule):
     name = "empty-chunk-break"
     severity = "warning"
     fix = "safe"
-    backends = ("a1111",)
+    backends = BREAK_KEYWORD
     examples = (
         Example(bad="BREAK 1girl BREAK BREAK smile", good="1girl BREAK smile", fixed="1girl BREAK smile"),
     )
@@ -435,7 +419,7 @@ class BareWeightSuffix(Rule):
     name = "bare-weight-suffix"
     severity = "warning"
     fix = "unsafe"
-    backends = ("a1111",)
+    backends = COMPOSABLE_AND
     examples = (
         Example(bad="1girl, smile:1.3", good="1girl, (smile:1.3)", fixed="1girl, (smile:1.3)", unsafe=True),
         Example(bad="1girl, smile:1.3, outdoors", good="1girl, (smile:1.3), outdoors"),
@@ -461,27 +445,6 @@ class BareWeightSuffix(Rule):
                     field=field.name,
                     fix=Fix(ref.span, f"({m.group('body')}:{m.group('w')})", False, "wrap the item in a weighted group"),
                 )
-
-
-def _glued_tag(ctx, field, node):
-    """The DB tag formed by the item right before ``node`` and the group text, e.g. ``karin (blue archive)``."""
-    inner = inner_span(node)
-    if inner is None or node.bracket != "(" or not node.closed:
-        return None, None
-    content = field.text[inner.start : inner.end]
-    if node.weight is not None and node.weight_text is not None:
-        content = f"{content}:{node.weight_text}"
-    for ref in field.tags:
-        if ref.span.end <= node.span.start and field.text[ref.span.end : node.span.start].strip(" _") == "":
-            if node.span.start - ref.span.end > 2:
-                continue
-            if ref.span.end != node.span.start and not field.text[ref.span.end : node.span.start]:
-                continue
-            candidate = f"{ref.text.strip()} ({content})"
-            tag = ctx.lookup(candidate.replace("_", " "))
-            if tag is not None:
-                return ref, tag
-    return None, None
 
 
 @register
@@ -520,7 +483,7 @@ class ColonNumberInGroup(Rule):
                 is_tag = ctx.lookup(f"{content}:{wt}") is not None
                 if not is_tag and not (wt.isdigit() and node.weight >= 10):
                     continue
-                if _glued_tag(ctx, field, node)[0] is not None:
+                if glued_tag(ctx, field, node)[0] is not None:
                     continue  # unescaped qualifier: PK202 rewrites the whole tag
                 close = node.span.end - 1
                 what = f"the tag '{content}:{wt}'" if is_tag else f"'{content}:{wt}'"
@@ -687,9 +650,10 @@ class ScheduleOverflow(Rule):
 class NestingTooDeep(Rule):
     """Brackets nested hundreds of levels deep.
 
-    **What it catches.** promptkit stops building a nested tree past a few
-    hundred levels (Python's recursion limit would break A1111's own parsers
-    long before an image could benefit); the prompt is kept as flat text.
+    **What it catches.** promptkit stops building a nested tree past 256
+    levels (A1111's own recursive parsers break not far beyond, and no image
+    benefits); the prompt is kept as flat text and no editing in it is
+    scheduled.
 
     **Why.** Such prompts are almost always generated by a script gone wrong.
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from promptkit.diagnostics import Fix, Span
+from promptkit.profiles import underscore_token_keys, vocab_key
+from promptkit.tags import kaomoji
 
-from ..registry import Example, Rule, register
-from ._util import inner_span, kind, spelling
-from .syntax import _glued_tag
-
-# families where a wrong form matters more (catalogue: "warning M:rouwei")
-_STRICT_FAMILIES = ("rouwei",)
+from ..registry import Example, Option, Rule, register
+from .helpers import glued_tag, inner_span, kind, spelling
+from .vocabulary import quality_universe
 
 
 def _is_special(info, ctx) -> bool:
@@ -23,28 +22,8 @@ def _is_special(info, ctx) -> bool:
         or text.startswith("<")
         or info.key == "break"
         or info.key in ctx.keys.keep_underscore
-        or info.key in _all_underscore_tokens()
+        or info.key in underscore_token_keys()
     )
-
-
-_UNDERSCORE_TOKENS: frozenset | None = None
-
-
-def _all_underscore_tokens() -> frozenset:
-    global _UNDERSCORE_TOKENS
-    if _UNDERSCORE_TOKENS is None:
-        from promptkit.profiles import available_profiles, load_profile, vocab_key
-
-        _UNDERSCORE_TOKENS = frozenset(
-            vocab_key(w) for name in available_profiles() for w in load_profile(name).keep_underscore
-        )
-    return _UNDERSCORE_TOKENS
-
-
-def _kaomoji():
-    from promptkit.tags.db import kaomoji
-
-    return kaomoji()
 
 
 @register
@@ -75,8 +54,7 @@ class UnderscoreTag(Rule):
         return ctx.profile.tag_format == "spaces"
 
     def check(self, ctx):
-        sev = "warning" if ctx.profile.family in _STRICT_FAMILIES else self.severity
-        kao = _kaomoji()
+        kao = kaomoji()
         for field in ctx.fields:
             for info in field.infos:
                 text = info.ref.text
@@ -87,7 +65,7 @@ class UnderscoreTag(Rule):
                 fixed = text.replace("_", " ")
                 yield ctx.diag(
                     self, info.span, f"'{text}' uses underscores; this profile writes '{fixed}'",
-                    field=field.name, severity=sev, fix=Fix(info.span, fixed, True, "underscores to spaces"),
+                    field=field.name, fix=Fix(info.span, fixed, True, "underscores to spaces"),
                 )
 
 
@@ -121,14 +99,13 @@ class UnescapedTagParens(Rule):
     )
 
     def check(self, ctx):
-        from promptkit.tags.db import escape
-
         for field in ctx.fields:
             for info in field.infos:
                 ref = info.ref
                 if not getattr(ref, "qualifier_parens", False):
                     continue
-                fixed = escape(ref.text, "comfy")  # only the parentheses: there are no escapes yet
+                # only the parentheses: the text has no escapes yet
+                fixed = ref.text.replace("(", "\\(").replace(")", "\\)")
                 tag = info.tag or info.resolved
                 name = tag.name if tag is not None else ref.key
                 yield ctx.diag(
@@ -139,7 +116,7 @@ class UnescapedTagParens(Rule):
             for node, _ in field.walk():
                 if kind(node) != "Weighted" or node.bracket != "(":
                     continue
-                ref, tag = _glued_tag(ctx, field, node)
+                ref, tag = glued_tag(ctx, field, node)
                 if tag is None:
                     continue
                 inner = inner_span(node)
@@ -159,8 +136,8 @@ class UnknownTag(Rule):
     **What it catches.** Typos and invented tags (`blond hair`, `lnog hair`).
     Natural-language items (more than 4 words, sentence punctuation), LoRA
     and embedding names and wildcards are skipped; an unknown multi-word item
-    is reported only when it is close to a known tag (similarity ≥ 80, option
-    `phrase-similarity`) — otherwise it is a short description such as
+    is reported only when it is close to a known tag (similarity ≥ 80, the
+    option `phrase-similarity`) — otherwise it is a short description such as
     `cinematic composition`, which Illustrious-family models read as text.
     The message suggests the closest known tags.
 
@@ -168,23 +145,27 @@ class UnknownTag(Rule):
 
     **Fix.** None (a suggestion).  Point `PROMPTKIT_TAGS` at the full
     Danbooru list for best results; list your own words (embedding names
-    such as `easynegative`) in `[tool.promptkit.lint.unknown-tag] known = [...]`.
+    such as `easynegative`) in the option `known`.
     """
 
     code = "PK204"
     name = "unknown-tag"
     severity = "info"
     default = True
+    options = (
+        Option("phrase-similarity", "number", 80.0,
+               "how close (0-100) an unknown multi-word item must be to a known tag to be reported",
+               minimum=0, maximum=100),
+        Option("known", "strings", (), "your own words to accept (embedding names such as easynegative)"),
+    )
     examples = (Example(bad="1girl, blond hair, lnog hair", good="1girl, blonde hair, long hair"),)
 
     def applies(self, ctx):
         return ctx.db is not None and ctx.profile.tag_format != "natural"
 
     def check(self, ctx):
-        close = float(ctx.option(self.code, "phrase-similarity", 80))
-        from promptkit.profiles import vocab_key
-
-        extra = {vocab_key(w) for w in ctx.option(self.code, "known", ()) or ()}
+        close = ctx.option(self, "phrase-similarity")
+        extra = {vocab_key(w) for w in ctx.option(self, "known")}
         for field in ctx.fields:
             for info in field.infos:
                 if info.known or _is_special(info, ctx) or info.key in extra:
@@ -193,10 +174,8 @@ class UnknownTag(Rule):
                     continue
                 if ctx.db.resolve(info.key) is not None or ctx.db.alias_targets(info.key):
                     continue  # an alias: PK205's business
-                if info.key.replace(" ", "_") in _kaomoji():
+                if info.key.replace(" ", "_") in kaomoji():
                     continue
-                from .model import quality_universe
-
                 if info.key in quality_universe():
                     continue  # a quality spell: PK304 says whether this model knows it
                 try:
@@ -303,7 +282,6 @@ class E621OnlyTag(Rule):
         return ctx.db is not None and not ctx.profile.understands_e621
 
     def check(self, ctx):
-        sev = "warning" if ctx.profile.family in _STRICT_FAMILIES else self.severity
         for field in ctx.fields:
             for info in field.infos:
                 if _is_special(info, ctx) or info.in_vocab:
@@ -325,7 +303,7 @@ class E621OnlyTag(Rule):
                     fix = Fix(info.span, canon, safe, f"use '{canon}'")
                 yield ctx.diag(
                     self, info.span, f"'{info.ref.text.strip()}' is an e621 tag, not Danbooru{hint}",
-                    field=field.name, severity=sev, fix=fix,
+                    field=field.name, fix=fix,
                 )
 
 
@@ -349,7 +327,7 @@ class BrokenKaomoji(Rule):
     examples = (Example(bad="1girl, ^ ^, o o", good="1girl, ^_^, o_o", fixed="1girl, ^_^, o_o"),)
 
     def check(self, ctx):
-        kao = _kaomoji()
+        kao = kaomoji()
         for field in ctx.fields:
             for info in field.infos:
                 text = info.ref.text.strip()

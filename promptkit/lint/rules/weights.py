@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from promptkit.backends import backends_with
 from promptkit.diagnostics import Fix
 
-from ..registry import Example, Rule, register
-from ._util import kind, meaningful, source
+from ..registry import Example, Option, Rule, register
+from .helpers import kind, meaningful, source
 
 
 @register
@@ -13,8 +14,8 @@ class ExtremeWeight(Rule):
     """An effective weight (nested groups multiplied) above 1.5 or below 0.5.
 
     **What it catches.** `(smile:2.5)`, `(smile:0.2)`, `((((((smile))))))`
-    (1.1⁶ = 1.77).  Above 2.0 it is an error.  Thresholds are options:
-    `[tool.promptkit.lint.extreme-weight] max = 1.5, min = 0.5, error-max = 2.0`.
+    (1.1⁶ = 1.77).  Above 2.0 it is an error (the thresholds are the options
+    `max`, `min` and `error-max`).
 
     **Why.** SDXL anime models burn, distort or ignore the rest of the prompt
     at such weights; `((((x))))` (1.46) is still fine.
@@ -26,15 +27,20 @@ class ExtremeWeight(Rule):
     name = "extreme-weight"
     severity = "warning"
     default = True
+    options = (
+        Option("max", "number", 1.5, "highest effective weight that is not reported"),
+        Option("min", "number", 0.5, "lowest effective weight that is not reported"),
+        Option("error-max", "number", 2.0, "above this effective weight the report is an error"),
+    )
     examples = (
         Example(bad="1girl, (smile:2.5)", good="1girl, (smile:1.3)"),
         Example(bad="1girl, (smile:0.2)", good="1girl, ((((smile))))"),
     )
 
     def check(self, ctx):
-        hi = float(ctx.option(self.code, "max", 1.5))
-        lo = float(ctx.option(self.code, "min", 0.5))
-        err = float(ctx.option(self.code, "error-max", 2.0))
+        hi = ctx.option(self, "max")
+        lo = ctx.option(self, "min")
+        err = ctx.option(self, "error-max")
         for field in ctx.fields:
             for node, parents in field.walk():
                 if kind(node) != "Weighted" or not node.closed:
@@ -75,7 +81,7 @@ class WeightOnBreak(Rule):
     severity = "error"
     fix = "safe"
     default = True
-    backends = ("a1111",)
+    backends = backends_with("break_keyword")
     examples = (
         Example(bad="1girl (BREAK:1.5) smile", good="1girl BREAK smile", fixed="1girl BREAK smile"),
         Example(bad="1girl, [BREAK] smile", good="1girl BREAK smile"),

@@ -1,4 +1,4 @@
-"""Small helpers shared by rules: node kinds, item extents, removal edits, tag spellings."""
+"""Small helpers shared by rules: node kinds, item extents, removal edits, tag spellings, glued tags."""
 
 from __future__ import annotations
 
@@ -28,10 +28,6 @@ def inner_span(node) -> Span | None:
     if not kids:
         return None
     return Span(kids[0].span.start, kids[-1].span.end)
-
-
-def _separator_chars(s: str) -> bool:
-    return all(ch in ", \t\n" for ch in s)
 
 
 def item_extent(field, span: Span) -> Span:
@@ -83,10 +79,31 @@ def removal_fix(field, span: Span, *, safe: bool, description: str) -> Fix:
 
 def spelling(name: str, ctx) -> str:
     """How the canonical tag ``name`` is written in a prompt for this profile/backend."""
-    from promptkit.tags.db import format_tag
+    from promptkit.tags import format_tag
 
     return format_tag(name, ctx.profile, ctx.backend)
 
 
 def source(field, span: Span) -> str:
     return field.text[span.start : span.end]
+
+
+def glued_tag(ctx, field, node):
+    """The DB tag formed by the item right before ``node`` and the group text, e.g. ``karin (blue archive)``."""
+    inner = inner_span(node)
+    if inner is None or node.bracket != "(" or not node.closed:
+        return None, None
+    content = field.text[inner.start : inner.end]
+    if node.weight is not None and node.weight_text is not None:
+        content = f"{content}:{node.weight_text}"
+    for ref in field.tags:
+        if ref.span.end <= node.span.start and field.text[ref.span.end : node.span.start].strip(" _") == "":
+            if node.span.start - ref.span.end > 2:
+                continue
+            if ref.span.end != node.span.start and not field.text[ref.span.end : node.span.start]:
+                continue
+            candidate = f"{ref.text.strip()} ({content})"
+            tag = ctx.lookup(candidate.replace("_", " "))
+            if tag is not None:
+                return ref, tag
+    return None, None

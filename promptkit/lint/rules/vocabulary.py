@@ -1,0 +1,30 @@
+"""Vocabulary the rules share across profiles: every quality spell any profile (or common use) knows."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from promptkit.profiles import available_profiles, load_profile, vocab_key
+
+__all__ = ["quality_universe"]
+
+# quality "spells" in common use that no profile lists (catalogue PK304 examples)
+_COMMON_QUALITY = (
+    "high quality", "highest quality", "ultra-detailed", "ultra detailed", "extremely detailed",
+    "highly detailed", "detailed", "8k", "4k", "hd", "uhd", "8k wallpaper", "amazing quality",
+    "very aesthetic", "aesthetic", "best aesthetic", "great quality", "good quality", "normal quality",
+    "bad quality", "medium quality", "high score", "great score", "good score", "average score", "bad score",
+    "low score", "very awa", "worst aesthetic", "masterpiece", "best quality", "low quality", "worst quality",
+    "score 9", "score 8 up", "score 7 up", "score 6 up", "score 5 up", "score 4 up",
+)
+
+
+@lru_cache(maxsize=1)
+def quality_universe() -> frozenset[str]:
+    """Every quality tag any bundled profile knows, plus common quality spells."""
+    words = set(vocab_key(w) for w in _COMMON_QUALITY)
+    for name in available_profiles():
+        prof = load_profile(name)
+        words.update(vocab_key(w) for w in prof.quality_positive + prof.quality_negative + prof.score_chain)
+    return frozenset(words)
+

@@ -1,0 +1,82 @@
+"""What the tag database hands out: :class:`Tag`, :class:`Suggestion`, :class:`SourceInfo` and
+:class:`TagDataError`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from .keys import tag_key
+
+__all__ = ["Tag", "Suggestion", "SourceInfo", "TagDataError"]
+
+
+class TagDataError(ValueError):
+    """A tag file that cannot be read, or a malformed row (``path:line: problem``)."""
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None):
+        where = f"{path}:{line}: " if path and line else (f"{path}: " if path else "")
+        super().__init__(f"{where}{message}")
+        self.path = path
+        self.line = line
+        self.problem = message
+
+
+class Tag(NamedTuple):
+    """One tag: canonical underscore ``name``, ``category`` name, ``post_count``, ``aliases``, ``source``."""
+
+    name: str
+    category: str
+    post_count: int
+    aliases: tuple[str, ...]
+    source: str
+
+    @property
+    def key(self) -> str:
+        return tag_key(self.name)
+
+
+class Suggestion(NamedTuple):
+    """One autocomplete hit.
+
+    ``tag`` is the canonical underscore name, ``insert_text`` the text to put
+    in the prompt for the profile/backend, ``alias`` the alias that matched
+    (``None`` unless the hit came through an alias), ``kind`` one of
+    ``exact``, ``prefix``, ``word``, ``alias``, ``fuzzy``.
+    """
+
+    tag: str
+    insert_text: str
+    category: str
+    post_count: int
+    alias: str | None
+    source: str
+    kind: str
+    score: float = 100.0
+
+    def display(self) -> str:
+        head = f"{self.alias} → {self.tag}" if self.alias else self.tag
+        return f"{head} ({self.category}, {self.post_count})"
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Which tag list is in use: ``origin`` is path|env|config|downloaded|builtin."""
+
+    origin: str
+    paths: tuple[str, ...]
+    sources: tuple[str, ...]
+    tag_count: int
+    skipped_rows: int = 0
+    from_cache: bool = False
+    per_source: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        what = {
+            "path": "explicit path",
+            "env": "PROMPTKIT_TAGS",
+            "config": "promptkit config file",
+            "downloaded": "downloaded list (promptkit tags download)",
+            "builtin": "built-in starter list",
+        }.get(self.origin, self.origin)
+        return f"{what}: {', '.join(self.paths)} ({self.tag_count} tags)"
