@@ -229,12 +229,10 @@ def run_encode(args) -> int:
         max_chunks = None if mc in ("none", "0", "all", "unlimited") else int(mc)
     except ValueError:
         return _err(f"--max-chunks {args.max_chunks!r}: expected a number of chunks or 'none'")
-    try:
-        import torch
-    except ImportError:
-        return _err("encode needs torch, transformers and diffusers: pip install \"promptkit[encode]\"")
+    from promptkit.datasets.model import default_devices
+
     devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
-    on_gpu = (devices or ["cuda" if torch.cuda.is_available() else "cpu"])[0].startswith("cuda")
+    on_gpu = (devices or default_devices())[0].startswith("cuda")
     dtype = args.dtype or ("fp16" if on_gpu else "fp32")
     options = EncodeOptions(max_chunks=max_chunks, emphasis=args.emphasis, dtype=dtype, profile=args.profile,
                             keep_tokens=args.keep_tokens, batch_rows=args.batch_rows, shard_bytes=_size(args.shard_size),

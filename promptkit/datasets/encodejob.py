@@ -53,12 +53,6 @@ class EncodeReport:
         return out
 
 
-def _default_devices() -> list[str]:
-    import torch
-
-    return ["cuda"] if torch.cuda.is_available() else ["cpu"]
-
-
 def _check_manifest(cache: CacheDir, doc: dict, restart: bool) -> bool:
     """True when the folder holds this run's cache (resume); False when it is new. Raises on a mismatch."""
     old = cache.read_manifest()
@@ -86,7 +80,7 @@ def encode_dataset(src, model, out, *, options: EncodeOptions | None = None, eng
                    show_progress: bool | None = None, batch_size: int = 256) -> EncodeReport:
     """Encode the unique captions of ``src`` with the SDXL text encoders of ``model`` into the cache
     folder ``out`` (see :mod:`promptkit.datasets.shards` for the layout); resumable."""
-    from .model import ModelSpec, load_encoder
+    from .model import ModelSpec, default_devices, load_encoder
     from .parallel import batched, progress, run_stage
     from .readers import open_source
 
@@ -104,7 +98,7 @@ def encode_dataset(src, model, out, *, options: EncodeOptions | None = None, eng
     source = open_source(src, column=column, caption_ext=caption_ext)
     stamps = source.stamps()
     spec = ModelSpec(str(model), model_config) if isinstance(model, (str, os.PathLike)) else model
-    devices = devices or _default_devices()
+    devices = devices or default_devices()
     if (len(devices) > 1 or engine == "ray") and not isinstance(spec, ModelSpec):
         raise DatasetError("several devices and the Ray engine load the model in each process: give MODEL as a path")
 

@@ -53,6 +53,15 @@ class ModelSpec:
             raise DatasetError(f"{p}: not a model (expected a diffusers folder or a .safetensors/.ckpt checkpoint)")
 
 
+def default_devices() -> list[str]:
+    """``["cuda"]`` when torch sees a GPU, else ``["cpu"]`` (DatasetError when torch is missing)."""
+    try:
+        import torch
+    except ImportError:
+        raise DatasetError("encode needs torch, transformers and diffusers: pip install \"promptkit[encode]\"") from None
+    return ["cuda"] if torch.cuda.is_available() else ["cpu"]
+
+
 def _torch_dtype(dtype: str):
     import torch
 

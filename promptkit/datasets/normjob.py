@@ -55,10 +55,12 @@ class Normalizer:
         self.profile, self.backend, self.tags = profile, backend, tags
         self.isolate_artists, self.keep_tokens, self.keep_separator = isolate_artists, keep_tokens, keep_separator
         self._db = None
+        self._profile = None
 
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_db"] = None
+        state["_profile"] = None
         return state
 
     def check(self) -> None:
@@ -70,6 +72,15 @@ class Normalizer:
             self("")
         except (ProfileError, TagDataError, ValueError, OSError) as exc:
             raise DatasetError(str(exc)) from None
+
+    def loaded_profile(self):
+        if self.profile is None:
+            return None
+        if self._profile is None:
+            from promptkit.profiles import load_profile
+
+            self._profile = load_profile(self.profile)
+        return self._profile
 
     def db(self):
         if self._db is None:
@@ -88,7 +99,7 @@ class Normalizer:
         head, rest = split_fixed(text, self.keep_tokens, self.keep_separator)
         if not rest.strip():
             return text
-        new = normalize(rest, db=self.db(), profile=self.profile, backend=self.backend,
+        new = normalize(rest, db=self.db(), profile=self.loaded_profile(), backend=self.backend,
                         isolate_artists=self.isolate_artists)
         if not head:
             return new

@@ -8,6 +8,7 @@ editing, LoRA nodes, separators) survives byte for byte.
 from __future__ import annotations
 
 import re
+import weakref
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -16,6 +17,7 @@ from promptkit.diagnostics import Span
 from promptkit.profiles import load_profile, underscore_tokens
 
 from .db import TagDB, default_db
+from .fastpath import ResolveMemo, is_plain, memo_for, plain_refs
 from .keys import ARTIST_PREFIXES, tag_key
 from .spelling import format_tag, kaomoji
 from .splitter import TagRef, iter_tags, parse_prompt
@@ -185,24 +187,64 @@ def normalize(
     # ``karin_(blue_archive)kantoku`` leaves ``karin (blue archive)`` at the end),
     # so passes repeat until the text is stable; almost always the second
     # pass only confirms the first.
-    tree = parse_prompt(prompt)
+    resolve = _memo(db, prof, backend)
     text = prompt if isinstance(prompt, str) else prompt.source
+    current = prompt
+    isolating = isolate_artists if isolate_artists is not None else bool(prof and prof.isolate_artists)
     for _ in range(8):
-        out = _normalize_once(tree, db, prof, backend, isolate_artists)
+        if isinstance(current, str) and is_plain(current):
+            # a plain tag list (most captions): no parse, each piece resolved once per dataset
+            out = _plain_once(current, resolve) if not isolating else \
+                _normalize_refs(current, plain_refs(current), prof, resolve, isolate_artists)
+        else:
+            tree = parse_prompt(current)
+            out = _normalize_refs(text, iter_tags(tree, db), prof, resolve, isolate_artists)
         if out == text:
             return out
-        text = out
-        tree = parse_prompt(out)
+        text = current = out
     return text
 
 
-def _normalize_once(tree, db, prof, backend, isolate_artists) -> str:
-    source = tree.source
-    refs = iter_tags(tree, db)
+def _plain_once(source: str, resolve: ResolveMemo) -> str:
+    """One pass of :func:`_normalize_refs` over a plain tag list (fastpath.is_plain), with the
+    same edits: the pieces are the comma-separated parts, all at depth 0, weight 1, one part."""
+    edits: list[tuple[int, int, str]] = []
+    seen: set = set()
+    lookup = resolve.text
+    pos = 0
+    for raw in source.split(","):
+        piece = raw.strip()
+        if piece:
+            res = lookup(piece)
+            if res is not None:
+                a = pos + len(raw) - len(raw.lstrip())
+                if res.canon in seen:
+                    b = a + len(piece)
+                    ra, rb = _removal_span(source, (a, b))
+                    edits.append((ra, rb, ""))
+                else:
+                    seen.add(res.canon)
+                    if res.text != piece:
+                        edits.append((a, a + len(piece), res.text))
+        pos += len(raw) + 1
+    return _splice(source, edits) if edits else source
+
+
+def _memo(db, prof, backend) -> ResolveMemo:
+    """``_resolve`` for this database, profile and backend, remembered per tag text."""
+    dbref = weakref.ref(db)  # the memo must not keep the database alive
+
+    def make() -> ResolveMemo:
+        return ResolveMemo(lambda ref: _resolve(ref, dbref(), prof, backend))
+
+    return memo_for(db, (prof, backend), make)
+
+
+def _normalize_refs(source, refs, prof, resolve, isolate_artists) -> str:
     if isolate_artists is None:
         isolate_artists = bool(prof and prof.isolate_artists)
 
-    resolved = [_resolve(r, db, prof, backend) for r in refs]
+    resolved = [resolve(r) for r in refs]
     edits: list[tuple[int, int, str]] = []
     removed: set[int] = set()
     seen: dict[tuple, float] = {}
