@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from conftest import DANBOORU_CSV
 from promptkit.lint import lint
+from promptkit.lint.context import plain_tree
+from promptkit.syntax import parse
 from promptkit.profiles import load_profile
 from promptkit.tags import TagDB, iter_tags, normalize
 from promptkit.tags.fastpath import disabled, is_plain, plain_refs
@@ -56,10 +58,11 @@ def test_plain_detection():
 
 @given(plain_lists())
 @settings(max_examples=300, deadline=None)
-def test_plain_refs_equal_iter_tags(text):
+def test_plain_refs_and_tree_equal_the_parser(text):
     if not is_plain(text):
         return
     assert plain_refs(text) == iter_tags(text)
+    assert plain_tree(text) == parse(text)
 
 
 @given(plain_lists(), st.sampled_from([None, "illustrious", "rouwei", "pony", "animagine4"]),
