@@ -77,7 +77,9 @@ def make_corpus(n: int, seed: int = 0) -> list[str]:
 
     rnd = random.Random(seed)
     general, named = load_tags()
-    gw = [c for _, c, _ in general]
+    import itertools
+
+    cum = list(itertools.accumulate(c for _, c, _ in general))
     tok = ClipTokenizer.bundled()
     cost: dict[str, int] = {}
 
@@ -101,21 +103,28 @@ def make_corpus(n: int, seed: int = 0) -> list[str]:
                 pieces.append(rnd.choice(named[cat])[0])
         tokens = 0
         while True:
-            name, _, alias = rnd.choices(general, gw)[0]
+            name, _, alias = rnd.choices(general, cum_weights=cum)[0]
             if tokens + tokens_of(name) > target and tokens >= 8:
                 break
             r = rnd.random()
             if r < 0.03 and alias and not alias.startswith("/"):
                 name = alias
-            elif r < 0.05:
+            elif r < 0.08:
                 name = f"({name}:1.{rnd.randint(1, 4)})"
             elif r < 0.06 and pieces:
                 name = rnd.choice(pieces)  # a duplicate tag
             pieces.append(name)
             tokens += tokens_of(name)
-        spaced = rnd.random() < 0.5
-        text = ", ".join(p if not spaced else p.replace("_", " ").replace("(", "\\(").replace(")", "\\)")
-                         if not p.startswith("(") else p for p in pieces)
+        # how the caption was written: a tagger's output (spaces, escaped qualifiers) most of the
+        # time, Danbooru's own spelling (underscores, bare qualifier parentheses) otherwise
+        style = rnd.random()
+        if style < 0.7:
+            pieces = [p if p.startswith("(") else p.replace("_", " ").replace("(", "\\(").replace(")", "\\)")
+                      for p in pieces]
+        if rnd.random() > 0.1:  # weights in one caption of ten
+            pieces = [p.split(":")[0].lstrip("(") if p.startswith("(") and p.endswith(")") and ":1." in p else p
+                      for p in pieces]
+        text = ", ".join(pieces)
         if rnd.random() < 0.1:
             text += ", " + rnd.choice(SENTENCES)
         out.append(text)
@@ -128,7 +137,15 @@ import json, resource, sys, time
 sys.path.insert(0, {repo!r})
 from promptkit.datasets import normalize_dataset, lint_dataset
 import io
-kind, path, workers, tags = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+kind, path, workers, tags, limit = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+if limit:
+    from promptkit.datasets import JsonlSource
+    import itertools
+
+    class Head(JsonlSource):
+        def __iter__(self):
+            return itertools.islice(super().__iter__(), limit)
+    path = Head(path)
 from promptkit.tags import TagDB
 TagDB.load(tags)  # index cache warm before timing
 t0 = time.perf_counter(); c0 = time.process_time()
@@ -147,10 +164,10 @@ print(json.dumps({{"n": n, "wall": wall, "cpu": cpu, "rss_mb": rss / 1024}}))
 """
 
 
-def cpu_job(kind: str, path: str, workers: int) -> dict:
+def cpu_job(kind: str, path: str, workers: int, limit: int = 0) -> dict:
     code = JOB.format(repo=str(REPO))
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    out = subprocess.run([sys.executable, "-c", code, kind, path, str(workers), str(DANBOORU)], env=env,
+    out = subprocess.run([sys.executable, "-c", code, kind, path, str(workers), str(DANBOORU), str(limit)], env=env,
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -281,6 +298,7 @@ def main(argv=None) -> int:
     ap.add_argument("--encode-captions", type=int, default=None)
     ap.add_argument("--ray-captions", type=int, default=None)
     ap.add_argument("--batch-rows", type=int, default=16)
+    ap.add_argument("--lint-captions", type=int, default=None, help="lint the first N captions (default 10,000)")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--skip-encode", action="store_true")
     ap.add_argument("--skip-ray", action="store_true")
@@ -290,6 +308,7 @@ def main(argv=None) -> int:
     args.encode_captions = args.encode_captions or (8 if args.quick else 24)
     args.ray_captions = args.ray_captions or (2_000 if args.quick else 10_000)
     args.repeats = args.repeats or (1 if args.quick else 2)
+    args.lint_captions = args.lint_captions or (3_000 if args.quick else 10_000)
     if not DANBOORU.is_file():
         print(f"needs {DANBOORU} (set PROMPTKIT_SHARED)", file=sys.stderr)
         return 2
@@ -305,19 +324,29 @@ def main(argv=None) -> int:
 
     sample = corpus[:: max(1, len(corpus) // 2000)]
     lens = [chunks(c).token_count for c in sample]
+    from promptkit.tags.fastpath import is_plain
+
+    plain = sum(map(is_plain, corpus)) / len(corpus)
     print(f"# corpus: {n:,} captions from {DANBOORU.name} in {time.perf_counter() - t0:.1f} s; A1111 tokens mean "
-          f"{sum(lens) / len(lens):.0f}, min {min(lens)}, max {max(lens)}; {os.cpu_count()} CPUs; python {sys.version.split()[0]}")
+          f"{sum(lens) / len(lens):.0f}, min {min(lens)}, max {max(lens)}; {100 * plain:.0f}% plain tag lists "
+          f"(the fast path); {os.cpu_count()} CPUs; python {sys.version.split()[0]}; load average "
+          f"{os.getloadavg()[0]:.1f}")
 
     if not args.skip_cpu:
         print("\n| job | workers | captions | wall s | captions/s (wall) | per core (captions / CPU s) | wall vs 1 worker | peak RSS MB | target /s/core |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for kind, target in (("normalize", 20_000), ("lint", 5_000)):
+        plain_path = tmp / "plain.jsonl"
+        plain_path.write_text("".join(json.dumps({"caption": c}, ensure_ascii=False) + "\n" for c in corpus if is_plain(c)),
+                              encoding="utf-8")
+        jobs = (("normalize", "all", path, 20_000, 0), ("normalize", "plain", plain_path, 20_000, 0),
+                ("lint", "all", path, 5_000, args.lint_captions), ("lint", "plain", plain_path, 5_000, args.lint_captions))
+        for kind, which, src, target, limit in jobs:
             base = None
             for w in (1, 2):
-                r = cpu_job(kind, str(path), w)
+                r = cpu_job(kind, str(src), w, limit if limit < n else 0)
                 rate = r["n"] / r["wall"]
                 base = base or rate
-                print(f"| {kind} | {w} | {r['n']:,} | {r['wall']:.1f} | {rate:,.0f} | {r['n'] / r['cpu']:,.0f} | "
+                print(f"| {kind} ({which}) | {w} | {r['n']:,} | {r['wall']:.1f} | {rate:,.0f} | {r['n'] / r['cpu']:,.0f} | "
                       f"{rate / base:.2f}× | {r['rss_mb']:.0f} | {target:,} |", flush=True)
 
     if not args.skip_encode:

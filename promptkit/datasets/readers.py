@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -200,9 +201,12 @@ def _pick_column(keys: Iterable[str], column: str | None, where: str) -> str:
     )
 
 
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
 def _text_of(value: Any, column: str, where: str) -> tuple[str | None, Problem | None]:
     if isinstance(value, str):
-        if any("\udc80" <= ch <= "\udcff" for ch in value):
+        if not value.isascii() and _SURROGATE.search(value):
             return None, Problem("not-utf8", where, f"'{column}' is not UTF-8 text")
         return value.strip(), None
     if value is None:

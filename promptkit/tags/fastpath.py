@@ -27,7 +27,8 @@ from .splitter import TagRef
 
 __all__ = ["is_plain", "plain_refs", "ResolveMemo", "memo_for", "enabled", "disabled"]
 
-_PLAIN = re.compile(r"(?:[^\\()\[\]<>{}|#\n\r]|\\[()\[\]])*")
+_SPECIAL = re.compile(r"[\\()\[\]<>{}|#\n\r]")
+_ESCAPE = re.compile(r"\\[()\[\]]")
 _STATE = threading.local()
 
 
@@ -50,9 +51,11 @@ def is_plain(text: str) -> bool:
     """True when ``text`` is a plain tag list (see the module docstring) and the fast path is on."""
     if "BREAK" in text or "AND" in text or not enabled():
         return False
-    if text[-1:] == "\\":
-        return False
-    return _PLAIN.fullmatch(text) is not None
+    if _SPECIAL.search(text) is None:
+        return True
+    # escaped brackets are plain text; anything special left after removing them is not
+    # (``\\(`` is an escaped backslash and then a real bracket: the scan sees the first backslash)
+    return "\\" in text and _SPECIAL.search(_ESCAPE.sub("", text)) is None
 
 
 def plain_refs(text: str) -> list[TagRef]:

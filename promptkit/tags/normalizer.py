@@ -194,8 +194,12 @@ def normalize(
     for _ in range(8):
         if isinstance(current, str) and is_plain(current):
             # a plain tag list (most captions): no parse, each piece resolved once per dataset
-            out = _plain_once(current, resolve) if not isolating else \
-                _normalize_refs(current, plain_refs(current), prof, resolve, isolate_artists)
+            if isolating:
+                out = _normalize_refs(current, plain_refs(current), prof, resolve, isolate_artists)
+            else:
+                out, settled = _plain_once(current, resolve)
+                if settled and out != text and is_plain(out):
+                    return out  # the next pass is known to change nothing (see _plain_once)
         else:
             tree = parse_prompt(current)
             out = _normalize_refs(text, iter_tags(tree, db), prof, resolve, isolate_artists)
@@ -205,12 +209,19 @@ def normalize(
     return text
 
 
-def _plain_once(source: str, resolve: ResolveMemo) -> str:
+def _plain_once(source: str, resolve: ResolveMemo) -> tuple[str, bool]:
     """One pass of :func:`_normalize_refs` over a plain tag list (fastpath.is_plain), with the
-    same edits: the pieces are the comma-separated parts, all at depth 0, weight 1, one part."""
+    same edits: the pieces are the comma-separated parts, all at depth 0, weight 1, one part.
+
+    Also says whether a second pass would change nothing: true when every replacement, trimmed
+    as the next pass would read it, resolves to itself with the same canonical tag and holds no
+    comma — then the output's pieces resolve as this pass's did and their canonical tags are
+    still all different.
+    """
     edits: list[tuple[int, int, str]] = []
     seen: set = set()
     lookup = resolve.text
+    settled = True
     pos = 0
     for raw in source.split(","):
         piece = raw.strip()
@@ -226,8 +237,13 @@ def _plain_once(source: str, resolve: ResolveMemo) -> str:
                     seen.add(res.canon)
                     if res.text != piece:
                         edits.append((a, a + len(piece), res.text))
+                        if settled:
+                            # what the next pass sees of this replacement: its trimmed text
+                            t = res.text.strip()
+                            again = lookup(t) if t and "," not in t else None
+                            settled = again is not None and again.canon == res.canon and again.text == t
         pos += len(raw) + 1
-    return _splice(source, edits) if edits else source
+    return (_splice(source, edits) if edits else source), settled
 
 
 def _memo(db, prof, backend) -> ResolveMemo:
