@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -133,8 +132,22 @@ def make_corpus(n: int, seed: int = 0) -> list[str]:
 
 # ------------------------------------------------------------------------------------------- CPU jobs
 JOB = r"""
-import json, resource, sys, time
+import json, sys, threading, time
+import psutil
 sys.path.insert(0, {repo!r})
+peak = [0]
+def sample():  # the process tree's resident memory (the job and its worker processes), every 50 ms
+    me = psutil.Process()
+    while True:
+        total = 0
+        for p in [me] + me.children(recursive=True):
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
+        peak[0] = max(peak[0], total)
+        time.sleep(0.05)
+threading.Thread(target=sample, daemon=True).start()
 from promptkit.datasets import normalize_dataset, lint_dataset
 import io
 kind, path, workers, tags, limit = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
@@ -157,10 +170,10 @@ else:
                      show_progress=False)
     n = r.captions
 wall = time.perf_counter() - t0
+import resource
 me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime - c0
-rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-print(json.dumps({{"n": n, "wall": wall, "cpu": cpu, "rss_mb": rss / 1024}}))
+print(json.dumps({{"n": n, "wall": wall, "cpu": cpu, "rss_mb": peak[0] / 2**20}}))
 """
 
 
@@ -333,7 +346,7 @@ def main(argv=None) -> int:
           f"{os.getloadavg()[0]:.1f}")
 
     if not args.skip_cpu:
-        print("\n| job | workers | captions | wall s | captions/s (wall) | per core (captions / CPU s) | wall vs 1 worker | peak RSS MB | target /s/core |")
+        print("\n| job | workers | captions | wall s | captions/s (wall) | per core (captions / CPU s) | wall vs 1 worker | peak RSS of the process tree, MB | target /s/core |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         plain_path = tmp / "plain.jsonl"
         plain_path.write_text("".join(json.dumps({"caption": c}, ensure_ascii=False) + "\n" for c in corpus if is_plain(c)),

@@ -98,3 +98,19 @@ def test_lint_fast_equals_general(dbs, text, profile, backend, which, everything
     with disabled():
         slow = lint(text, profile=profile, backend=backend, db=db, select=select)
     assert [_key(d) for d in fast] == [_key(d) for d in slow]
+
+
+def test_plain_lists_skip_the_parser(monkeypatch):
+    import promptkit.syntax as syntax
+
+    db = TagDB.load()
+    normalize("1girl, long_hair, smile", db=db)  # warm the memo
+
+    def no_parse(*a, **k):
+        raise AssertionError("the parser ran on a plain tag list")
+
+    monkeypatch.setattr(syntax, "parse", no_parse)
+    assert normalize("1girl, long_hair, smile, long hair", db=db) == "1girl, long hair, smile"
+    assert [d.code for d in lint("1girl, long_hair", db=db)] == ["PK201"]
+    with pytest.raises(AssertionError, match="parser ran"):
+        normalize("(1girl:1.2), long_hair", db=db)

@@ -81,7 +81,7 @@ def encode_dataset(src, model, out, *, options: EncodeOptions | None = None, eng
     """Encode the unique captions of ``src`` with the SDXL text encoders of ``model`` into the cache
     folder ``out`` (see :mod:`promptkit.datasets.shards` for the layout); resumable."""
     from .model import ModelSpec, default_devices, load_encoder
-    from .parallel import batched, progress, run_stage
+    from .parallel import progress, run_source
     from .readers import open_source
 
     options = options or EncodeOptions()
@@ -148,7 +148,7 @@ def encode_dataset(src, model, out, *, options: EncodeOptions | None = None, eng
 
                 rows_iter = prepared_rows(source, prepare, address=ray_address, batch_size=batch_size)
             else:
-                rows_iter = run_stage(prepare, batched(source, batch_size), workers)
+                rows_iter = run_source(prepare, source, workers, batch_size)
             with planner.seen:
                 for rows in rows_iter:
                     for plan in planner.add(rows):

@@ -159,7 +159,7 @@ def lint_dataset(src, *, column: str | None = None, caption_ext: str = ".txt", p
     Returns the counts; raises :class:`promptkit.lint.LintError` for a bad profile or selector."""
     from promptkit.lint.reporters import Result, json_record, render
 
-    from .parallel import batched, progress, run_stage
+    from .parallel import progress, run_source
     from .readers import open_source
 
     out = out if out is not None else sys.stdout
@@ -173,7 +173,7 @@ def lint_dataset(src, *, column: str | None = None, caption_ext: str = ".txt", p
         out.write("[\n")
     bar = progress("lint", total=getattr(source, "num_rows", None), enabled=show_progress)
     try:
-        for n, found, problems in run_stage(stage, batched(source, batch_size), workers):
+        for n, found, problems in run_source(stage, source, workers, batch_size):
             summary.captions += n
             summary.problems.merge(problems)
             bar.update(n)

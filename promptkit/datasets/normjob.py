@@ -25,7 +25,7 @@ from .records import Caption, DatasetError, Problems
 
 __all__ = ["Normalizer", "NormalizeStage", "NormalizeReport", "normalize_dataset", "split_fixed"]
 
-_MAX_DISTINCT = 100_000
+_MAX_DISTINCT = 20_000
 _DIFF_SAMPLE = 16  # captions per batch whose dropped/added tags are itemized
 
 
@@ -238,7 +238,7 @@ def normalize_dataset(src, *, out: str | None = None, in_place: bool = False, ma
     """Normalize every caption of ``src`` into ``out`` (a new folder/file) or ``in_place`` (with an undo
     manifest); ``dry_run`` only reports. Raises :class:`DatasetError` with a clear message where the
     run cannot go on (a full disk: what was written is named, and how to undo it)."""
-    from .parallel import batched, progress, run_stage
+    from .parallel import progress, run_source
     from .readers import open_source
     from .undo import UndoManifest
     from .writers import default_manifest_path, open_writer
@@ -259,7 +259,7 @@ def normalize_dataset(src, *, out: str | None = None, in_place: bool = False, ma
         writer = open_writer(source, out=out, in_place=in_place, manifest=log, link_images=link_images)
     bar = progress("normalize", total=getattr(source, "num_rows", None), enabled=show_progress)
     try:
-        for results, part in run_stage(NormalizeStage(norm, writer is not None), batched(source, batch_size), workers):
+        for results, part in run_source(NormalizeStage(norm, writer is not None), source, workers, batch_size):
             report.merge(part)
             if writer is not None:
                 for cap, new in results:

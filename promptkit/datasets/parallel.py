@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["batched", "run_stage", "progress"]
+__all__ = ["batched", "run_stage", "run_source", "progress"]
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -66,6 +66,40 @@ def run_stage(stage: Callable[[list], T], batches: Iterable[list], workers: int 
                 yield window.popleft().result()
         while window:
             yield window.popleft().result()
+
+
+_SOURCE: Any = None
+
+
+def _init_source(stage, source) -> None:
+    global _STAGE, _SOURCE
+    _STAGE, _SOURCE = stage, source
+
+
+def _call_unit(unit, batch_size):
+    return [_STAGE(b) for b in batched(_SOURCE.read(unit), batch_size)]
+
+
+def run_source(stage: Callable[[list], T], source, workers: int = 1, batch_size: int = 512) -> Iterator[T]:
+    """``stage(batch)`` over every caption of ``source`` in order. With ``workers > 1`` each worker
+    reads whole work units itself (the parent only merges results), at most ``2 × workers`` units
+    in flight."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    if workers == 1:
+        for batch in batched(source, batch_size):
+            yield stage(batch)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    window: deque = deque()
+    with ProcessPoolExecutor(workers, mp_context=_context(), initializer=_init_source, initargs=(stage, source)) as pool:
+        for unit in source.units():
+            window.append(pool.submit(_call_unit, unit, batch_size))
+            if len(window) >= 2 * workers:
+                yield from window.popleft().result()
+        while window:
+            yield from window.popleft().result()
 
 
 class _Silent:

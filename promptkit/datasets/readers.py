@@ -34,7 +34,7 @@ CAPTION_COLUMNS = ("caption", "text", "prompt", "tags", "positive")
 SKIP_DIRS = (".promptkit",)
 
 _FILES_PER_UNIT = 256
-_BYTES_PER_UNIT = 4 << 20
+_BYTES_PER_UNIT = 1 << 20
 _ROWS_PER_UNIT = 8192
 
 
@@ -253,7 +253,7 @@ class JsonlSource(CaptionSource):
         return {self.path: st} if st else {}
 
     def units(self):
-        """Byte ranges of about 4 MiB ending at line ends, each with its first line number."""
+        """Byte ranges of about 1 MiB ending at line ends, each with its first line number."""
         try:
             fh = open(self.path, "rb")
         except OSError as exc:

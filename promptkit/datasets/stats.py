@@ -26,7 +26,7 @@ __all__ = ["DatasetStats", "StatsStage", "compute_stats", "CUT_POINTS", "render_
 
 CUT_POINTS = (75, 150, 225)
 BIN = 15  # token histogram bin width (75 = 5 bins, so the cut points fall on bin edges)
-MAX_DISTINCT = 200_000
+MAX_DISTINCT = 50_000
 TOP = 25
 
 
@@ -227,7 +227,7 @@ def compute_stats(src, *, column: str | None = None, caption_ext: str = ".txt", 
                   profile: str | None = None, workers: int = 1, batch_size: int = 512,
                   show_progress: bool | None = None) -> DatasetStats:
     """Statistics of a dataset (folder, .jsonl/.csv/.parquet path, HF dataset or CaptionSource)."""
-    from .parallel import batched, progress, run_stage
+    from .parallel import progress, run_source
     from .readers import open_source
     from .seen import SeenSet
 
@@ -235,7 +235,7 @@ def compute_stats(src, *, column: str | None = None, caption_ext: str = ".txt", 
     total = DatasetStats()
     bar = progress("stats", total=getattr(source, "num_rows", None), enabled=show_progress)
     with SeenSet() as seen:
-        for part in run_stage(StatsStage(tags, profile), batched(source, batch_size), workers):
+        for part in run_source(StatsStage(tags, profile), source, workers, batch_size):
             new = seen.add_many(part.digests)
             dups = len(new) - sum(new)
             part.digests = []
@@ -300,8 +300,11 @@ def plot(st: DatasetStats, path: str, title: str = "") -> None:
 
         raise DatasetError("--plot needs matplotlib: pip install matplotlib (or \"promptkit[datasets]\")") from None
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 1]})
-    bins = sorted(st.tokens)
-    ax1.bar([max(0, b * BIN + 0.5) for b in bins], [st.tokens[b] for b in bins], width=BIN, align="edge", color="#4c72b0")
+    bins = sorted(b for b in st.tokens if b >= 0)
+    ax1.bar([b * BIN + 0.5 for b in bins], [st.tokens[b] for b in bins], width=BIN, align="edge", color="#4c72b0")
+    if st.tokens.get(-1):  # empty captions: a thin bar left of the axis origin
+        ax1.bar([-BIN / 3], [st.tokens[-1]], width=BIN / 3, align="edge", color="#8c8c8c", label="empty")
+        ax1.legend(loc="upper right")
     for cut in CUT_POINTS:
         ax1.axvline(cut + 0.5, color="#c44e52", linestyle="--", linewidth=1)
         ax1.text(cut + 2, ax1.get_ylim()[1] * 0.95, f"{cut}", color="#c44e52", va="top")

@@ -49,10 +49,13 @@ class TagInfo:
         return self.category == "artist"
 
     resolved: Any = None  # the tag after following an unambiguous alias
+    known_canonical: str | None = None  # canonical, when already computed for this tag text
 
     @property
     def canonical(self) -> str:
         """Canonical key: the database name (alias resolved) or the bare key."""
+        if self.known_canonical is not None:
+            return self.known_canonical
         if self.tag is None and self.in_vocab:
             return self.key
         tag = self.tag if self.tag is not None else self.resolved
@@ -308,8 +311,8 @@ class LintContext:
         hit = memo.get(ref.text)
         if hit is None:
             full = self._classify(ref)
-            hit = (full.prefix, full.key, full.tag, full.in_vocab, full.natural, full.resolved)
-            if len(memo) > 200_000:
+            hit = (full.prefix, full.key, full.tag, full.in_vocab, full.natural, full.resolved, full.canonical)
+            if len(memo) > 50_000:
                 memo.clear()
             memo[ref.text] = hit
             return full

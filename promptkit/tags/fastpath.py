@@ -90,7 +90,7 @@ class ResolveMemo:
 
     __slots__ = ("resolve", "cache", "pieces", "size")
 
-    def __init__(self, resolve: Callable, size: int = 200_000):
+    def __init__(self, resolve: Callable, size: int = 50_000):
         self.resolve = resolve
         self.cache = LRUCache(size)
         self.pieces: dict = {}
