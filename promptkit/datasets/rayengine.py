@@ -3,7 +3,7 @@
 Two Ray Data pipelines around the same stage objects as the one-box run:
 
 1. read → prepare: the source's work units (groups of caption files, JSONL byte ranges, Parquet row
-   groups) become a dataset; ``map_batches`` with a :class:`ReadPrepare` task reads each unit and runs
+   groups) become a dataset; ``map_batches`` with a :class:`ReadPrepare` actor pool reads each unit and runs
    :class:`~promptkit.datasets.plan.PrepareStage` (normalize, hash, chunk count) on the CPUs of the
    cluster. Rows come back to the driver in dataset order (``preserve_order``), where the
    deterministic :class:`~promptkit.datasets.plan.Planner` writes the shard plans — so the plan is
@@ -46,7 +46,8 @@ def ensure_ray(address: str | None = None):
 
 
 class ReadPrepare:
-    """Ray Data task: a batch of pickled work units → prepared rows (JSON text, one per caption)."""
+    """Ray Data actor: a batch of pickled work units → prepared rows (JSON text, one per caption).
+    An actor, so the tokenizers and tag database load once per worker, not once per block."""
 
     def __init__(self, source, prepare, batch_size: int = 256):
         self.source, self.prepare, self.batch_size = source, prepare, batch_size
@@ -71,7 +72,9 @@ def prepared_rows(source, prepare, *, address: str | None = None, batch_size: in
     if not units:
         return
     ds = ray.data.from_items(units, override_num_blocks=min(len(units), 200))
-    ds = ds.map_batches(ReadPrepare(source, prepare, batch_size), batch_size=1, batch_format="numpy")
+    cpus = max(1, int(ray.available_resources().get("CPU", 1)))
+    ds = ds.map_batches(ReadPrepare, batch_size=1, batch_format="numpy", fn_constructor_args=(source, prepare, batch_size),
+                        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(cpus, len(units))))
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
         yield [json.loads(r) for r in batch["row"]]
 

@@ -84,8 +84,8 @@ def plain_refs(text: str) -> list[TagRef]:
 class ResolveMemo:
     """``memo(ref)`` → ``resolve(ref)``, remembered by the tag's text (bounded: ``size`` texts).
 
-    ``memo.text(piece)`` is the same for a trimmed piece of a plain prompt (``None`` for a piece
-    that holds no tag), without building a :class:`TagRef` when the answer is known.
+    ``memo.text(piece)`` is the same for a trimmed piece of a plain prompt, without building a
+    :class:`TagRef` when the answer is known (see there).
     """
 
     __slots__ = ("resolve", "cache", "pieces", "size")
@@ -105,15 +105,28 @@ class ResolveMemo:
             self.cache.put(ref.text, hit)
         return hit
 
-    def text(self, piece: str):
-        hit = self.pieces.get(piece, _MISSING)
-        if hit is _MISSING:
-            key = tag_lookup_key(piece)
-            hit = self.resolve(TagRef(piece, key, Span(0, len(piece)))) if key else None
+    def text(self, piece: str) -> tuple:
+        """``(resolution, settled)`` of a trimmed piece of a plain prompt: the resolution is ``None``
+        for a piece that holds no tag; ``settled`` says a replacement by it is final (its trimmed
+        text resolves to itself with the same canonical tag and holds no comma), so a further
+        normalize pass would not touch it."""
+        hit = self.pieces.get(piece)
+        if hit is None:
+            res = self._plain(piece)
+            settled = True
+            if res is not None and res.text != piece:
+                t = res.text.strip()
+                again = self._plain(t) if t and "," not in t else None
+                settled = again is not None and again.canon == res.canon and again.text == t
+            hit = (res, settled)
             if len(self.pieces) >= self.size:
                 self.pieces.clear()  # bounded: a dataset's tag vocabulary is far smaller
             self.pieces[piece] = hit
         return hit
+
+    def _plain(self, piece: str):
+        key = tag_lookup_key(piece)
+        return self(TagRef(piece, key, Span(0, len(piece)))) if key else None
 
 
 _MISSING = object()

@@ -220,28 +220,25 @@ def _plain_once(source: str, resolve: ResolveMemo) -> tuple[str, bool]:
     """
     edits: list[tuple[int, int, str]] = []
     seen: set = set()
+    known = resolve.pieces.get
     lookup = resolve.text
     settled = True
     pos = 0
     for raw in source.split(","):
         piece = raw.strip()
         if piece:
-            res = lookup(piece)
+            hit = known(piece) or lookup(piece)
+            res = hit[0]
             if res is not None:
                 a = pos + len(raw) - len(raw.lstrip())
                 if res.canon in seen:
-                    b = a + len(piece)
-                    ra, rb = _removal_span(source, (a, b))
+                    ra, rb = _removal_span(source, (a, a + len(piece)))
                     edits.append((ra, rb, ""))
                 else:
                     seen.add(res.canon)
                     if res.text != piece:
                         edits.append((a, a + len(piece), res.text))
-                        if settled:
-                            # what the next pass sees of this replacement: its trimmed text
-                            t = res.text.strip()
-                            again = lookup(t) if t and "," not in t else None
-                            settled = again is not None and again.canon == res.canon and again.text == t
+                        settled = settled and hit[1]
         pos += len(raw) + 1
     return (_splice(source, edits) if edits else source), settled
 
