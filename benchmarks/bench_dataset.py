@@ -110,7 +110,7 @@ def make_corpus(n: int, seed: int = 0) -> list[str]:
                 name = alias
             elif r < 0.08:
                 name = f"({name}:1.{rnd.randint(1, 4)})"
-            elif r < 0.06 and pieces:
+            elif r < 0.045 and pieces:
                 name = rnd.choice(pieces)  # a duplicate tag
             pieces.append(name)
             tokens += tokens_of(name)

@@ -26,7 +26,8 @@ from .records import Caption, DatasetError, Problems
 __all__ = ["Normalizer", "NormalizeStage", "NormalizeReport", "normalize_dataset", "split_fixed"]
 
 _MAX_DISTINCT = 20_000
-_DIFF_SAMPLE = 16  # captions per batch whose dropped/added tags are itemized
+_ITEMIZE = 64  # changed captions per batch whose rewrites are itemized (the counts cover all)
+_DIFF_SAMPLE = 16  # of those, captions whose dropped/added tags difflib explains
 
 
 def split_fixed(text: str, keep_tokens: int = 0, keep_separator: str | None = None) -> tuple[str, str]:
@@ -165,6 +166,8 @@ class NormalizeReport:
         self.changed += 1
         if len(self.examples) < 5:
             self.examples.append((cap.where, cap.text, new))
+        if self.changed > _ITEMIZE:
+            return
         self._prune()
         a, b = _tags(cap.text), _tags(new)
         if len(a) == len(b):  # the usual change: tags rewritten in place (spelling, aliases)
@@ -210,9 +213,10 @@ class NormalizeReport:
     def lines(self, top: int = 10, problems: bool = True) -> list[str]:
         pct = f" ({100 * self.changed / self.captions:.1f}%)" if self.captions else ""
         out = [f"{self.captions:,} captions, {self.changed:,} changed{pct}"]
-        if self.reordered:
-            out[0] += f"; {self.reordered:,} of them dropped repeats or moved tags"
-        for name, c in (("rewritten", self.rewrites), ("removed (sampled)", self.removed), ("added/moved (sampled)", self.added)):
+        if self.rewrites or self.removed or self.added:
+            out.append(f"  most common changes (itemized in up to {_ITEMIZE} changed captions of each batch):")
+
+        for name, c in (("rewritten", self.rewrites), ("removed", self.removed), ("added/moved", self.added)):
             if c:
                 out.append(f"  {name}: " + ", ".join(f"{t} ({n:,})" for t, n in c.most_common(top)))
         for where, old, new in self.examples[:3]:
@@ -223,7 +227,7 @@ class NormalizeReport:
 
     def as_json(self) -> dict:
         return {
-            "captions": self.captions, "changed": self.changed, "reordered": self.reordered,
+            "captions": self.captions, "changed": self.changed, "reordered_sampled": self.reordered,
             "rewrites": self.rewrites.most_common(50), "removed": self.removed.most_common(50),
             "added": self.added.most_common(50), "problems": self.problems.as_json(),
             "output": self.output, "manifest": self.manifest,
