@@ -114,3 +114,32 @@ def test_plain_lists_skip_the_parser(monkeypatch):
     assert [d.code for d in lint("1girl, long_hair", db=db)] == ["PK201"]
     with pytest.raises(AssertionError, match="parser ran"):
         normalize("(1girl:1.2), long_hair", db=db)
+
+
+@st.composite
+def long_plain_lists(draw):
+    words = draw(st.lists(st.sampled_from(WORDS + [" ".join(f"w{i}" for i in range(n)) for n in (8, 19, 26)]),
+                          min_size=20, max_size=90))
+    return ", ".join(words)
+
+
+@given(long_plain_lists(), st.sampled_from(["illustrious", "rouwei"]), st.sampled_from(["a1111", "diffusers", "comfy"]))
+@settings(max_examples=120, deadline=None)
+def test_lint_fast_equals_general_over_several_chunks(dbs, text, profile, backend):
+    # PK401 (a tag across a chunk border), PK302 (artist isolation), PK402 (chunk count) read the layout
+    db = dbs[-1]
+    select = ["PK401", "PK302", "PK402", "PK501", "PK207"]
+    fast = lint(text, profile=profile, backend=backend, db=db, select=select)
+    with disabled():
+        slow = lint(text, profile=profile, backend=backend, db=db, select=select)
+    assert [_key(d) for d in fast] == [_key(d) for d in slow]
+
+
+def test_long_lists_do_cross_chunks(dbs):
+    # a 30-word piece at the 75-token border cannot be moved by comma back-tracking: it straddles
+    text = ", ".join(["long hair"] * 30) + ", " + " ".join(f"word{i}" for i in range(30)) + ", smile"
+    assert is_plain(text)
+    fast = lint(text, db=dbs[-1], select=["PK401"])
+    with disabled():
+        slow = lint(text, db=dbs[-1], select=["PK401"])
+    assert [d.code for d in fast] == ["PK401"] and [_key(d) for d in fast] == [_key(d) for d in slow]

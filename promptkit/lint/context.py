@@ -318,6 +318,29 @@ class LintContext:
             return full
         return TagInfo(ref, *hit)
 
+    def sources_of(self, key: str) -> tuple:
+        """``db.sources_of(key)``, remembered per key for this database."""
+        memo = self._sources_memo
+        if memo is None:
+            return self.db.sources_of(key)
+        hit = memo.get(key)
+        if hit is None:
+            if len(memo) > 50_000:
+                memo.clear()
+            hit = memo[key] = self.db.sources_of(key)
+        return hit
+
+    @cached_property
+    def _sources_memo(self) -> dict | None:
+        from promptkit.tags.fastpath import enabled, memo_for
+
+        if self.db is None or not enabled():
+            return None
+        try:
+            return memo_for(self.db, ("lint-sources",), dict)
+        except TypeError:
+            return None
+
     @cached_property
     def _info_memo(self) -> dict | None:
         from promptkit.tags.fastpath import enabled, memo_for

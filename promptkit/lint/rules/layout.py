@@ -27,6 +27,8 @@ def token_layout(field) -> list[tuple[int, int, int]]:
     backend = field.ctx.backend
     if backend.chunker == "words":
         out = _word_layout(field, backend.max_word_length)
+    elif (fast := _plain_layout(field)) is not None:
+        out = fast
     else:
         for ci, ch in enumerate(field.chunks):
             for sp in ch.spans[1 : 1 + ch.n_content]:
@@ -38,6 +40,30 @@ def token_layout(field) -> list[tuple[int, int, int]]:
 
 
 CHUNK_TOKENS = 75
+
+
+def _plain_layout(field) -> list[tuple[int, int, int]] | None:
+    """The same layout for a plain tag list whose one weighted run is its source verbatim (no
+    escapes): token offsets are source offsets, laid over the chunks in order — without building
+    a span per token (tests/test_fastpath.py checks it against the general path)."""
+    if not field.plain or "\\" in field.text:
+        return None
+    runs = field.runs
+    if len(runs) != 1 or any(i != src for i, src in runs[0].segs):
+        return None
+    from promptkit.clip.tokenizer import ClipTokenizer
+
+    offs = ClipTokenizer.bundled().offsets(runs[0].text)
+    out = []
+    k = 0
+    for ci, ch in enumerate(field.chunks):
+        n = ch.n_content
+        if k + n > len(offs):
+            return None
+        for a, b in offs[k : k + n]:
+            out.append((a, b if b > a else a, ci))
+        k += n
+    return out if k == len(offs) else None
 
 
 def _word_layout(field, max_word: int) -> list[tuple[int, int, int]]:

@@ -286,7 +286,7 @@ class E621OnlyTag(Rule):
             for info in field.infos:
                 if _is_special(info, ctx) or info.in_vocab:
                     continue
-                srcs = ctx.db.sources_of(info.key) if info.tag is not None else ()
+                srcs = ctx.sources_of(info.key) if info.tag is not None else ()
                 e621_only = "e621" in srcs and "danbooru" not in srcs
                 curated = info.key in E621_TO_DANBOORU
                 if not e621_only and not (curated and info.tag is None and not ctx.db.is_alias(info.key)):
