@@ -518,3 +518,18 @@ def test_import_is_light():
            "import promptkit.cli.dataset; print(sorted(m for m in ('torch','ray','transformers','diffusers','pyarrow') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_progress_bar_only_on_a_terminal(capsys):
+    from promptkit.datasets.parallel import progress
+
+    quiet = progress("x")  # pytest's stderr is not a terminal
+    quiet.update(5)
+    quiet.close()
+    assert capsys.readouterr().err == ""
+    pytest.importorskip("tqdm")
+    bar = progress("normalize", total=10, enabled=True)
+    bar.update(10)
+    bar.close()
+    err = capsys.readouterr().err
+    assert "normalize" in err and "100%" in err and "caption/s" in err

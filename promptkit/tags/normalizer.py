@@ -187,8 +187,9 @@ def normalize(
     # ``karin_(blue_archive)kantoku`` leaves ``karin (blue archive)`` at the end),
     # so passes repeat until the text is stable; almost always the second
     # pass only confirms the first.
+    # (a parsed Prompt is normalized from its source; anything else is a TypeError from parse_prompt)
+    text = prompt if isinstance(prompt, str) else parse_prompt(prompt).source
     resolve = _memo(db, prof, backend)
-    text = prompt if isinstance(prompt, str) else prompt.source
     current = prompt
     isolating = isolate_artists if isolate_artists is not None else bool(prof and prof.isolate_artists)
     for _ in range(8):
