@@ -261,6 +261,9 @@ def run_encode(args) -> int:
 
         k = export_kohya(args.out, args.src, caption_ext=args.caption_ext)
         print(k.line())
+        for kind in list(k.problems.counts):
+            if kind in report.problems.counts:  # already listed by the encode run
+                del k.problems.counts[kind]
         if k.problems:
             print("\n".join(k.problems.lines()), file=sys.stderr)
     return code

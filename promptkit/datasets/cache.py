@@ -72,6 +72,10 @@ class EmbeddingCache:
 
         return entry_hash(self.key, self.normalize(caption))
 
+    def why_missing(self, caption: str) -> str | None:
+        """Why ``caption`` cannot have an entry (prompt editing, ``AND``), or None when it could."""
+        return self._prepare.prepare(caption)[3]
+
     def _find(self, h: str) -> int | None:
         import numpy as np
 

@@ -39,10 +39,8 @@ class EncodeReport:
     problems: Problems = field(default_factory=Problems)
 
     def lines(self) -> list[str]:
-        rate = self.unique / self.seconds if self.seconds else 0
         out = [f"{self.out}: {self.entries:,} entries in {self.shards:,} shard(s) ({self.bytes / 2**20:,.1f} MiB) from "
-               f"{self.captions:,} captions ({self.duplicates:,} duplicates), {self.seconds:.1f} s"
-               + (f", {rate:,.1f} unique captions/s" if rate else "")]
+               f"{self.captions:,} captions ({self.duplicates:,} duplicates), {self.seconds:.1f} s"]
         if self.resumed_shards:
             out.append(f"  resumed: {self.resumed_shards:,} shard(s) were already committed; {self.encoded_shards:,} encoded now")
         if self.truncated:

@@ -69,7 +69,11 @@ def export_kohya(cache, src, *, caption_ext: str = ".txt", chunks: int | None = 
             continue
         entry = cache.get(cap.text)
         if entry is None:
-            report.problems.add("changed", cap.where, "caption is not in the cache (changed since it was encoded?)")
+            why = cache.why_missing(cap.text)
+            if why is not None:
+                report.problems.add("not-encodable", cap.where, why)
+            else:
+                report.problems.add("changed", cap.where, "caption is not in the cache (changed since it was encoded?)")
             continue
         e = entry["prompt_embeds"]
         have = e.shape[0] // 77
