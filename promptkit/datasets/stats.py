@@ -304,7 +304,9 @@ def plot(st: DatasetStats, path: str, title: str = "") -> None:
     ax1.bar([b * BIN + 0.5 for b in bins], [st.tokens[b] for b in bins], width=BIN, align="edge", color="#4c72b0")
     if st.tokens.get(-1):  # empty captions: a thin bar left of the axis origin
         ax1.bar([-BIN / 3], [st.tokens[-1]], width=BIN / 3, align="edge", color="#8c8c8c", label="empty")
-        ax1.legend(loc="upper right")
+        ax1.legend(loc="center right")
+    right = max([260] + [(b + 1) * BIN + BIN for b in bins])
+    ax1.set_xlim(-BIN / 2, right)
     for cut in CUT_POINTS:
         ax1.axvline(cut + 0.5, color="#c44e52", linestyle="--", linewidth=1)
         ax1.text(cut + 2, ax1.get_ylim()[1] * 0.95, f"{cut}", color="#c44e52", va="top")
@@ -317,5 +319,11 @@ def plot(st: DatasetStats, path: str, title: str = "") -> None:
     ax2.set_title("chunks per caption")
     fig.suptitle(title or f"{st.captions:,} captions")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    import io
+
+    from promptkit._cache import atomic_write
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
+    atomic_write(path, buf.getvalue())  # a failed write never leaves half a picture
