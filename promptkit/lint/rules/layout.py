@@ -43,17 +43,19 @@ CHUNK_TOKENS = 75
 
 
 def _plain_layout(field) -> list[tuple[int, int, int]] | None:
-    """The same layout for a plain tag list whose one weighted run is its source verbatim (no
-    escapes): token offsets are source offsets, laid over the chunks in order — without building
-    a span per token (tests/test_fastpath.py checks it against the general path)."""
-    if not field.plain or "\\" in field.text:
+    """The same layout for a plain tag list (one weighted run): each token's source span straight
+    from the run's offset map, laid over the chunks in order — without the per-chunk span tuples
+    (tests/test_fastpath.py checks it against the general path)."""
+    if not field.plain:
         return None
     runs = field.runs
-    if len(runs) != 1 or any(i != src for i, src in runs[0].segs):
+    if len(runs) != 1 or not runs[0].segs:
         return None
+    run = runs[0]
     from promptkit.clip.tokenizer import ClipTokenizer
 
-    offs = ClipTokenizer.bundled().offsets(runs[0].text)
+    offs = ClipTokenizer.bundled().offsets(run.text)
+    identity = all(i == src for i, src in run.segs)
     out = []
     k = 0
     for ci, ch in enumerate(field.chunks):
@@ -61,7 +63,11 @@ def _plain_layout(field) -> list[tuple[int, int, int]] | None:
         if k + n > len(offs):
             return None
         for a, b in offs[k : k + n]:
-            out.append((a, b if b > a else a, ci))
+            if identity:
+                out.append((a, b if b > a else a, ci))
+            else:
+                sp = run.source_span(a, b)
+                out.append((sp.start, sp.end, ci))
         k += n
     return out if k == len(offs) else None
 
