@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-pytest.importorskip("starlette", reason="the server extra is not installed (pip install 'promptkit[server]')")
+pytest.importorskip("starlette", reason="the server extra is not installed (pip install 'sdxl-promptkit[server]')")
 pytest.importorskip("httpx", reason="httpx (Starlette's test client) is not installed")
 
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402

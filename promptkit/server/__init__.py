@@ -1,4 +1,4 @@
-"""``promptkit serve``: a local prompt workbench page over a JSON API (needs ``promptkit[server]``).
+"""``promptkit serve``: a local prompt workbench page over a JSON API (needs ``sdxl-promptkit[server]``).
 
 :class:`Workbench` holds the tag database and the profiles;
 :func:`create_app` builds the Starlette app (the API, the page in
