@@ -123,8 +123,12 @@ def test_severity_override(db):
 
 
 def test_fix_applies_safe_only_and_iterates_over_overlaps(db):
-    # PK202 (escape) and PK201 (underscores) touch the same item: two passes
+    # PK202's fix escapes and turns the underscores into spaces (one finding, one pass)
     res = fix("karin_(blue_archive), long_hair", db=db)
+    assert res.text == "karin \\(blue archive\\), long hair"
+    assert res.passes == 1 and not res.remaining
+    # PK212 (a zero-width space) inside PK201's item (underscores): overlapping fixes, two passes
+    res = fix("karin_(blue_archive), long_\u200bhair", db=db)
     assert res.text == "karin \\(blue archive\\), long hair"
     assert res.passes >= 2 and not res.remaining
     # unsafe fixes stay unless asked

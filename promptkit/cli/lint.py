@@ -1,6 +1,7 @@
 """``promptkit lint`` / ``prompt-lint``: lint prompts from arguments, files, stdin, infotext or PNGs.
 
-Exit codes (ruff): 0 no problems (or all fixed), 1 problems found, 2 usage,
+Exit codes (like ruff and ESLint): 0 no problems (or all fixed, or only info findings),
+1 errors or warnings found (``--fail-level info`` counts info findings too), 2 usage,
 configuration or data error.  Nothing here imports torch.
 """
 
@@ -42,7 +43,9 @@ def register(subparsers) -> None:
     p.add_argument("--config", metavar="PYPROJECT", help="config file (default: nearest pyproject.toml with [tool.promptkit])")
     p.add_argument("--isolated", action="store_true", help="ignore configuration files")
     p.add_argument("--exit-zero", action="store_true", help="exit 0 even when problems are found")
-    p.add_argument("--fail-level", choices=("info", "warning", "error"), default="info", help="lowest severity that makes the exit code 1 (default info)")
+    p.add_argument("--fail-level", choices=("info", "warning", "error"), default="warning",
+                   help="lowest severity that makes the exit code 1 (default warning: info findings are shown "
+                        "but do not fail)")
     p.add_argument("--statistics", action="store_true", help="print a count per rule instead of the diagnostics")
     p.add_argument("--quiet", "-q", action="store_true", help="no summary line")
     p.set_defaults(func=run)
