@@ -652,7 +652,7 @@ def test_serving_requests_never_loads_torch_or_sdxl():
 def test_cursor_doctests():
     import doctest
 
-    import promptkit.server.cursor as cursor
+    import promptkit.tags.cursor as cursor
 
     result = doctest.testmod(cursor)
     assert result.attempted >= 3 and result.failed == 0
