@@ -124,7 +124,10 @@ def test_the_wheel_installs_and_runs_in_a_fresh_venv(dists, tmp_path):
     assert chunks.returncode == 0, chunks.stderr
     assert "1 chunk, 4 tokens" in chunks.stdout and "1girl, smile" in chunks.stdout
 
-    # the profiles, the grammar and the starter tag list come from the wheel too
+    # the profiles, the grammar and the starter tag list come from the wheel too; a new user
+    # without the full list is told so, once
+    env.pop("PROMPTKIT_STARTER_WARNING", None)
     lint = subprocess.run([str(bindir / "prompt-lint"), "--profile", "rouwei", "1girl, (smile"],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert lint.returncode == 1 and "PK101" in lint.stdout, lint.stdout + lint.stderr
+    assert lint.stderr.count("built-in starter list") == 1 and "promptkit tags download" in lint.stderr

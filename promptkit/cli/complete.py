@@ -33,6 +33,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from promptkit.cli import note_tag_list
     from promptkit.profiles import ProfileError
     from promptkit.tags import TagDataError, TagDB
 
@@ -44,6 +45,7 @@ def run(args) -> int:
         return 2
     try:
         db = TagDB.load(args.tags) if args.tags else TagDB.load()
+        note_tag_list(db)
         hits = db.complete(args.query, limit=args.limit, categories=args.categories, profile=args.profile,
                            backend=args.backend)
     except (TagDataError, ProfileError, ValueError) as exc:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from promptkit.backends import backend_names
 
-_SUFFIXES = (".txt", ".json", ".jsonl", ".png", ".prompt")
+_SUFFIXES = (".txt", ".json", ".jsonl", ".prompt", ".png", ".jpg", ".jpeg", ".webp")
 _LEVELS = {"info": 0, "warning": 1, "error": 2}
 
 
@@ -23,7 +23,7 @@ def register(subparsers) -> None:
         description=(
             "Lint A1111 prompts for an SDXL anime model profile.  INPUT is a prompt text, a file "
             "(.txt: one prompt, or one per line with --lines; .json/.jsonl with prompt/negative_prompt; "
-            "A1111 infotext in .txt or .png) or '-' for stdin."
+            "A1111 infotext in .txt, pasted as the argument, or read from a .png/.jpg/.webp image) or '-' for stdin."
         ),
     )
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="prompt text, file path, or - for stdin")
@@ -76,11 +76,11 @@ def _looks_like_path(item: str) -> bool:
 
 
 def _gather(args, cfg):
-    from promptkit.lint.inputs import InputError, Source, from_text, read_path
+    from promptkit.lint.inputs import InputError, Source, from_arguments, from_text, read_path
 
     sources: list[Source] = []
     for text in args.prompt:
-        sources.append(Source("<prompt>", text, args.negative))
+        sources.append(from_arguments(text, args.negative))
     stdin_used = False
     for item in args.inputs:
         if item == "-":
@@ -102,13 +102,13 @@ def _gather(args, cfg):
         elif p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.suffix.lower() in _SUFFIXES and f.is_file())
             if not files:
-                raise InputError(f"{p}: no prompt files (.txt .json .jsonl .png) in this folder")
+                raise InputError(f"{p}: no prompt files (.txt .json .jsonl .png .jpg .webp) in this folder")
             for f in files:
                 sources.extend(read_path(str(f), lines=args.lines))
         elif (p.suffix.lower() in _SUFFIXES or _looks_like_path(item)) and "," not in item and "\n" not in item:
             raise InputError(f"{item}: file not found")
         else:
-            sources.append(Source("<prompt>", item, args.negative))
+            sources.append(from_arguments(item, args.negative))
     if not sources:
         data = _stdin_text(InputError) if sys.stdin is not None and not sys.stdin.isatty() else ""
         if data.strip():
@@ -149,6 +149,9 @@ def run(args) -> int:
         db = _load_db(args.tags)
     except Exception as exc:  # TagDataError and OSError carry file/line
         return _err(str(exc))
+    from promptkit.cli import note_tag_list
+
+    note_tag_list(db)
 
     select = _flat(args.select) if args.select else cfg.select
     extend = (cfg.extend_select or []) + _flat(args.extend_select)

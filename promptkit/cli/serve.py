@@ -68,6 +68,9 @@ def run(args) -> int:
     except (TagDataError, ProfileError) as exc:
         print(f"promptkit serve: error: {exc}", file=sys.stderr)
         return 2
+    from promptkit.cli import note_tag_list
+
+    note_tag_list(bench.db)
     try:
         sock = _bind(args.host, args.port)
     except OSError as exc:
