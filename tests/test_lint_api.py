@@ -12,7 +12,8 @@ from lint_fixtures import excerpt_db, excerpt_tag_files, offline_db, offline_tag
 import promptkit as pk
 from promptkit.lint import FixResult, LintError, fix, lint
 from promptkit.lint.config import ConfigError, load_config
-from promptkit.lint.infotext import InfotextError, parse_infotext, read_png_text, write_png_text
+from promptkit.lint.images import read_png_text, write_png_text
+from promptkit.lint.infotext import InfotextError, parse_infotext
 from promptkit.lint.inputs import InputError, Source, read_path
 from promptkit.lint.reporters import Result, render
 from promptkit.profiles import available_profiles

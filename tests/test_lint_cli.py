@@ -12,7 +12,7 @@ import pytest
 from lint_fixtures import excerpt_tag_files, offline_tag_files  # noqa: F401  (pytest fixtures)
 
 from promptkit.cli import lint_main, main
-from promptkit.lint.infotext import write_png_text
+from promptkit.lint.images import write_png_text
 
 
 @pytest.fixture(scope="module")

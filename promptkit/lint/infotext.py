@@ -136,12 +136,3 @@ def parse_infotext(text: str) -> Infotext:
     else:
         prompt = body
     return Infotext(prompt, negative, settings, 0, negative_offset, settings_offset)
-
-
-def __getattr__(name: str):
-    # the image readers live in promptkit.lint.images (Pillow); their old address still works
-    if name in ("read_png_text", "write_png_text", "read_png_file"):
-        from . import images
-
-        return images.read_png_file if name == "read_png_file" else getattr(images, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
