@@ -126,25 +126,18 @@ def measure() -> tuple[dict[str, int], dict[str, dict[str, tuple[int, int]]]]:
     return dict(sizes), {c: {code: (found[c][code], flagged[c][code]) for code in found[c]} for c in CORPORA}
 
 
-def _default(cls, enabling: list[str]) -> str:
-    if cls.default:
-        return "on"
-    if cls.impact == "image" and enabling:
-        return "on for " + ", ".join(enabling)
-    return f"off ({cls.impact})"
+def _default(cls) -> str:
+    from promptkit.lint.docs import default_state
+
+    state = default_state(cls)
+    return f"off ({cls.impact})" if state == "off" else state
 
 
 def defaults_table() -> str:
     """The measured table (markdown)."""
     from promptkit.lint.catalog import all_rules
-    from promptkit.profiles import available_profiles, load_profile
 
     sizes, counts = measure()
-    turned_on: dict[str, list[str]] = {}
-    for name in available_profiles():
-        prof = load_profile(name)
-        for ref in prof.extend_select:
-            turned_on.setdefault(ref.upper(), []).append(name)
     head = "| rule | severity | default | " + " | ".join(
         f"{HEADINGS[c]} ({sizes.get(c, 0)})" for c in CORPORA) + " |"
     rows = [head, "|---|---|---|" + "---:|" * len(CORPORA)]
@@ -153,7 +146,7 @@ def defaults_table() -> str:
         for c in CORPORA:
             n, prompts = counts[c].get(code, (0, 0))
             cells.append(f"{n} in {prompts}" if n else "—")
-        rows.append(f"| {code} {cls.name} | {cls.severity} | {_default(cls, turned_on.get(code, []))} | "
+        rows.append(f"| {code} {cls.name} | {cls.severity} | {_default(cls)} | "
                     + " | ".join(cells) + " |")
     return "\n".join(rows)
 
