@@ -47,11 +47,24 @@ def _plain_char(text: str, i: int) -> str | None:
     if ch == _IDEOGRAPHIC_SPACE:
         return " "
     if ch in _JOINERS:
-        before = text[i - 1] if i > 0 else " "
-        after = text[i + 1] if i + 1 < len(text) else " "
-        if before.isascii() or after.isascii():
-            return ""
+        # joins the nearest visible characters (as their plain forms): kept only between two
+        # non-ASCII ones, so the answer is the same before and after plain_text
+        if _plain_neighbour(text, i, -1) and _plain_neighbour(text, i, 1):
+            return None
+        return ""
     return None
+
+
+def _plain_neighbour(text: str, i: int, step: int) -> bool:
+    """Whether the nearest visible character from ``i`` in direction ``step`` exists and is
+    not ASCII once plain (a fullwidth letter counts as the ASCII letter it stands for)."""
+    j = i + step
+    while 0 <= j < len(text) and (text[j] in INVISIBLE or text[j] in _JOINERS):
+        j += step
+    if not 0 <= j < len(text):
+        return False
+    o = ord(text[j])
+    return not (text[j].isascii() or _FULL_FIRST <= o <= _FULL_LAST or text[j] == _IDEOGRAPHIC_SPACE)
 
 
 def find_lookalikes(text: str) -> list[Lookalike]:
