@@ -16,9 +16,15 @@ side in one run:
   ``tokenizer.py`` is loaded).  Slow peers get their word caches warmed on
   other prompts first, like promptkit's "warm" rows;
 * ``CLIPTokenizerFast`` tokenize-only;
-* promptkit ``chunks(text)``: A1111 attention parse + tokenize + 77-token
-  chunking with source spans, cold (fresh word cache) and warm;
-* promptkit ``chunks_for_sdxl(text)`` (both SDXL encoders).
+* promptkit, each measurement in a fresh process (so that "warm" means the
+  same thing for any promptkit tree, with nothing but the public API):
+  ``chunks(text)`` — A1111 attention parse + tokenize + 77-token chunking with
+  source spans — *cold* (import, vocabulary, first sight of every prompt),
+  *warm* (after 2,000 *other* prompts: the tags are known, the prompts are
+  new) and *again* (the same prompts a second time); ``ClipTokenizer.encode``
+  (tokenize only) cold and warm; ``chunks_for_sdxl(text)`` (both SDXL
+  encoders) warm.  ``--compare DIR`` runs the promptkit rows against another
+  checkout too (the previous commit, say), in the same interleaved rounds.
 
 Peers get the whole prompt in one call (tokenize only: no emphasis parsing, no
 chunking), which is less work than promptkit does.  Targets (issue 3):
@@ -26,6 +32,7 @@ promptkit >= 10x the slow tokenizer and >= 1x the fast one.
 
     python benchmarks/bench_chunk.py            # 2,000 prompts, best of 5 rounds
     python benchmarks/bench_chunk.py --quick    # 1,000 prompts, best of 2 rounds
+    git worktree add /tmp/pk-prev HEAD~1 && python benchmarks/bench_chunk.py --compare /tmp/pk-prev
     # A1111's own CLIP-L tokenizer (transformers 4.30.2 slow + ftfy), in its own venv:
     python -m venv /tmp/tf430 && /tmp/tf430/bin/pip install transformers==4.30.2 tokenizers==0.13.3 ftfy regex
     python benchmarks/bench_chunk.py --slow-python /tmp/tf430/bin/python [--verify-tags]
@@ -216,6 +223,67 @@ def slow_peer(vocab_dir: Path):
     return "open_clip SimpleTokenizer (pure-Python CLIP BPE)", st.encode
 
 
+_PK_CHILD = r"""
+import json, sys, time
+mode, data_file = sys.argv[1], sys.argv[2]
+data = json.load(open(data_file, encoding="utf-8"))
+prompts, warmup = data["prompts"], data["warmup"]
+t_start = time.process_time()
+from promptkit.clip import ClipTokenizer, chunks, chunks_for_sdxl
+out = {}
+if mode == "cold":
+    for p in prompts:
+        chunks(p)
+    out["cold"] = time.process_time() - t_start
+elif mode == "cold-encode":
+    tok = ClipTokenizer.bundled()
+    for p in prompts:
+        tok.encode(p)
+    out["cold-encode"] = time.process_time() - t_start
+else:
+    tok, tok_g = ClipTokenizer.bundled(), ClipTokenizer.bundled("open_clip")
+    for p in warmup:
+        chunks_for_sdxl(p, tok, tok_g)
+        tok.encode(p)
+    fn = {"warm": lambda p: chunks(p, tok), "warm-encode": tok.encode,
+          "warm-sdxl": lambda p: chunks_for_sdxl(p, tok, tok_g)}[mode]
+    t0 = time.process_time()
+    for p in prompts:
+        fn(p)
+    out[mode] = time.process_time() - t0
+    if mode == "warm":
+        t0 = time.process_time()
+        for p in prompts:
+            fn(p)
+        out["again"] = time.process_time() - t0
+print(json.dumps(out))
+"""
+
+PK_MODES = ("cold", "warm", "warm-sdxl", "cold-encode", "warm-encode")
+PK_ROWS = {
+    "cold": "promptkit chunks(): parse+tokenize+chunk, cold (import, vocabulary, first sight)",
+    "warm": "promptkit chunks(): parse+tokenize+chunk, warm (new prompts, known tags)",
+    "again": "promptkit chunks(): the same prompts again",
+    "warm-sdxl": "promptkit chunks_for_sdxl(): both encoders, warm",
+    "cold-encode": "promptkit ClipTokenizer.encode(): tokenize only, cold",
+    "warm-encode": "promptkit ClipTokenizer.encode(): tokenize only, warm",
+}
+
+
+def pk_round(tree: Path, data_file: str) -> dict[str, float]:
+    """One round of every promptkit measurement against the checkout ``tree``, each in a fresh process."""
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tree), os.environ.get("PYTHONPATH", "")]))
+    got: dict[str, float] = {}
+    for mode in PK_MODES:
+        proc = subprocess.run([sys.executable, "-c", _PK_CHILD, mode, data_file], env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"error: promptkit at {tree} failed ({mode}):\n{proc.stderr[-2000:]}")
+        got.update(json.loads(proc.stdout))
+    return got
+
+
 def cpu_pass(fn, prompts) -> float:
     """CPU seconds of one pass (process time: steadier than wall time on a shared machine)."""
     t0 = time.process_time()
@@ -237,6 +305,14 @@ def main(argv=None) -> int:
         " there and checks promptkit's ids against it",
     )
     ap.add_argument(
+        "--compare",
+        metavar="DIR",
+        type=Path,
+        action="append",
+        default=[],
+        help="another promptkit checkout (e.g. the previous commit): its promptkit rows are timed in the same rounds",
+    )
+    ap.add_argument(
         "--verify-tags",
         action="store_true",
         help="with --slow-python: also compare every Danbooru tag spelling with it (takes minutes)",
@@ -250,9 +326,12 @@ def main(argv=None) -> int:
 
     import transformers
 
-    from promptkit.clip.chunk import chunks, chunks_for_sdxl
-    from promptkit.clip.tokenizer import ClipTokenizer, _bundled
+    from promptkit.clip import chunks
 
+    for tree in args.compare:
+        if not (tree / "promptkit" / "clip").is_dir():
+            print(f"error: --compare {tree}: not a promptkit checkout (no promptkit/clip there)", file=sys.stderr)
+            return 2
     prompts = make_prompts(n)
     warmup = make_prompts(n, seed=99)  # a different set: warm caches never hold a timed prompt whole
     vocab_dir = clip_vocab_dir()
@@ -271,28 +350,13 @@ def main(argv=None) -> int:
             return 2
         verify_tags(args.slow_python, vocab_dir)
 
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as fh:
+        json.dump({"prompts": prompts, "warmup": warmup}, fh)
+    data_file = fh.name
+    trees = [("", REPO)] + [(f" [{t}]", t.resolve()) for t in args.compare]
+    from promptkit.clip import ClipTokenizer
+
     tok = ClipTokenizer.bundled()
-    tok_g = ClipTokenizer.bundled("open_clip")
-    for p in warmup:
-        chunks_for_sdxl(p, tok, tok_g)
-
-    def pk_cold():
-        _bundled.cache_clear()
-        t0 = time.process_time()
-        fresh = ClipTokenizer.bundled()
-        for p in prompts:
-            chunks(p, fresh)
-        took = time.process_time() - t0
-        _bundled.cache_clear()
-        return took
-
-    def pk_warm(fn):
-        def one_pass():
-            tok._run_cache.clear()  # no whole-text hits
-            tok_g._run_cache.clear()
-            return cpu_pass(fn, prompts)
-
-        return one_pass
 
     impls: list[tuple[str, object]] = []  # label -> callable returning seconds for one pass
     slow_python_label = runs_label = None
@@ -321,20 +385,21 @@ def main(argv=None) -> int:
     impls.append((plain_label, lambda: cpu_pass(lambda p: plain(p, add_special_tokens=False)["input_ids"], prompts)))
     fast_label = "transformers CLIPTokenizerFast"
     impls.append((fast_label, lambda: cpu_pass(lambda p: fast(p, add_special_tokens=False)["input_ids"], prompts)))
-    cold_label = "promptkit chunks(): parse+tokenize+chunk, cold (incl. vocab load)"
-    impls.append((cold_label, pk_cold))
-    warm_label = "promptkit chunks(): parse+tokenize+chunk, warm"
-    impls.append((warm_label, pk_warm(lambda p: chunks(p, tok))))
-    impls.append(("promptkit chunks_for_sdxl(): both encoders, warm", pk_warm(lambda p: chunks_for_sdxl(p, tok, tok_g))))
-
     best: dict[str, float] = {}
     for _ in range(rounds):
         for label, one_pass in impls:
             best[label] = min(best.get(label, float("inf")), one_pass())
+        for suffix, tree in trees:
+            for key, took in pk_round(tree, data_file).items():
+                label = PK_ROWS[key] + suffix
+                best[label] = min(best.get(label, float("inf")), took)
+    os.unlink(data_file)
     if slow_fn is None:
         best[slow_label] = None  # type: ignore[assignment]
+    pk_labels = [PK_ROWS[key] + suffix for key in PK_ROWS for suffix, _ in trees]
 
-    rows = [(label, best[label]) for label, _ in impls] + ([(slow_label, None)] if slow_fn is None else [])
+    rows = [(label, best[label]) for label, _ in impls] + [(label, best[label]) for label in pk_labels]
+    rows += [(slow_label, None)] if slow_fn is None else []
     w = max(len(r[0]) for r in rows)
     print(f"\n| {'implementation':<{w}} | prompts/s | µs/prompt |")
     print(f"|{'-' * (w + 2)}|----------:|----------:|")
@@ -344,7 +409,8 @@ def main(argv=None) -> int:
         else:
             print(f"| {label:<{w}} | {len(prompts) / t:9.0f} | {t / len(prompts) * 1e6:9.1f} |")
 
-    warm_t, cold_t, fast_t = best[warm_label], best[cold_label], best[fast_label]
+    warm_t, cold_t, fast_t = best[PK_ROWS["warm"]], best[PK_ROWS["cold"]], best[fast_label]
+    again_t = best[PK_ROWS["again"]]
     print()
     slows = [
         (label, best[label])
@@ -355,9 +421,15 @@ def main(argv=None) -> int:
         print("no slow tokenizer available: the >= 10x target is not measured in this run")
     for label, t in slows:
         print(f"promptkit warm vs {label}: {t / warm_t:.1f}x (target >= 10x vs the slow CLIPTokenizer)")
+        print(f"promptkit again vs {label}: {t / again_t:.1f}x")
         print(f"promptkit cold vs {label}: {t / cold_t:.1f}x")
     print(f"promptkit warm vs CLIPTokenizerFast tokenize-only: {fast_t / warm_t:.2f}x (target >= 1x)")
+    print(f"promptkit again vs CLIPTokenizerFast tokenize-only: {fast_t / again_t:.2f}x")
     print(f"promptkit cold vs CLIPTokenizerFast tokenize-only: {fast_t / cold_t:.2f}x")
+    for suffix, _ in trees[1:]:
+        print(f"\nthis tree's time as a share of{suffix}'s (below 1.00: this tree is faster)")
+        for key, row in PK_ROWS.items():
+            print(f"  {row}: {best[row] / best[row + suffix]:.3f}")
     return 0
 
 

@@ -12,6 +12,9 @@ one-chunk negative it times, side by side in one run:
 - pk repeat:   the same prompt and negative again (everything from the cache);
 - compel:      ``compel.CompelForSDXL(pipe)(prompt, negative_prompt=neg)`` (same weights, compel syntax).
 
+It also times the cache fingerprint check that every call makes (both encoders' parameter versions, adapter
+state, tokenizer tables; :mod:`promptkit.sdxl.fingerprint`) and prints it next to one forward.
+
 Usage:  python benchmarks/bench_encode.py [--quick] [--repeats N] [--chunks 1,2,3]
 The 2-core CI machines are shared: numbers are CPU seconds of this process (``time.process_time``), best of
 ``--repeats`` interleaved rounds, with one torch thread by default (``--threads``).
@@ -194,6 +197,19 @@ def main(argv=None) -> int:
         cells = {name: min(values) for name, values in samples.items()}
         rows.append((k, ids_l.shape[0], cells))
         print(f"# {k} chunk(s) done", flush=True)
+
+    # the freshness check every call makes, against the smallest forward measured above
+    device = torch.device("cpu")
+    n_fp = 2000
+    t0 = time.perf_counter()
+    for _ in range(n_fp):
+        enc.clip_l.generation(device, 0)
+        enc.clip_g.generation(device, 0)
+    fp_us = (time.perf_counter() - t0) / n_fp * 1e6
+    n_tensors = sum(1 for _ in text_encoder.parameters()) + sum(1 for _ in text_encoder_2.parameters())
+    smallest = min(c["floor"] for _, _, c in rows)
+    print(f"# fingerprint check (both encoders, {n_tensors} parameters): {fp_us:.1f} µs per call = "
+          f"{fp_us / (smallest * 1e6) * 100:.4f} % of the {rows[0][0]}-chunk floor ({smallest:.2f} s)")
 
     head = "| chunks (+neg) | rows/encoder | floor | promptkit cold | cold/floor | pk 1 tag changed (warm) | pk repeat | compel | compel/floor |"
     print(head)

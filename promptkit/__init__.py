@@ -6,8 +6,7 @@ Public names are resolved lazily from the stage modules on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from promptkit._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -49,15 +48,4 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'promptkit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"promptkit.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

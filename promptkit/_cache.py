@@ -27,7 +27,6 @@ import os
 import struct
 import sys
 import tempfile
-from array import array
 from pathlib import Path
 from typing import Any, Callable, Hashable, Mapping
 
@@ -117,6 +116,8 @@ def file_fingerprint(path: str | os.PathLike) -> str:
 
 
 def _encode_field(value: Any) -> tuple[str, str, bytes]:
+    from array import array  # here, not at import: most records hold none, and it costs ~1 ms
+
     if isinstance(value, array):
         return "array", value.typecode, value.tobytes()
     if isinstance(value, str):
@@ -128,6 +129,8 @@ def _encode_field(value: Any) -> tuple[str, str, bytes]:
 
 def _decode_field(kind: str, typecode: str, data: bytes) -> Any:
     if kind == "array":
+        from array import array
+
         out = array(typecode)
         out.frombytes(data)
         return out
@@ -209,6 +212,35 @@ def read_record(path: str | os.PathLike, kind: str, version: int, source: str) -
         return None
 
 
+class _Generations(dict):
+    """An LRU cache's young generation (the dict itself), its old one and the young one's size.
+
+    The young dict never changes identity, so its ``__getitem__`` can be bound
+    once (:attr:`LRUCache.lookup`); a miss there falls back to the old
+    generation through ``__missing__``.
+    """
+
+    __slots__ = ("old", "size", "half", "weigh")
+
+    def __missing__(self, key: Hashable) -> Any:
+        value = self.old.pop(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        self.insert(key, value)
+        return value
+
+    def insert(self, key: Hashable, value: Any) -> None:
+        w = self.weigh(value) if self.weigh else 1
+        if w > self.half:
+            return  # larger than a generation: not cached at all
+        if self.size + w > self.half:
+            self.old = dict(self)
+            self.clear()
+            self.size = 0
+        self[key] = value
+        self.size += w
+
+
 class LRUCache:
     """A bounded mapping that forgets what was used least recently.
 
@@ -218,73 +250,73 @@ class LRUCache:
     within the last ``maxsize / 2`` insertions is kept, memory never exceeds
     ``maxsize``, and a hit costs one or two dict look-ups (no per-hit
     bookkeeping on the hot path).
+
+    ``lookup`` is ``cache[key]`` at the speed of a plain dict look-up on a hit
+    (``KeyError`` on a miss): bind it once (``lookup = cache.lookup``) and
+    ``map`` it over keys on a hot path.  ``peek(key)`` is a look-up among the
+    recently used entries only (the young generation), ``None`` otherwise, at
+    the same speed and without raising: ``get`` finds the rest.  Both stay
+    valid for the cache's life.
     """
 
-    __slots__ = ("maxsize", "_weigh", "_young", "_old", "_size")
+    __slots__ = ("maxsize", "_gen", "lookup", "peek")
 
     def __init__(self, maxsize: int, weigh: Callable[[Any], int] | None = None):
         if maxsize < 2:
             raise ValueError(f"LRUCache maxsize must be at least 2, got {maxsize}")
         self.maxsize = maxsize
-        self._weigh = weigh
-        self._young: dict = {}
-        self._old: dict = {}
-        self._size = 0
+        gen = self._gen = _Generations()
+        gen.old = {}
+        gen.size = 0
+        gen.half = maxsize // 2
+        gen.weigh = weigh
+        self.lookup: Callable[[Hashable], Any] = gen.__getitem__
+        self.peek: Callable[[Hashable], Any] = gen.get
 
     def get(self, key: Hashable, default: Any = None) -> Any:
-        value = self._young.get(key, _MISSING)
+        gen = self._gen
+        value = gen.get(key, _MISSING)
         if value is not _MISSING:
             return value
-        value = self._old.pop(key, _MISSING)
+        value = gen.old.pop(key, _MISSING)
         if value is _MISSING:
             return default
-        self._insert(key, value)
+        gen.insert(key, value)
         return value
 
     def __contains__(self, key: Hashable) -> bool:
-        return key in self._young or key in self._old
+        return key in self._gen or key in self._gen.old
 
     def __getitem__(self, key: Hashable) -> Any:
-        value = self.get(key, _MISSING)
-        if value is _MISSING:
-            raise KeyError(key)
-        return value
+        return self._gen[key]
 
     def __setitem__(self, key: Hashable, value: Any) -> None:
         self.put(key, value)
 
     def put(self, key: Hashable, value: Any) -> None:
-        self._old.pop(key, None)
-        old = self._young.pop(key, _MISSING)
+        gen = self._gen
+        gen.old.pop(key, None)
+        old = gen.pop(key, _MISSING)
         if old is not _MISSING:
-            self._size -= self._weigh(old) if self._weigh else 1
-        self._insert(key, value)
-
-    def _insert(self, key: Hashable, value: Any) -> None:
-        w = self._weigh(value) if self._weigh else 1
-        if w > self.maxsize // 2:
-            return  # larger than a generation: not cached at all
-        if self._size + w > self.maxsize // 2:
-            self._old = self._young
-            self._young = {}
-            self._size = 0
-        self._young[key] = value
-        self._size += w
+            gen.size -= gen.weigh(old) if gen.weigh else 1
+        gen.insert(key, value)
 
     def __len__(self) -> int:
-        return len(self._young) + len(self._old)
+        return len(self._gen) + len(self._gen.old)
 
     @property
     def size(self) -> int:
         """Entries (or total weight) held now, both generations."""
-        if self._weigh is None:
+        gen = self._gen
+        if gen.weigh is None:
             return len(self)
-        return self._size + sum(self._weigh(v) for v in self._old.values())
+        return gen.size + sum(gen.weigh(v) for v in gen.old.values())
 
     def clear(self) -> None:
-        self._young = {}
-        self._old = {}
-        self._size = 0
+        gen = self._gen
+        gen.clear()
+        gen.old = {}
+        gen.size = 0
 
     def __repr__(self) -> str:
         return f"LRUCache(maxsize={self.maxsize}, entries={len(self)})"

@@ -17,7 +17,8 @@ def _private(name: str) -> bool:
 
 
 def private_uses(path: Path) -> list[str]:
-    """``from m import _x``, ``import m._x``, and ``X._y`` where ``X`` came from an import — in one file."""
+    """``from m import _x`` and ``import m._x`` (any module), and ``X._y`` where ``X`` was imported from
+    promptkit — in one file."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     out = []
     imported: set[str] = set()
@@ -26,15 +27,18 @@ def private_uses(path: Path) -> list[str]:
             mod = "." * node.level + (node.module or "")
             if any(_private(part) for part in (node.module or "").split(".")) and node.module != "__future__":
                 out.append(f"{path}:{node.lineno}: imports from private module {mod}")
+            ours = node.level > 0 or (node.module or "").split(".")[0] == "promptkit"
             for a in node.names:
                 if _private(a.name):
                     out.append(f"{path}:{node.lineno}: imports {a.name} from {mod}")
-                imported.add(a.asname or a.name)
+                if ours:
+                    imported.add(a.asname or a.name)
         elif isinstance(node, ast.Import):
             for a in node.names:
                 if any(_private(part) for part in a.name.split(".")):
                     out.append(f"{path}:{node.lineno}: imports private module {a.name}")
-                imported.add(a.asname or a.name.split(".")[0])
+                if a.name.split(".")[0] == "promptkit":
+                    imported.add(a.asname or a.name.split(".")[0])
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and _private(node.attr) and isinstance(node.value, ast.Name):
             if node.value.id in imported:
@@ -44,7 +48,7 @@ def private_uses(path: Path) -> list[str]:
 
 # promptkit's own base modules with a leading underscore are the layer below every stage
 # (DESIGN.md names them: _cache, _resources); importing them is the point of having them
-_BASE = ("promptkit._cache", "promptkit._resources")
+_BASE = ("promptkit._cache", "promptkit._resources", "promptkit._lazy")
 
 
 def _violations() -> list[str]:
@@ -65,7 +69,8 @@ def test_no_module_uses_another_modules_private_names():
 def test_the_private_name_check_finds_each_form(tmp_path, monkeypatch):
     src = tmp_path / "m.py"
     src.write_text(
-        "from a import _x, y\nfrom b._hidden import z\nimport c._d\nfrom e import F\nF._g()\ny.__len__()\n"
+        "from a import _x, y\nfrom b._hidden import z\nimport c._d\nfrom promptkit.e import F\nF._g()\n"
+        "y.__len__()\nimport sys\nsys._getframe()\n"
     )
     monkeypatch.chdir(tmp_path)
     got = private_uses(Path("m.py"))

@@ -108,3 +108,50 @@ def test_lru_is_a_bounded_subset_of_a_dict(ops, maxsize):
     for k in range(31):
         got = c.get(k)
         assert got is None or got == ref[k]  # never a wrong value
+
+
+def test_lru_lookup_is_getitem_and_stays_valid():
+    c = LRUCache(8)
+    lookup = c.lookup
+    c.put("a", 1)
+    assert lookup("a") == 1 == c["a"]
+    with pytest.raises(KeyError):
+        lookup("missing")
+    for i in range(20):  # several generation flips
+        c.put(i, i)
+        assert lookup(i) == i
+    c.clear()
+    with pytest.raises(KeyError):
+        lookup(19)
+    c.put("b", 2)
+    assert lookup("b") == 2  # the same bound look-up works after clear()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 30), st.integers()), max_size=200), st.integers(2, 20))
+def test_lru_lookup_agrees_with_get(ops, maxsize):
+    c = LRUCache(maxsize, weigh=lambda v: 1 + abs(v) % 3)
+    lookup = c.lookup
+    ref = {}
+    for write, k, v in ops:
+        if write:
+            c.put(k, v)
+            ref[k] = v
+        else:
+            try:
+                got = lookup(k)
+            except KeyError:
+                got = None
+            assert got is None or got == ref[k]
+            assert (got is None) == (c.get(k) is None)  # a hit promotes; get agrees after it
+        assert c.size <= maxsize
+
+
+def test_lru_peek_sees_only_recent_entries():
+    c = LRUCache(4)
+    c.put("a", 1)
+    assert c.peek("a") == 1 and c.peek("b") is None
+    for k in "bcd":  # "a" ages into the old generation
+        c.put(k, k)
+    assert c.peek("a") is None and c.get("a") == 1  # get finds (and refreshes) it
+    assert c.peek("a") == 1

@@ -60,8 +60,8 @@ def test_golden_chunks(row):
     assert _ids(chunks(prompt, ClipTokenizer.bundled("open_clip"), pad=0)) == _ids(cg)
 
 
-def test_golden_token_by_token_path_agrees():
-    """The embedding-aware token-by-token path gives the bulk path's chunks."""
+def test_golden_embedding_path_agrees():
+    """Laying out runs with embedding matching (none match here) gives the plain layout's chunks."""
     rows = [r for r in load_golden("chunks") if "error" not in r]
     for r in rows:
         assert chunks(r["prompt"], embeddings={"zzqx never used": 2}) == chunks(r["prompt"]), r["id"]
@@ -104,6 +104,63 @@ def reference_tokenize_line(pairs, tok, backtrack=20):
     return out, token_count
 
 
+def reference_with_embeddings(pairs, tok, embeddings, backtrack=20):
+    """A1111's tokenize_line with textual inversion, token by token (EmbeddingDatabase's longest
+    name first at each position; an embedding that does not fit starts the next chunk).  Fixes
+    move with comma back-tracking, as promptkit documents (A1111 leaves them behind)."""
+    lookup = {}
+    for name, n in embeddings.items():
+        ids = tok.encode(name)
+        lookup.setdefault(ids[0], []).append((ids, name, n))
+    for lst in lookup.values():
+        lst.sort(key=lambda e: -len(e[0]))
+    out, token_count = [], 0
+    ids, mults, fixes, last_comma = [], [], [], -1
+
+    def next_chunk(is_last=False):
+        nonlocal ids, mults, fixes, last_comma, token_count
+        token_count += len(ids) if is_last else 75
+        pad = 75 - len(ids)
+        out.append(([BOS] + ids + [EOS] * pad + [EOS], [1.0] + mults + [1.0] * pad + [1.0],
+                    tuple(EmbeddingFix(i + 1, name, n) for i, name, n in fixes)))
+        ids, mults, fixes, last_comma = [], [], [], -1
+
+    for text, weight in pairs:
+        if text == "BREAK" and weight == -1:
+            next_chunk()
+            continue
+        tokens = tok.encode(text)
+        pos = 0
+        while pos < len(tokens):
+            t = tokens[pos]
+            if t == COMMA:
+                last_comma = len(ids)
+            elif backtrack and len(ids) == 75 and last_comma != -1 and 75 - last_comma <= backtrack:
+                cut = last_comma + 1
+                moved = ids[cut:], mults[cut:], [(i - cut, name, n) for i, name, n in fixes if i >= cut]
+                ids, mults, fixes = ids[:cut], mults[:cut], [f for f in fixes if f[0] < cut]
+                next_chunk()
+                ids, mults, fixes = moved
+            if len(ids) == 75:
+                next_chunk()
+            match = next((e for e in lookup.get(t, ()) if tokens[pos : pos + len(e[0])] == e[0]), None)
+            if match is None:
+                ids.append(t)
+                mults.append(weight)
+                pos += 1
+                continue
+            name_ids, name, n = match
+            if len(ids) + n > 75:
+                next_chunk()
+            fixes.append((len(ids), name, n))
+            ids += [0] * n
+            mults += [weight] * n
+            pos += len(name_ids)
+    if ids or not out:
+        next_chunk(is_last=True)
+    return out, token_count
+
+
 _WORDS = st.sampled_from(["a", "long hair", "1girl", ",", ", ", ",,", "),", "masterpiece", "blue eyes", "x y z"])
 _PAIRS = st.lists(
     st.one_of(
@@ -126,6 +183,31 @@ def test_matches_reference_tokenize_line(pairs, backtrack):
         for c in cl:
             assert len(c.tokens) == len(c.weights) == len(c.spans) == 77
             assert c.tokens[0] == BOS and c.tokens[-1] == EOS
+
+
+_EMBEDDINGS = {"kantoku": 3, "kantoku style": 28, "x y": 74, "masterpiece": 1, ", a": 2}
+_EMB_WORDS = st.sampled_from(["a", "long hair", ",", ", ", "),", "kantoku", "kantoku style", "x y", "masterpiece", ", a"])
+_EMB_PAIRS = st.lists(
+    st.one_of(
+        st.tuples(st.lists(_EMB_WORDS, min_size=1, max_size=40).map(" ".join), st.sampled_from([1.0, 1.3, -1.1])),
+        st.just(("BREAK", -1)),
+    ),
+    max_size=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_EMB_PAIRS, st.sampled_from([0, 5, 20, 74]))
+def test_embeddings_match_reference_tokenize_line(pairs, backtrack):
+    """Placeholders, fixes and chunk borders as A1111 places them (a name longer than the room
+    left starts the next chunk; a name whose first token is a comma counts as that comma)."""
+    tok = ClipTokenizer.bundled()
+    expected, count = reference_with_embeddings(pairs, tok, _EMBEDDINGS, backtrack)
+    cl = chunks(pairs, comma_backtrack=backtrack, embeddings=_EMBEDDINGS)
+    assert [(list(c.tokens), list(c.weights), c.fixes) for c in cl] == expected
+    assert cl.token_count == count
+    for c in cl:
+        assert len(c.spans) == 77
 
 
 # --------------------------------------------------------------------------- rules

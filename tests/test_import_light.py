@@ -36,7 +36,7 @@ def test_import_is_light():
 def test_the_probe_sees_a_heavy_import():
     # the same probe reports torch once the encoding stage is imported (so an empty answer above means something)
     out = subprocess.run(
-        [sys.executable, "-c", "import sys, promptkit.sdxl; print('torch' in sys.modules)"],
+        [sys.executable, "-c", "import sys, promptkit.sdxl.encoder; print('torch' in sys.modules)"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -343,3 +343,29 @@ def test_and_weights_follow_split_and_even_inside_groups():
     text = "a:1.2 AND (b:0.5 AND c) AND d"
     ands = [n for n in parse(text).walk() if isinstance(n, And)]
     assert [n.weight for n in ands] == [w if w != 1.0 else None for _, w in split_and(text)[:-1]]
+
+
+def test_lalr_tables_come_back_from_the_cache_and_a_damaged_record_is_rebuilt(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("PROMPTKIT_CACHE_DIR", str(tmp_path))
+    probe = (
+        "import json, promptkit as pk; "
+        "texts = ['a (b:1.2) [c:d:0.5] <lora:x:1>', '(a [b) c] d', '[x|y] BREAK q AND r:0.5', ':|, (s:1.2.3)']; "
+        "print(json.dumps([pk.format(pk.parse(t), style='canonical') + repr(pk.parse(t).diagnostics) for t in texts]))"
+    )
+
+    def run():
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    fresh = run()  # builds the tables and writes the record
+    (record,) = (tmp_path / "grammar").glob("prompt-lalr-*.rec")
+    assert run() == fresh  # from the record
+    blob = bytearray(record.read_bytes())
+    blob[-10] ^= 0x55
+    record.write_bytes(bytes(blob))
+    assert run() == fresh  # damaged: rebuilt, same trees
+    assert record.read_bytes() != bytes(blob)

@@ -23,7 +23,9 @@ import regex
 from hypothesis import given, settings, strategies as st
 
 from conftest import DANBOORU_CSV, load_golden, needs_tags
-from promptkit.clip.tokenizer import ClipTokenizer, bytes_to_unicode, clip_vocab_and_merges
+from promptkit.clip import ClipTokenizer, bytes_to_unicode, chunks, clip_vocab_and_merges
+from promptkit.clip.bpe import REDUCED_MAX_WORDS, WordBPE
+from promptkit.clip.cleanup import clean_mode
 
 # --------------------------------------------------------------------------- oracles
 
@@ -299,6 +301,17 @@ def test_offsets_ascii_are_exact():
     assert [text[a:b].lower() for a, b in offs] == pieces
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("abcXYZ019 ,.()_'!:;#\t\n\r\\|~-"), max_size=60))
+def test_plain_offsets_spell_the_tokens(text):
+    """Plain text: each token's offsets cover exactly the characters it spells, in order."""
+    tok = ClipTokenizer.bundled()
+    ids, offs = tok.encode_with_offsets(text)
+    assert ids == RefClip_cached("a1111").encode(text)
+    assert [text[a:b].lower() for a, b in offs] == [tok.id_to_token(i).replace("</w>", "") for i in ids]
+    assert "".join(text[a:b] for a, b in offs) == "".join(text.split())
+
+
 def test_offsets_through_cleanup():
     tok = ClipTokenizer.bundled()
     text = "ＡＢＣ &quot;café&quot; 日本"
@@ -425,64 +438,189 @@ def test_from_hf_after_diffusers_load_textual_inversion(vocab_dir):
     assert wrapped.encode(prompt) == expected == [272, 1611, 267, 49408, 49409, 49410, 267, 3490]
 
 
-# --------------------------------------------------------------------------- fast start (lazy BPE model, merge cache)
+# --------------------------------------------------------------------------- fast start, merge cache, bounded cache
 
 _WORDS = st.text(alphabet=st.sampled_from("abcdefghijklmnopqrstuvwxyz0123456789!?.,:;()_-'éü日本ö "), min_size=1, max_size=40)
 
 
+def _pre_tokens(texts):
+    """The distinct pre-tokens of ``texts`` as the A1111 front end makes them."""
+    mode = clean_mode("a1111")
+    return list(dict.fromkeys(w for t in texts for w in mode.words.findall(mode.clean(t))))
+
+
+@pytest.fixture(scope="module")
+def full_bpe():
+    vocab, merges = clip_vocab_and_merges()
+    return WordBPE({t: i for i, t in enumerate(vocab)}, merges)
+
+
 @settings(max_examples=300, deadline=None)
 @given(texts=st.lists(_WORDS, min_size=1, max_size=8))
-def test_fresh_bundled_uses_reduced_models_with_identical_results(texts):
-    """A fresh bundled tokenizer BPE-encodes its first words with per-batch models holding only
-    the merges that can fire; ids and offsets must equal a tokenizer built on the full model."""
-    import promptkit.clip.tokenizer as T
-
-    lines, vocab, vocab_map, maxlen = T._bundled_data()
-    lazy = ClipTokenizer(vocab_map, (), _merge_lines=lines, _max_token_len=maxlen)
-    full = ClipTokenizer(vocab, clip_vocab_and_merges()[1])
-    assert full._merge_lines is None
-    got = lazy.encode_batch_with_offsets(texts)
-    assert lazy._full_model is None  # the fast path really ran
-    assert got == full.encode_batch_with_offsets(texts)
+def test_fresh_bundled_bpe_equals_the_full_model(full_bpe, texts):
+    """A fresh bundled model encodes its first words with per-batch models holding only the
+    merges that can fire; ids and offsets must equal the full model's."""
+    words = _pre_tokens(texts)
+    fresh = WordBPE.bundled(fresh=True)
+    got = fresh.encode(words)
+    assert got == full_bpe.encode(words)
+    for w, ids in zip(words, got):
+        assert fresh.offsets(w, ids) == full_bpe.offsets(w, ids)
 
 
-def test_reduced_model_switches_to_full_model_after_many_words():
-    import promptkit.clip.tokenizer as T
-
-    lines, vocab, vocab_map, maxlen = T._bundled_data()
-    lazy = ClipTokenizer(vocab_map, (), _merge_lines=lines, _max_token_len=maxlen)
+def test_fresh_bundled_bpe_past_the_first_words(full_bpe):
+    fresh = WordBPE.bundled(fresh=True)
     letters = "abcdefghijklmnopqrstuvwxyz"
-    words = ["".join(letters[(i // 26**k) % 26] for k in range(4)) for i in range(T._REDUCED_MAX_WORDS + 10)]
-    ref = ClipTokenizer(vocab, clip_vocab_and_merges()[1])
-    assert lazy.encode_batch(words[:5]) == ref.encode_batch(words[:5])
-    assert lazy._full_model is None
-    assert lazy.encode_batch(words) == ref.encode_batch(words)
-    assert lazy._full_model is not None
+    words = ["".join(letters[(i // 26**k) % 26] for k in range(4)) for i in range(REDUCED_MAX_WORDS + 300)]
+    batches = [words[:5], words[5:REDUCED_MAX_WORDS], words[REDUCED_MAX_WORDS:], ["späť", "日本語", "x"]]
+    for batch in batches:
+        assert fresh.encode(batch) == full_bpe.encode(batch)
 
 
-def test_merge_cache_written_and_rebuilt_when_corrupt():
-    import promptkit.clip.tokenizer as T
-    from promptkit.tags import cache_dir
-
-    from promptkit._resources import package_data
-
-    expected = T._merges_from_gz(package_data("bpe_simple_vocab_16e6.txt.gz"))
-    lines = T._merge_lines()
-    files = sorted(cache_dir().glob("clip-merges-*.txt"))
-    assert len(files) == 1 and len(lines) == 48894
-    assert lines[0] == "i n" and all(line.count(" ") == 1 for line in lines)
-    files[0].write_text("i n\ngarbage", encoding="utf-8")
-    assert T._merge_lines() == lines  # invalid copy ignored and rewritten
-    assert files[0].read_text(encoding="utf-8").split("\n") == lines
-    assert expected == lines
+_COLD_SCRIPT = r"""
+import json, sys
+from promptkit.clip import ClipTokenizer, chunks
+texts = json.loads(sys.argv[1])
+tok = ClipTokenizer.bundled()
+out = [tok.encode_batch_with_offsets(batch) for batch in texts]
+out.append([list(c.tokens) for c in chunks(", ".join(texts[0]))])
+print(json.dumps(out))
+"""
 
 
-def test_tokenizer_cache_dir_is_tagdbs(monkeypatch, tmp_path):
-    import promptkit.clip.tokenizer as T
-    from promptkit.tags import cache_dir
+def _cold_run(cache_dir, texts):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
 
-    assert T._cache_dir() == cache_dir()
-    monkeypatch.setenv("PROMPTKIT_CACHE_DIR", str(tmp_path / "x"))
-    assert T._cache_dir() == cache_dir() == tmp_path / "x"
-    monkeypatch.delenv("PROMPTKIT_CACHE_DIR")
-    assert T._cache_dir() == cache_dir()
+    env = dict(os.environ, PROMPTKIT_CACHE_DIR=str(cache_dir))
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, "-c", _COLD_SCRIPT, json.dumps(texts)], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
+
+
+_COLD_TEXTS = [
+    ["masterpiece, best quality, 1girl", "karin (blue archive), smile!!", "（ｗ） café &amp; <|endoftext|>"],
+    [f"tag{i} word{i * 7} x{i}y" for i in range(150)],  # past the reduced-model words
+    ["late words after the switch, hatsune miku", "日本語のタグ"],
+]
+
+
+def test_cold_process_gives_the_warm_ids(tmp_path):
+    """A fresh process (empty cache folder, first words on reduced models, merge list from the
+    gz) gives the ids and offsets of this warm process, and the chunks."""
+    got = _cold_run(tmp_path / "cache", _COLD_TEXTS)
+    warm = ClipTokenizer.bundled()
+    expected = [[[ids, [list(o) for o in offs]] for ids, offs in warm.encode_batch_with_offsets(b)] for b in _COLD_TEXTS]
+    assert got[:-1] == expected
+    assert got[-1] == [list(c.tokens) for c in chunks(", ".join(_COLD_TEXTS[0]))]
+    ref = RefClip_cached("a1111")
+    assert [ids for ids, _ in got[1]] == [ref.encode(t) for t in _COLD_TEXTS[1]]
+
+
+def test_merge_cache_is_written_once_and_rebuilt_when_damaged(tmp_path):
+    cache = tmp_path / "cache"
+    first = _cold_run(cache, _COLD_TEXTS[:1])
+    files = [p for p in cache.rglob("*") if p.is_file()]
+    assert len(files) == 1, files
+    record = files[0]
+    good = record.read_bytes()
+    stamp = record.stat().st_mtime_ns
+    assert _cold_run(cache, _COLD_TEXTS[:1]) == first
+    assert record.stat().st_mtime_ns == stamp  # a valid record is read, not rewritten
+    for damage in (good[: len(good) // 2], good[:-10] + b"i n\ngarbage", b"", b"\x00" * 100):
+        record.write_bytes(damage)
+        assert _cold_run(cache, _COLD_TEXTS[:1]) == first
+        assert record.read_bytes() == good  # rebuilt from the gz
+    assert [p for p in cache.rglob("*") if p.is_file()] == [record]  # no temporary files left
+
+
+def test_unwritable_cache_folder_costs_only_speed(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    assert _cold_run(blocker / "cache", _COLD_TEXTS[:1]) == _cold_run(tmp_path / "ok", _COLD_TEXTS[:1])
+
+
+_MIXED = st.lists(st.one_of(_WORDS, _UNICODE, st.sampled_from(["long hair, ", ", ", "<|endoftext|>", "&amp;", "a,, b"])),
+                  max_size=12).map("".join)
+
+
+_TINY: dict[str, ClipTokenizer] = {}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_MIXED, max_size=4))
+def test_cache_size_never_changes_ids(texts):
+    """A cache too small to hold anything gives the ids of the default one, in every mode."""
+    for mode in ("a1111", "open_clip", "hf"):
+        tiny = _TINY.get(mode) or _TINY.setdefault(mode, ClipTokenizer.bundled(mode, cache_size=2))
+        default = ClipTokenizer.bundled(mode)
+        assert tiny.encode_batch(texts) == default.encode_batch(texts)
+        if mode != "hf":  # hf offsets come from tokenizers' own pipeline, not the cache
+            assert [tiny.offsets(t) for t in texts] == [default.offsets(t) for t in texts]
+
+
+def test_bad_cache_size():
+    for bad in (0, 1, -5, 2.5, True, "big"):
+        with pytest.raises(ValueError, match="cache_size must be an int of at least 2"):
+            ClipTokenizer.bundled(cache_size=bad)
+
+
+def test_memory_stays_bounded_with_many_distinct_words():
+    """20,000 distinct words through a small cache: the memory it holds stays at its bound and
+    the ids are right."""
+    import gc
+    import random
+    import tracemalloc
+
+    rng = random.Random(7)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    words = list(dict.fromkeys("".join(rng.choices(letters, k=rng.randint(4, 12))) for _ in range(21_000)))[:20_000]
+    prompts = [", ".join(words[i : i + 20]) for i in range(0, len(words), 20)]
+    big = ClipTokenizer.bundled(cache_size=1 << 22)
+    expected = [big.encode(p) for p in prompts]
+    ref = RefClip_cached("a1111")
+    assert all(expected[i] == ref.encode(prompts[i]) for i in range(0, len(prompts), 97))
+    small = ClipTokenizer.bundled(cache_size=10_000)
+    small.encode("warm up")
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        same = all(small.encode(p) == e for p, e in zip(prompts, expected))
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert same
+    # 10,000 weight units (a unit is ~26 bytes for tag-sized entries, 42 at most); all the
+    # words would take ~20 times that
+    assert held < 10_000 * 42, held
+
+
+def test_threads_share_a_tokenizer():
+    """Threads hammering one small cache (many generation flips) all get the single-threaded ids."""
+    import random
+    import threading
+
+    rng = random.Random(3)
+    words = ["long hair", "blue eyes", "karin (blue archive)", "smile", "café", "日本", "&amp;", "<|endoftext|>"]
+    texts = [", ".join(rng.choices(words, k=rng.randint(1, 8))) + f", tag{rng.randint(0, 3000)}" for _ in range(1500)]
+    expected = ClipTokenizer.bundled(cache_size=1 << 22).encode_batch(texts)
+    shared = ClipTokenizer.bundled(cache_size=400)
+    results: dict[int, list] = {}
+
+    def work(k):
+        order = list(range(len(texts)))
+        random.Random(k).shuffle(order)
+        got = {i: shared.encode(texts[i]) for i in order}
+        results[k] = [got[i] for i in range(len(texts))]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(results[k] == expected for k in range(4))

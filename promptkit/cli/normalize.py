@@ -52,6 +52,9 @@ def run(args) -> int:
             text = text[:-1]
     try:
         db = TagDB.load(args.tags) if args.tags else TagDB.load()
+        from promptkit.cli import note_tag_list
+
+        note_tag_list(db)
         out = normalize(text, db=db, profile=args.profile, backend=args.backend, isolate_artists=args.isolate)
     except (TagDataError, ProfileError, ValueError) as exc:
         print(f"promptkit normalize: error: {exc}", file=sys.stderr)

@@ -15,10 +15,11 @@ def register(subparsers) -> None:
         "'info' shows which list TagDB.load() uses.",
     )
     sub = p.add_subparsers(dest="tags_command", metavar="ACTION")
-    d = sub.add_parser("download", help="download the tagcomplete CSV into the user cache (HTTPS)")
+    d = sub.add_parser("download", help="download the tagcomplete CSV into the user cache (HTTPS or file://)")
     d.add_argument("--source", choices=downloadable_sources(), default="danbooru",
                    help="which list to download (default danbooru)")
-    d.add_argument("--url", help="download from this URL instead of the tagcomplete repository")
+    d.add_argument("--url", help="download from this URL instead of the tagcomplete repository "
+                                 "(https://…, or file:///path/to/danbooru.csv for a local mirror)")
     d.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default 60)")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     d.set_defaults(func=run_download)
@@ -60,6 +61,9 @@ def run_info(args) -> int:
     except TagDataError as exc:
         print(f"promptkit tags info: error: {exc}", file=sys.stderr)
         return 2
+    from promptkit.cli import note_tag_list
+
+    note_tag_list(db)
     info = db.source_info
     print(f"in use:    {info.describe()}")
     print(f"sources:   {', '.join(info.sources)}")

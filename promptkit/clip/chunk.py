@@ -17,8 +17,10 @@ A chunk is BOS + 75 content tokens + EOS.  The rules (A1111
 
 Textual-inversion embeddings (``embeddings={name: n_vectors}``) are found the
 way A1111 finds them — the name's token ids, longest name first, at each
-position of a run — and become ``n_vectors`` placeholder ids 0 that are never
-split across two chunks; :attr:`Chunk.fixes` says where they landed.  (A1111
+position of a run — and become ``n_vectors`` placeholder ids 0 that are not
+split across two chunks (an embedding that does not fit starts the next one;
+only a name whose first token is a comma can be cut, by comma back-tracking,
+as in A1111); :attr:`Chunk.fixes` says where they landed.  (A1111
 forgets to move its fixes when comma back-tracking moves the placeholders;
 promptkit moves them with the tokens.)  Multi-vector tokens added to a
 wrapped transformers tokenizer (:meth:`ClipTokenizer.from_hf`) are kept
@@ -30,6 +32,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
+from itertools import chain, repeat
 from typing import Iterable, Mapping, NamedTuple, Sequence
 
 from promptkit.a1111.attention import Run, weighted_runs
@@ -39,6 +42,8 @@ from promptkit.clip.tokenizer import ClipTokenizer
 __all__ = ["Chunk", "ChunkList", "EmbeddingFix", "chunks", "chunks_for_sdxl", "CHUNK_LENGTH"]
 
 CHUNK_LENGTH = 75
+
+_chain = chain.from_iterable
 
 
 class EmbeddingFix(NamedTuple):
@@ -53,59 +58,64 @@ class EmbeddingFix(NamedTuple):
     n_vectors: int
 
 
-class _SpanSource:
-    """Maps (run, token range) to source spans; shared by the chunks of one call.
+class _Layout:
+    """Where each token of the laid-out run ids came from; shared by the chunks of one call.
 
-    Token offsets are only computed when a chunk's ``spans`` is first read, so
-    chunking itself never pays for them.
+    ``pieces`` are ``(flat start, run index, first token, end token, n)``: ``n > 0``
+    tokens map one to one onto the run's tokens; ``n < 0`` are ``-n`` embedding
+    placeholders standing for the run's tokens ``first..end`` (the name).
+    Without embeddings they are derived from the run ids on the first ``spans``
+    read, so chunking itself never pays for them.
     """
 
-    __slots__ = ("runs", "tokenizer", "_offs", "encoded", "flat_starts", "flat_runs")
+    __slots__ = ("runs", "tokenizer", "encoded", "pieces", "starts", "_offs")
 
-    def __init__(self, runs: Sequence[Run], tokenizer, encoded: Sequence[Sequence[int]] | None = None):
+    def __init__(self, runs: Sequence[Run], tokenizer, encoded: Sequence[Sequence[int]], pieces: list | None = None):
         self.runs = runs
         self.tokenizer = tokenizer
-        self._offs: dict[int, list[tuple[int, int]]] = {}
-        # for chunks cut from the flat token list (the ids of the non-BREAK
-        # runs laid end to end): where each run's tokens start, computed on
-        # the first ``spans`` read
         self.encoded = encoded
-        self.flat_starts: list[int] | None = None
-        self.flat_runs: list[int] = []
+        self.pieces = pieces
+        self.starts: list[int] | None = None
+        self._offs: dict[int, list[tuple[int, int]]] = {}
 
-    def _flat_index(self) -> None:
-        starts: list[int] = []
-        kruns = self.flat_runs
-        n = 0
-        j = 0
-        encoded = self.encoded
-        for k, run in enumerate(self.runs):
-            if run.weight == -1 and run.text == "BREAK":
-                continue
-            ids = encoded[j]
-            j += 1
-            if ids:
-                starts.append(n)
-                kruns.append(k)
-                n += len(ids)
-        self.flat_starts = starts
+    def _index(self) -> None:
+        pieces = self.pieces
+        if pieces is None:
+            pieces = []
+            n = 0
+            ids = iter(self.encoded)
+            for k, run in enumerate(self.runs):
+                if run.weight == -1 and run.text == "BREAK":
+                    continue
+                m = len(next(ids))
+                if m:
+                    pieces.append((n, k, 0, m, m))
+                    n += m
+            self.pieces = pieces
+        self.starts = [p[0] for p in pieces]
 
-    def flat_pieces(self, lo: int, hi: int) -> list[tuple[int, int, int, int]]:
-        """Flat token range -> (run index, first token, end token, n) pieces."""
-        if self.flat_starts is None:
-            self._flat_index()
-        starts, kruns = self.flat_starts, self.flat_runs
-        i = bisect_right(starts, lo) - 1
-        out = []
+    def spans(self, lo: int, hi: int) -> list[Span | None]:
+        """Source span of each laid-out token ``lo..hi``."""
+        if self.starts is None:
+            self._index()
+        pieces = self.pieces
+        i = bisect_right(self.starts, lo) - 1
+        out: list[Span | None] = []
+        span = self._span
         while lo < hi:
-            run_end = starts[i + 1] if i + 1 < len(starts) else hi
-            end = min(hi, run_end)
-            out.append((kruns[i], lo - starts[i], end - starts[i], end - lo))
-            lo = end
+            start, k, first, end, n = pieces[i]
+            if n > 0:
+                stop = min(hi, start + n)
+                a = first + lo - start
+                out += [span(k, t, t + 1) for t in range(a, a + stop - lo)]
+            else:  # placeholders, all pointing at the embedding's name
+                stop = min(hi, start - n)
+                out += [span(k, first, end)] * (stop - lo)
+            lo = stop
             i += 1
         return out
 
-    def span(self, k: int, lo: int, hi: int) -> Span | None:
+    def _span(self, k: int, lo: int, hi: int) -> Span | None:
         run = self.runs[k]
         if not run.segs:
             return None
@@ -134,23 +144,15 @@ class Chunk:
     n_content: int = 0
     closed_by: str = "end"
     moved: int = 0
-    # (run index, first token, end token, n) per content piece: n > 0 tokens map
-    # one to one; n < 0: -n embedding placeholders for the tokens lo..hi
-    _pieces: tuple[tuple[int, int, int, int], ...] = field(default=(), repr=False, compare=False)
-    _src: _SpanSource | None = field(default=None, repr=False, compare=False)
+    # where the content came from: the call's layout and this chunk's slice of it
+    _layout: _Layout | None = field(default=None, repr=False, compare=False)
     _flat: tuple[int, int] | None = field(default=None, repr=False, compare=False)
 
     @cached_property
     def spans(self) -> tuple[Span | None, ...]:
         out: list[Span | None] = [None]
-        src = self._src
-        if src is not None:
-            pieces = self._pieces if self._flat is None else src.flat_pieces(*self._flat)
-            for k, lo, hi, n in pieces:
-                if n > 0:
-                    out += [src.span(k, i, i + 1) for i in range(lo, hi)]
-                else:  # -n embedding placeholders, all pointing at the name
-                    out += [src.span(k, lo, hi)] * -n
+        if self._layout is not None and self._flat is not None:
+            out += self._layout.spans(*self._flat)
         out += [None] * (len(self.tokens) - len(out))
         return tuple(out)
 
@@ -234,125 +236,86 @@ def _embedding_lookup(tokenizer, embeddings: Mapping[str, int] | None) -> dict[i
     return lookup
 
 
-def _split_pieces(pieces: list, cut: int) -> tuple[list, list]:
-    """Split content pieces at content index ``cut`` (never inside a placeholder group)."""
-    left: list = []
-    right: list = []
-    acc = 0
-    for p in pieces:
-        k, lo, hi, n = p
-        if n < 0:  # placeholders: atomic (a comma is never inside them)
-            n = -n
-        if acc + n <= cut:
-            left.append(p)
-        elif acc >= cut:
-            right.append(p)
-        else:
-            m = cut - acc
-            left.append((k, lo, lo + m, m))
-            right.append((k, lo + m, hi, n - m))
-        acc += n
-    return left, right
+def _lay_out(runs: Sequence[Run], encoded: Sequence[tuple[int, ...]]):
+    """The run ids end to end: (ids, weights, BREAK positions)."""
+    if len(encoded) == len(runs):  # no BREAK marker
+        ids = list(_chain(encoded))
+        weights = list(_chain(map(repeat, map(_weight_of, runs), map(len, encoded))))
+        return ids, weights, ()
+    ids, weights, breaks = [], [], []
+    j = 0
+    for text, weight, _ in runs:
+        if weight == -1 and text == "BREAK":
+            breaks.append(len(ids))
+            continue
+        run_ids = encoded[j]
+        j += 1
+        ids += run_ids
+        weights += [weight] * len(run_ids)
+    return ids, weights, breaks
 
 
-class _Builder:
-    """A1111's tokenize_line state machine, with reasons and lazy source spans."""
-
-    def __init__(self, bos: int, eos: int, comma: int, backtrack: int, src: _SpanSource):
-        self.bos, self.eos, self.comma, self.backtrack, self.src = bos, eos, comma, backtrack, src
-        self.out: list[Chunk] = []
-        self.token_count = 0
-        self.last_comma = -1
-        self._reset()
-
-    def _reset(self) -> None:
-        self.ids: list[int] = []
-        self.mults: list[float] = []
-        self.pieces: list[tuple[int, int, int, int]] = []
-        self.fixes: list[EmbeddingFix] = []
-
-    def next_chunk(self, reason: str, is_last: bool = False, moved: int = 0) -> None:
-        n = len(self.ids)
-        self.token_count += n if is_last else CHUNK_LENGTH
-        pad = CHUNK_LENGTH - n
-        tokens = (self.bos, *self.ids, *([self.eos] * pad), self.eos)
-        weights = (1.0, *self.mults, *([1.0] * pad), 1.0)
-        self.out.append(Chunk(tokens, weights, tuple(self.fixes), n, reason, moved, tuple(self.pieces), self.src))
-        self.last_comma = -1
-        self._reset()
-
-    def full(self, tok: int) -> None:
-        """The chunk holds 75 tokens and ``tok`` (not a comma) arrives: back-track or close."""
-        if self.backtrack != 0 and self.last_comma != -1 and CHUNK_LENGTH - self.last_comma <= self.backtrack:
-            cut = self.last_comma + 1
-            r_ids, r_mults = self.ids[cut:], self.mults[cut:]
-            left, right = _split_pieces(self.pieces, cut)
-            r_fixes = [f._replace(index=f.index - cut) for f in self.fixes if f.index - 1 >= cut]
-            del self.ids[cut:], self.mults[cut:]
-            self.pieces = left
-            self.fixes = [f for f in self.fixes if f.index - 1 < cut]
-            self.next_chunk("backtrack" if r_ids else "full", moved=len(r_ids))
-            self.ids, self.mults, self.pieces, self.fixes = r_ids, r_mults, right, r_fixes
-        else:
-            self.next_chunk("full")
-
-    def add_run_slow(self, k: int, ids: Sequence[int], weight: float, emb_lookup, groups) -> None:
-        """Token by token, as A1111 does, for runs that may hold embeddings."""
-        pos = 0
-        n = len(ids)
-        while pos < n:
-            tok = ids[pos]
-            if tok == self.comma:
-                self.last_comma = len(self.ids)
-            elif len(self.ids) == CHUNK_LENGTH:
-                self.full(tok)
-            if len(self.ids) == CHUNK_LENGTH:
-                self.next_chunk("full")
-
+def _lay_out_matching(runs: Sequence[Run], encoded: Sequence[tuple[int, ...]], emb_lookup, groups):
+    """:func:`_lay_out` where textual-inversion names become placeholder ids 0 and multi-vector
+    added tokens stay whole, as A1111 scans a run: at each position the longest name that
+    matches there.  Also returns what tokenize_line tests at each position (``marks``: the
+    name's first id where placeholders start), the unsplittable groups
+    ``(start, n, name or None)`` and the span pieces."""
+    ids: list[int] = []
+    weights: list[float] = []
+    marks: list[int] = []
+    atoms: list[tuple[int, int, str | None]] = []
+    pieces: list[tuple[int, int, int, int, int]] = []
+    breaks: list[int] = []
+    j = 0
+    for k, (text, weight, _) in enumerate(runs):
+        if weight == -1 and text == "BREAK":
+            breaks.append(len(ids))
+            continue
+        run_ids = encoded[j]
+        j += 1
+        pos = plain_from = 0
+        n = len(run_ids)
+        while pos <= n:
             match = None
-            for name_ids, name, n_vec in emb_lookup.get(tok, ()):
-                if tuple(ids[pos : pos + len(name_ids)]) == name_ids:
-                    match = (len(name_ids), name, n_vec)
-                    break
+            if pos < n:
+                tok = run_ids[pos]
+                for name_ids, name, n_vec in emb_lookup.get(tok, ()):
+                    if run_ids[pos : pos + len(name_ids)] == name_ids:
+                        match = (len(name_ids), name, n_vec)
+                        break
+                if match is None and groups:
+                    group = groups.get(tok)
+                    if group is not None and run_ids[pos : pos + len(group)] == group:
+                        match = (len(group), None, len(group))
+                if match is None:
+                    pos += 1
+                    continue
+            if pos > plain_from:  # the ordinary tokens before the match (or the run's end)
+                m = pos - plain_from
+                pieces.append((len(ids), k, plain_from, pos, m))
+                ids += run_ids[plain_from:pos]
+                marks += run_ids[plain_from:pos]
+                weights += [weight] * m
             if match is None:
-                group = groups.get(tok) if groups else None
-                if group is not None and tuple(ids[pos : pos + len(group)]) == group:
-                    match = (len(group), None, len(group))
-            if match is None:
-                self.ids.append(tok)
-                self.mults.append(weight)
-                self.pieces.append((k, pos, pos + 1, 1))
-                pos += 1
-                continue
+                break
             n_ids, name, n_vec = match
-            if len(self.ids) + n_vec > CHUNK_LENGTH:
-                self.next_chunk("full")
+            atoms.append((len(ids), n_vec, name))
             if name is not None:
-                self.fixes.append(EmbeddingFix(len(self.ids) + 1, name, n_vec))
-                self.ids += [0] * n_vec
-            else:  # multi-vector added tokens keep their own ids
-                self.ids += ids[pos : pos + n_ids]
-            self.mults += [weight] * n_vec
-            self.pieces.append((k, pos, pos + n_ids, -n_vec if name is not None else n_vec))
-            pos += n_ids
+                pieces.append((len(ids), k, pos, pos + n_ids, -n_vec))
+                ids += [0] * n_vec
+                marks += [tok] + [0] * (n_vec - 1)
+            else:
+                pieces.append((len(ids), k, pos, pos + n_ids, n_vec))
+                ids += run_ids[pos : pos + n_ids]
+                marks += run_ids[pos : pos + n_ids]
+            weights += [weight] * n_vec
+            pos = plain_from = pos + n_ids
+    return ids, weights, marks, atoms, pieces, breaks
 
 
-def _build(runs: Sequence[Run], encoded: Sequence[Sequence[int]], tokenizer, comma_backtrack: int, emb_lookup) -> ChunkList:
-    groups = getattr(tokenizer, "added_groups", None)
-    if emb_lookup or groups:
-        src = _SpanSource(runs, tokenizer)
-        b = _Builder(tokenizer.bos_id, tokenizer.eos_id, tokenizer.comma_id, comma_backtrack, src)
-        j = 0
-        for k, run in enumerate(runs):
-            if run.is_break:
-                b.next_chunk("break")
-                continue
-            b.add_run_slow(k, encoded[j], run.weight, emb_lookup or {}, groups)
-            j += 1
-        if b.ids or not b.out:
-            b.next_chunk("end", is_last=True)
-        return ChunkList(b.out, b.token_count, runs)
-    return _build_flat(runs, encoded, tokenizer, comma_backtrack)
+def _weight_of(run: Run) -> float:
+    return run[1]
 
 
 _WEIGHT_TAILS = [(1.0,) * (n + 1) for n in range(CHUNK_LENGTH + 1)]
@@ -364,60 +327,81 @@ def _tails(eos: int) -> list[tuple[int, ...]]:
     return [(eos,) * (n + 1) for n in range(CHUNK_LENGTH + 1)]
 
 
-def _build_flat(runs: Sequence[Run], encoded: Sequence[Sequence[int]], tokenizer, backtrack: int) -> ChunkList:
-    """tokenize_line without embeddings, one slice per chunk.
+def _build(runs: Sequence[Run], encoded: Sequence[tuple[int, ...]], tokenizer, backtrack: int, emb_lookup) -> ChunkList:
+    """A1111's ``tokenize_line`` on the run ids laid end to end, one slice per chunk.
 
-    Between two BREAKs every chunk is a contiguous stretch of the run tokens
-    laid end to end: A1111's ``last_comma`` only ever points into the current
-    chunk, so "the last comma of the full chunk" is the last comma among its
-    final ``backtrack`` tokens (a comma further back is too far anyway).
+    Token by token, A1111 appends to the current chunk; when 75 tokens are in
+    and one more (not a comma) arrives, everything after the chunk's last comma
+    moves on if that comma is within ``backtrack`` tokens of the end.  Its
+    ``last_comma`` only ever points into the current chunk, and the tokens it
+    moves hold no comma, so between two BREAKs every chunk is a contiguous
+    stretch of the laid-out ids: "the last comma of the full chunk" is the last
+    comma among its final ``backtrack`` tokens, and a chunk can be cut without
+    visiting its tokens one by one.  A placeholder group that would cross the
+    75-token edge closes the chunk before it, as A1111 does.
     """
     bos, eos, comma = tokenizer.bos_id, tokenizer.eos_id, tokenizer.comma_id
-    src = _SpanSource(runs, tokenizer, encoded)
-    flat: list[int] = []
-    wts: list[float] = []
-    segments: list[tuple[int, int, bool]] = []  # (start, end, closed by BREAK)
-    seg_start = 0
-    j = 0
-    for text, weight, _ in runs:
-        if weight == -1 and text == "BREAK":
-            segments.append((seg_start, len(flat), True))
-            seg_start = len(flat)
-            continue
-        ids = encoded[j]
-        j += 1
-        flat += ids
-        wts += [weight] * len(ids)
-    segments.append((seg_start, len(flat), False))
-
+    groups = tokenizer.added_groups
+    if emb_lookup or groups:
+        flat, wts, marks, atoms, pieces, breaks = _lay_out_matching(runs, encoded, emb_lookup or {}, groups)
+        fix_atoms = [a for a in atoms if a[2] is not None]
+    else:
+        flat, wts, breaks = _lay_out(runs, encoded)
+        marks, atoms, pieces, fix_atoms = flat, (), None, ()
+    layout = _Layout(runs, tokenizer, encoded, pieces)
     out: list[Chunk] = []
     token_count = 0
     tails = _tails(eos)
     new = object.__new__
+    n_atoms = len(atoms)
+    ai = fi = 0  # next group to place, next embedding fix to hand out
 
     def emit(lo: int, hi: int, reason: str, moved: int = 0) -> None:
+        nonlocal fi
+        fixes: tuple[EmbeddingFix, ...] = ()
+        if fi < len(fix_atoms) and fix_atoms[fi][0] < hi:
+            found = []
+            while fi < len(fix_atoms) and fix_atoms[fi][0] < hi:
+                g, n_vec, name = fix_atoms[fi]
+                found.append(EmbeddingFix(g - lo + 1, name, n_vec))
+                fi += 1
+            fixes = tuple(found)
         # Chunk(...) without the frozen dataclass __init__ (hot path)
         pad = CHUNK_LENGTH - (hi - lo)
         c = new(Chunk)
         c.__dict__.update(
             tokens=(bos, *flat[lo:hi]) + tails[pad],
             weights=(1.0, *wts[lo:hi]) + _WEIGHT_TAILS[pad],
-            fixes=(),
+            fixes=fixes,
             n_content=hi - lo,
             closed_by=reason,
             moved=moved,
-            _pieces=(),
-            _src=src,
+            _layout=layout,
             _flat=(lo, hi),
         )
         out.append(c)
 
-    for s0, s1, by_break in segments:
-        start = s0
-        while s1 - start > CHUNK_LENGTH:
+    seg_start = 0
+    for seg_end in (*breaks, None):
+        by_break = seg_end is not None
+        if seg_end is None:
+            seg_end = len(flat)
+        start = seg_start
+        while seg_end - start > CHUNK_LENGTH:
             end = start + CHUNK_LENGTH
-            if backtrack and flat[end] != comma:
-                window = flat[end - backtrack : end]
+            if n_atoms:
+                while ai < n_atoms and atoms[ai][0] < start:
+                    ai += 1  # placed already (or cut by back-tracking, as A1111 does)
+                j = ai
+                while j < n_atoms and atoms[j][0] + atoms[j][1] <= end:
+                    j += 1
+                if j < n_atoms and atoms[j][0] < end:  # would cross the edge: starts the next chunk
+                    emit(start, atoms[j][0], "full")
+                    token_count += CHUNK_LENGTH
+                    start = atoms[j][0]
+                    continue
+            if backtrack and marks[end] != comma:
+                window = marks[end - backtrack : end]
                 if comma in window:
                     cut = end - window[::-1].index(comma)
                     emit(start, cut, "backtrack" if cut < end else "full", end - cut)
@@ -428,11 +412,12 @@ def _build_flat(runs: Sequence[Run], encoded: Sequence[Sequence[int]], tokenizer
             token_count += CHUNK_LENGTH
             start = end
         if by_break:
-            emit(start, s1, "break")
+            emit(start, seg_end, "break")
             token_count += CHUNK_LENGTH
-        elif s1 > start or not out:
-            emit(start, s1, "end")
-            token_count += s1 - start
+        elif seg_end > start or not out:
+            emit(start, seg_end, "end")
+            token_count += seg_end - start
+        seg_start = seg_end
     return ChunkList(out, token_count, runs)
 
 
@@ -497,17 +482,14 @@ def chunks(
     if isinstance(text_or_runs, str):
         runs = weighted_runs(text_or_runs)
         if "BREAK" not in text_or_runs:  # no BREAK marker among the runs
-            encoded = tokenizer._ids_batch_from(text_or_runs, [r[0] for r in runs])
+            texts = [r[0] for r in runs]
         else:
             texts = [t for t, w, _ in runs if not (w == -1 and t == "BREAK")]
-            encoded = tokenizer._ids_batch_from(text_or_runs, texts)
     else:
         runs = _as_runs(text_or_runs)
-        encoded = tokenizer._ids_batch([t for t, w, _ in runs if not (w == -1 and t == "BREAK")])
-    if embeddings or tokenizer.added_groups:
-        cl = _build(runs, encoded, tokenizer, comma_backtrack, _embedding_lookup(tokenizer, embeddings))
-    else:
-        cl = _build_flat(runs, encoded, tokenizer, comma_backtrack)
+        texts = [t for t, w, _ in runs if not (w == -1 and t == "BREAK")]
+    encoded = tokenizer.ids_batch(texts)
+    cl = _build(runs, encoded, tokenizer, comma_backtrack, _embedding_lookup(tokenizer, embeddings) if embeddings else None)
     return cl if pad == "eos" else _apply_pad(cl, tokenizer.eos_id, pad)
 
 
@@ -542,10 +524,10 @@ def chunks_for_sdxl(
     runs = _as_runs(text_or_runs)
     texts = [t for t, w, _ in runs if not (w == -1 and t == "BREAK")]
     lookup = _embedding_lookup(tl, embeddings)
-    ids_l = tl._ids_batch(texts)
-    ids_g = tg._ids_batch_like(texts, tl, ids_l)
+    ids_l = tl.ids_batch(texts)
+    ids_g = ids_l if tg is tl else tg.ids_batch(texts)
     cl = _build(runs, ids_l, tl, comma_backtrack, lookup)
-    if all(a is b or a == b for a, b in zip(ids_l, ids_g)):
+    if ids_g == ids_l:
         # same ids and weights: the same chunk layout (spans included)
         cg = ChunkList(cl, cl.token_count, runs)
     else:

@@ -1,4 +1,4 @@
-"""Where prompts come from: arguments, text files, JSON/JSONL, stdin, A1111 infotext, PNGs.
+"""Where prompts come from: arguments, text files, JSON/JSONL, stdin, A1111 infotext, images (PNG, JPEG, WebP).
 
 Every input becomes one or more :class:`Source` objects that remember where
 each field starts in the file, so diagnostics get file lines and columns.
@@ -12,11 +12,12 @@ from pathlib import Path
 
 from promptkit.diagnostics import Span, line_col
 
-from .infotext import InfotextError, Settings, looks_like_infotext, parse_infotext, read_png_text
+from .images import IMAGE_SUFFIXES, read_image_text
+from .infotext import InfotextError, Settings, looks_like_infotext, parse_infotext
 
 __all__ = ["Source", "InputError", "read_path", "from_text", "from_arguments"]
 
-PROMPT_SUFFIXES = (".txt", ".json", ".jsonl", ".png", ".prompt")
+PROMPT_SUFFIXES = (".txt", ".json", ".jsonl", ".prompt", *IMAGE_SUFFIXES)
 
 
 class InputError(ValueError):
@@ -89,8 +90,16 @@ def from_text(text: str, label: str, *, path: str | None = None, infotext: bool 
     return Source(label, prompt, None, None, path, text, {"positive": 0}, writable=path is not None)
 
 
-def from_arguments(prompt: str, negative: str | None) -> Source:
-    return Source("<prompt>", prompt, negative)
+def from_arguments(prompt: str, negative: str | None, label: str = "<prompt>") -> Source:
+    """A prompt given on the command line; a pasted infotext block (with its ``Negative
+    prompt:`` and settings lines) is split like one read from a file.  ``negative`` (the
+    ``--negative`` option) is used when the block has no negative prompt of its own."""
+    if looks_like_infotext(prompt):
+        src = from_text(prompt, label, infotext=True)
+        if src.negative is None and negative is not None:
+            src.negative = negative
+        return src
+    return Source(label, prompt, negative)
 
 
 def _read_text(p: Path) -> str:
@@ -135,10 +144,11 @@ def _json_record(obj, where: str, line: int | None, path: str, label: str) -> So
 
 
 def read_path(path: str, *, lines: bool = False) -> list[Source]:
-    """Sources of one file, by suffix: .png, .json, .jsonl, else text (infotext detected)."""
+    """Sources of one file, by suffix: an image (.png .jpg .jpeg .webp: its infotext), .json,
+    .jsonl, else text (infotext detected)."""
     p = Path(path)
     suffix = p.suffix.lower()
-    if suffix == ".png":
+    if suffix in IMAGE_SUFFIXES:
         try:
             data = p.read_bytes()
         except FileNotFoundError:
@@ -146,7 +156,7 @@ def read_path(path: str, *, lines: bool = False) -> list[Source]:
         except OSError as exc:
             raise InputError(f"{p}: cannot read: {exc.strerror or exc}") from None
         try:
-            text = read_png_text(data, where=str(p))
+            text = read_image_text(data, where=str(p))
         except InfotextError as exc:
             raise InputError(str(exc)) from None
         src = from_text(text, str(p), path=str(p), infotext=True)

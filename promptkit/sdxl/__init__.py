@@ -1,6 +1,47 @@
-"""SDXL conditioning for diffusers (imports torch: never loaded by ``import promptkit``)."""
+"""SDXL conditioning for diffusers.
+
+Importing this package loads nothing heavy: names resolve lazily.  ``promptkit.sdxl.networks`` (LoRA tags and
+files) is torch-free, so ``promptkit.lint`` can use it; every other module imports torch.
+
+=====================  =====================================================================================
+module                 one job
+=====================  =====================================================================================
+``encoder``            :class:`SDXLEncoder`: prompts → :class:`Conditioning` for a diffusers SDXL pipeline
+``prompts``            A1111's text path (comments, networks, ``AND``, schedules, ``prompt_2``)
+``text_encoder``       one CLIP encoder side: chunks → hidden states, embeddings placed, results cached
+``emphasis``           A1111's emphasis modes (Original, No norm, Ignore, None) and ComfyUI's
+``fingerprint``        what a text encoder's output depends on, cheaply compared
+``chunk_cache``        the bounded, thread-safe per-chunk cache
+``conditioning``       :class:`Conditioning`: the pipeline's keyword arguments
+``callback``           :class:`ScheduleCallback`: prompt editing during sampling
+``composable``         ``AND`` (composable diffusion) and LoRA switching through UNet hooks
+``lora``               kohya/A1111 LoRA files patched into the text encoders and UNet, undone exactly
+``embeddings``         SDXL textual-inversion files (``clip_l`` / ``clip_g``)
+``networks``           ``<lora:…>`` tags and the files they name (no torch)
+=====================  =====================================================================================
+"""
 
 from __future__ import annotations
 
-from .conditioning import Conditioning, ScheduleCallback  # noqa: F401
-from .encoder import ChunkCache, SDXLEncoder  # noqa: F401
+from promptkit._lazy import lazy_exports
+
+_EXPORTS = {
+    "SDXLEncoder": "encoder",
+    "EncodedPrompts": "encoder",
+    "ChunkCache": "chunk_cache",
+    "Conditioning": "conditioning",
+    "StepConditioning": "callback",
+    "ScheduleCallback": "callback",
+    "Emphasis": "emphasis",
+    "get_emphasis": "emphasis",
+    "LoraNetworks": "lora",
+    "EmbeddingLibrary": "embeddings",
+    "LoraSpec": "networks",
+    "NetworkError": "networks",
+    "lora_specs": "networks",
+    "check_network_files": "networks",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -1,224 +1,52 @@
-"""SDXL dual-encoder conditioning from A1111 prompts: chunks → tensors.
+"""SDXL dual-encoder conditioning from A1111 prompts for diffusers: :class:`SDXLEncoder`.
 
-:class:`SDXLEncoder` turns prompts (A1111 syntax) into the keyword arguments of a diffusers SDXL pipeline
-(``prompt_embeds``, ``pooled_prompt_embeds``, ``negative_prompt_embeds``, ``negative_pooled_prompt_embeds``),
-computed the way AUTOMATIC1111's webui computes SDXL conditioning:
+``SDXLEncoder(pipe)(prompt, negative_prompt=...)`` returns the keyword arguments of a diffusers SDXL pipeline
+(``prompt_embeds``, ``pooled_prompt_embeds``, ``negative_prompt_embeds``, ``negative_pooled_prompt_embeds``, and
+what prompt editing, ``AND`` and LoRAs need), computed the way AUTOMATIC1111's webui computes SDXL
+conditioning:
 
-* each prompt goes through A1111's text path (comments, ``<lora:…>`` removal, schedules of prompt editing and
-  alternation) and is cut into 77-token chunks per encoder by :mod:`promptkit.clip.chunk` (75 tokens + BOS/EOS,
-  BREAK, comma back-tracking; CLIP-L pads with EOS, OpenCLIP bigG with 0 after the first EOS);
-* per chunk and per encoder the **penultimate hidden state** (no final layer norm) is taken — CLIP-L gives
-  768 features, bigG 1280 — and the two are concatenated per token (2048); chunks are concatenated along the
-  sequence: ``prompt_embeds`` is ``(batch, 77·k, 2048)``;
+* each prompt goes through A1111's text path (:mod:`promptkit.sdxl.prompts`) and is cut into 77-token chunks
+  per encoder by :mod:`promptkit.clip` (75 tokens + BOS/EOS, BREAK, comma back-tracking; CLIP-L pads with EOS,
+  OpenCLIP bigG with 0 after the first EOS);
+* per chunk and per encoder the **penultimate hidden state** (no final layer norm; ``clip_skip`` moves CLIP-L's
+  layer as A1111's SDXL option does) — CLIP-L 768 features, bigG 1280 — concatenated per token (2048); chunks
+  are concatenated along the sequence: ``prompt_embeds`` is ``(batch, 77·k, 2048)``;
 * ``pooled_prompt_embeds`` ``(batch, 1280)`` is bigG's projected final-layer-norm state at the first EOS of the
   **first** chunk (A1111; weights never touch it);
-* weights are applied after the encoder (``emphasis=``): ``"a1111"`` multiplies every token by its weight and
-  rescales so that the mean is unchanged — the mean taken over exactly A1111's tensor (one prompt, one chunk
-  index, one encoder, all of that prompt's schedule variants); ``"none"`` only multiplies; ``"comfy"``
-  interpolates from the empty prompt's encoding (ComfyUI);
-* prompts, negatives and schedule variants are padded to one chunk count with the *encoded* empty chunk.
+* token weights are applied after the encoder by an :mod:`~promptkit.sdxl.emphasis` mode (A1111's
+  ``Original`` by default);
+* prompts, negatives, ``AND`` parts and schedule variants are padded to one chunk count with the *encoded*
+  empty chunk.
 
-Speed: every chunk of every prompt, negative and schedule variant goes through each encoder in one batched
-forward, identical chunks once; per-chunk hidden states are kept in an LRU cache keyed by token ids
-(bounded in bytes, thread-safe), so a repeated negative or a prompt edited by one tag re-encodes only what
-changed.  Tensors stay on the encoders' device and dtype; nothing is copied to the host.
-
-This module (with :mod:`promptkit.sdxl.conditioning`) is the only place promptkit imports torch and transformers.
+Speed: every chunk of every prompt, negative, ``AND`` part and schedule variant goes through each encoder in one
+batched forward, identical chunks once; per-chunk hidden states are cached (bounded in bytes, thread-safe) under
+a fingerprint of the weights, adapters, tokenizer and embeddings (:mod:`promptkit.sdxl.fingerprint`), so a
+repeated negative or a prompt edited by one tag re-encodes only what changed and a changed weight is never
+served from the cache.  Tensors stay on the encoders' device and dtype; nothing is copied to the host.
 """
 
 from __future__ import annotations
 
 import math
-import re
-import threading
 import warnings
-import weakref
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-__all__ = ["SDXLEncoder", "ChunkCache", "EncodedPrompts", "EMPHASIS_MODES"]
+from promptkit.sdxl.chunk_cache import ChunkCache
+from promptkit.sdxl.device import to_device
+from promptkit.sdxl.emphasis import EMPHASIS_NAMES, get_emphasis
+from promptkit.sdxl.networks import NetworkError, lora_specs
+from promptkit.sdxl.prompts import MAX_STEPS, PromptRow, Source, as_list, check_steps, negative_source, positive_row
+from promptkit.sdxl.text_encoder import BOS_ID, CHUNK_LEN, EOS_ID, TextEncoderSide
 
-EMPHASIS_MODES = ("a1111", "none", "comfy")
+__all__ = ["SDXLEncoder", "ChunkCache", "EncodedPrompts", "EMPHASIS_MODES", "MAX_STEPS"]
+
+EMPHASIS_MODES = EMPHASIS_NAMES
 EMPTY_NEGATIVE_MODES = ("a1111", "encode")
 
-BOS_ID = 49406
-EOS_ID = 49407
-CHUNK_LEN = 77
 
-# A prompt without steps= is scheduled at this many steps only to find out whether it uses prompt editing;
-# any prompt whose text changes at some step count changes somewhere below this one.
-_PROBE_STEPS = 1000
-
-
-# --------------------------------------------------------------------------------------------- cache
-class ChunkCache:
-    """Thread-safe LRU cache bounded by the bytes of the tensors it holds.
-
-    Keys are hashable (token-id tuples); values are tuples of tensors.  ``max_bytes=0`` disables it.
-    ``hits`` / ``misses`` count lookups.
-    """
-
-    def __init__(self, max_bytes: int):
-        if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 0:
-            raise ValueError(f"cache_size must be a number of bytes >= 0 (0 turns the cache off), got {max_bytes!r}")
-        self.max_bytes = max_bytes
-        self._items: OrderedDict[Hashable, tuple[tuple[torch.Tensor, ...], int]] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    @property
-    def nbytes(self) -> int:
-        return self._bytes
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def get(self, key: Hashable):
-        if not self.max_bytes:
-            return None
-        with self._lock:
-            item = self._items.get(key)
-            if item is None:
-                self.misses += 1
-                return None
-            self._items.move_to_end(key)
-            self.hits += 1
-            return item[0]
-
-    def put(self, key: Hashable, value: tuple[torch.Tensor, ...]) -> None:
-        size = sum(t.numel() * t.element_size() for t in value)
-        if not self.max_bytes or size > self.max_bytes:
-            return
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._bytes -= old[1]
-            self._items[key] = (value, size)
-            self._bytes += size
-            while self._bytes > self.max_bytes:
-                _, (_, dropped) = self._items.popitem(last=False)
-                self._bytes -= dropped
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._bytes = 0
-
-
-# --------------------------------------------------------------------------------------------- sides
-_WRAPPED: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
-_WRAPPED_LOCK = threading.Lock()
-
-
-def _wrap_tokenizer(cls, hf_tokenizer: Any, clean: str):
-    """``ClipTokenizer.from_hf`` once per transformers tokenizer, clean-up and vocabulary size (building
-    one takes a while; every encoder of the same pipeline shares it)."""
-    key = (clean, len(hf_tokenizer))
-    try:
-        with _WRAPPED_LOCK:
-            hit = _WRAPPED.get(hf_tokenizer, {}).get(key)
-    except TypeError:  # not weak-referenceable / hashable: no sharing
-        return cls.from_hf(hf_tokenizer, clean=clean)
-    if hit is None:
-        hit = cls.from_hf(hf_tokenizer, clean=clean)
-        with _WRAPPED_LOCK:
-            _WRAPPED.setdefault(hf_tokenizer, {})[key] = hit
-    return hit
-
-
-def _is_clip_tokenizer(tok: Any) -> bool:
-    try:
-        vocab = tok.get_vocab()
-    except Exception:
-        return False
-    return vocab.get("<|startoftext|>") == BOS_ID and vocab.get("<|endoftext|>") == EOS_ID
-
-
-def _describe(obj: Any) -> str:
-    return type(obj).__name__
-
-
-class _Encoder:
-    """One CLIP text encoder, its tokenizer (wrapped for the chunker) and its chunk cache."""
-
-    def __init__(self, name: str, hf_tokenizer: Any, model: Any, pad_id: int, cache: ChunkCache, projection: bool):
-        self.name = name
-        self.hf_tokenizer = hf_tokenizer
-        self.model = model
-        self.pad_id = pad_id
-        self.cache = cache
-        self.projection = projection
-        self.forwards = 0  # number of forward calls (tests count them)
-        self.rows = 0  # number of chunks sent through the model
-
-    @property
-    def device(self) -> torch.device:
-        """Where the model computes: its parameters' device, or the execution device of an accelerate
-        offload hook (``pipe.enable_model_cpu_offload()`` keeps weights on the CPU between calls)."""
-        for module in (self.model, *self.model.children()):
-            dev = getattr(getattr(module, "_hf_hook", None), "execution_device", None)
-            if dev is not None:
-                return torch.device(dev if not isinstance(dev, int) else f"cuda:{dev}")
-        return next(self.model.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
-
-    def empty_chunk(self) -> tuple[int, ...]:
-        """A1111's ``empty_chunk()`` with this encoder's padding: BOS, EOS, then pad."""
-        return (BOS_ID, EOS_ID) + (self.pad_id,) * (CHUNK_LEN - 2)
-
-    def lookup(self, keys: Sequence[tuple[int, ...]], device: torch.device):
-        """Hidden states ``(n, 77, C)`` (and pooled ``(n, P)`` for bigG) for unique chunk ``keys``.
-
-        Cached chunks are reused; all others go through the model in one batched forward.
-        """
-        # a pipeline moved to another device or dtype must not be served tensors cached before the move
-        tag = (str(device), self.dtype)
-        found: list[tuple[torch.Tensor, ...] | None] = [self.cache.get((tag, k)) for k in keys]
-        missing = [i for i, v in enumerate(found) if v is None]
-        if missing:
-            ids = torch.tensor([keys[i] for i in missing], dtype=torch.long, device=device)
-            eos_pos = [keys[i].index(EOS_ID) if EOS_ID in keys[i] else CHUNK_LEN - 1 for i in missing]
-            out = self.model(input_ids=ids, output_hidden_states=True)
-            self.forwards += 1
-            self.rows += len(missing)
-            hidden = out.hidden_states[-2]
-            if self.projection:
-                # A1111 / sgm: final-LN last layer at the first EOS, then the text projection.  (HF's own
-                # pooled token is argmax(ids) under SDXL's legacy config, which picks an added textual-inversion
-                # token instead of the EOS.)
-                rows = torch.arange(len(missing), device=device)
-                pos = torch.tensor(eos_pos, dtype=torch.long, device=device)
-                pooled = self.model.text_projection(out.last_hidden_state[rows, pos])
-            caching = self.cache.enabled
-            if len(missing) == len(keys):  # nothing was cached: the batch already is the answer
-                if caching:
-                    for j, i in enumerate(missing):
-                        self.cache.put((tag, keys[i]), (hidden[j].clone(), pooled[j].clone()) if self.projection
-                                       else (hidden[j].clone(),))
-                return hidden, (pooled if self.projection else None)
-            for j, i in enumerate(missing):
-                # clones: a cached row must not keep the whole batch tensor alive (the cache counts bytes)
-                if self.projection:
-                    value = (hidden[j].clone(), pooled[j].clone()) if caching else (hidden[j], pooled[j])
-                else:
-                    value = (hidden[j].clone(),) if caching else (hidden[j],)
-                found[i] = value
-                if caching:
-                    self.cache.put((tag, keys[i]), value)
-        hidden = torch.stack([v[0] for v in found])
-        pooled = torch.stack([v[1] for v in found]) if self.projection else None
-        return hidden, pooled
-
-
-# --------------------------------------------------------------------------------------------- results
 @dataclass
 class EncodedPrompts:
     """Conditioning of a list of prompts for every step range.
@@ -233,36 +61,60 @@ class EncodedPrompts:
     loras: list[tuple[str, float]]
 
 
-@dataclass
-class _Source:
-    """One prompt (or negative): its schedule variants in A1111's order (duplicates kept)."""
+def _is_clip_tokenizer(tok: Any) -> bool:
+    try:
+        vocab = tok.get_vocab()
+    except Exception:
+        return False
+    return vocab.get("<|startoftext|>") == BOS_ID and vocab.get("<|endoftext|>") == EOS_ID
 
-    variants: list[tuple[int, str]]  # (end_step, text)
-    zeroed: bool = False
-    loras: tuple = ()
+
+def _describe(obj: Any) -> str:
+    return type(obj).__name__
 
 
-# --------------------------------------------------------------------------------------------- encoder
+_PIPE_PARTS = ("tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2")
+
+
+def _looks_like_pipeline(obj: Any) -> bool:
+    return obj is not None and not _is_clip_tokenizer(obj) and any(hasattr(obj, k) for k in ("text_encoder_2", "tokenizer_2", "unet"))
+
+
 class SDXLEncoder:
     """A1111-exact SDXL conditioning for diffusers.
 
-    ``SDXLEncoder(pipe)`` reads ``pipe.tokenizer``, ``pipe.text_encoder``, ``pipe.tokenizer_2`` and
-    ``pipe.text_encoder_2``; ``SDXLEncoder(tokenizer, text_encoder, tokenizer_2, text_encoder_2)`` takes them
-    directly.  Tokenizers must be CLIP tokenizers (their added textual-inversion tokens are used);
-    encoders a ``CLIPTextModel`` (CLIP-L) and a ``CLIPTextModelWithProjection`` (bigG) on one device.
+    ``SDXLEncoder(pipe)`` reads ``pipe.tokenizer``, ``pipe.text_encoder``, ``pipe.tokenizer_2``,
+    ``pipe.text_encoder_2`` (again at every call, so swapped components are picked up) and ``pipe.unet``, on which
+    it installs, once, the hooks ``AND`` and LoRA switching need (a UNet call without them is untouched).
+    ``SDXLEncoder(tokenizer, text_encoder, tokenizer_2, text_encoder_2, unet=None)`` takes the parts directly.
+    Tokenizers must be CLIP tokenizers (their added textual-inversion tokens are used); encoders a
+    ``CLIPTextModel`` (CLIP-L) and a ``CLIPTextModelWithProjection`` (bigG) on one device.
 
     Options:
-        emphasis: ``"a1111"`` (default; A1111 "Original": multiply, then restore the mean), ``"none"``
-            (multiply only), ``"comfy"`` (ComfyUI: ``e + w·(z − e)`` with ``e`` the empty prompt's encoding).
-        empty_negative: ``"a1111"`` (default: a negative prompt that is exactly ``""`` gives zero embeddings
-            and zero pooled, as A1111 does for SDXL) or ``"encode"`` (diffusers: ``""`` is encoded).
-            A missing negative (``None``) gives zeros when the pipeline's ``force_zeros_for_empty_prompt`` is
-            set (diffusers' default), else the encoded ``""``.
-        cache_size: bytes of per-chunk hidden states kept (LRU; ``0`` turns the cache off).  After changing
-            the text encoders' weights (``load_lora_weights``, ``fuse_lora``, ``set_adapters``) call
-            :meth:`clear_cache`.
+        emphasis: A1111's emphasis mode by name — ``"Original"`` (default: multiply, restore the mean),
+            ``"No norm"`` (multiply only), ``"Ignore"`` (syntax read, weights dropped), ``"None"`` (no emphasis
+            syntax: ``(x:1.2)`` is literal text) — or ``"comfy"``; any case, ``_`` for spaces.  (In promptkit
+            0.1.0 ``"none"`` meant "No norm".)
+        empty_negative: ``"a1111"`` (default: a negative that is exactly ``""`` gives zero embeddings and zero
+            pooled, as A1111 does for SDXL) or ``"encode"`` (diffusers: ``""`` is encoded).  A missing negative
+            (``None``) gives zeros when the pipeline's ``force_zeros_for_empty_prompt`` is set (diffusers'
+            default), else the encoded ``""``.
+        clip_skip: A1111's "Clip skip" with its SDXL option ``sdxl_clip_l_skip`` on: CLIP-L uses
+            ``hidden_states[-clip_skip]`` (no final layer norm; ``2`` is the default penultimate layer, ``1`` the
+            last layer), bigG always its penultimate layer.  ``None`` (default): both penultimate, as A1111 does
+            unless that option is set.  (diffusers' ``clip_skip=k`` means ``hidden_states[-(k + 2)]`` on both
+            encoders, positive prompt only.)
+        lora_dir: folder of LoRA files: ``<lora:name:…>`` in a prompt applies ``name.safetensors`` to both text
+            encoders and the UNet with A1111's math, and a later prompt without it takes it off
+            (:mod:`promptkit.sdxl.lora`).  Without it LoRA tags are only listed on ``cond.loras``.
+        embeddings_dir: folder of SDXL embedding files (``clip_l`` / ``clip_g`` tensors): a prompt word that is
+            a file's stem is that embedding (:mod:`promptkit.sdxl.embeddings`).
+        cache_size: bytes of per-chunk hidden states kept (LRU; ``0`` turns the cache off).  The cache is keyed by
+            a fingerprint of the weights and tokenizers, so changed weights are noticed; :meth:`clear_cache` is
+            the manual escape (writes through ``param.data`` are invisible to PyTorch's version counters).
         comma_backtrack: A1111's ``comma_padding_backtrack`` (0–74, default 20).
         force_zeros_for_empty_prompt: overrides the pipeline's setting (default ``True`` without a pipeline).
+        steps: default for each call's ``steps=`` (1–10,000).
 
     Calling the encoder returns a :class:`promptkit.sdxl.conditioning.Conditioning`.
     """
@@ -274,26 +126,32 @@ class SDXLEncoder:
         tokenizer_2: Any = None,
         text_encoder_2: Any = None,
         *,
-        emphasis: str = "a1111",
+        unet: Any = None,
+        emphasis: Any = "Original",
         empty_negative: str = "a1111",
+        clip_skip: int | None = None,
+        lora_dir: Any = None,
+        embeddings_dir: Any = None,
         cache_size: int = 128 * 2**20,
         comma_backtrack: int = 20,
         force_zeros_for_empty_prompt: bool | None = None,
+        steps: int | None = None,
     ):
-        if emphasis not in EMPHASIS_MODES:
-            raise ValueError(f"emphasis must be one of {EMPHASIS_MODES}, got {emphasis!r}")
+        self.emphasis = get_emphasis(emphasis)
         if empty_negative not in EMPTY_NEGATIVE_MODES:
             raise ValueError(f"empty_negative must be one of {EMPTY_NEGATIVE_MODES}, got {empty_negative!r}")
-        if not isinstance(comma_backtrack, int) or not 0 <= comma_backtrack <= 74:
+        if isinstance(comma_backtrack, bool) or not isinstance(comma_backtrack, int) or not 0 <= comma_backtrack <= 74:
             raise ValueError(f"comma_backtrack must be an integer in 0..74 (A1111's range), got {comma_backtrack!r}")
+        check_steps(steps)
 
-        pipe = None
-        if pipe_or_tokenizer is not None and hasattr(pipe_or_tokenizer, "text_encoder_2"):
-            pipe = pipe_or_tokenizer
+        self._pipe = None
+        if _looks_like_pipeline(pipe_or_tokenizer):
+            self._pipe = pipe_or_tokenizer
             if any(x is not None for x in (text_encoder, tokenizer_2, text_encoder_2)):
                 raise TypeError("SDXLEncoder(pipe) takes the pipeline alone, or four components without a pipeline")
-            tokenizer, text_encoder = pipe.tokenizer, pipe.text_encoder
-            tokenizer_2, text_encoder_2 = pipe.tokenizer_2, pipe.text_encoder_2
+            parts = self._pipe_parts()
+            if unet is None:
+                unet = getattr(self._pipe, "unet", None)
         else:
             tokenizer = pipe_or_tokenizer
             if all(x is None for x in (text_encoder, tokenizer_2, text_encoder_2)) and not _is_clip_tokenizer(tokenizer):
@@ -305,14 +163,67 @@ class SDXLEncoder:
                     f"SDXLEncoder needs a diffusers SDXL pipeline (with tokenizer, text_encoder, tokenizer_2 and "
                     f"text_encoder_2) or those four components, got {what}{extra}"
                 )
-        parts = dict(tokenizer=tokenizer, text_encoder=text_encoder, tokenizer_2=tokenizer_2,
-                     text_encoder_2=text_encoder_2)
+            parts = dict(tokenizer=tokenizer, text_encoder=text_encoder, tokenizer_2=tokenizer_2,
+                         text_encoder_2=text_encoder_2)
+        self._check_parts(parts)
+
+        self.empty_negative = empty_negative
+        self.comma_backtrack = comma_backtrack
+        self.steps = steps
+        if force_zeros_for_empty_prompt is None:
+            config = getattr(self._pipe, "config", None)
+            force_zeros_for_empty_prompt = bool(getattr(config, "force_zeros_for_empty_prompt", True))
+        self.force_zeros_for_empty_prompt = force_zeros_for_empty_prompt
+        layers_l = int(getattr(parts["text_encoder"].config, "num_hidden_layers", 12))
+        if clip_skip is not None and (isinstance(clip_skip, bool) or not isinstance(clip_skip, int)
+                                      or not 1 <= clip_skip <= layers_l):
+            raise ValueError(
+                f"clip_skip must be an integer from 1 to {layers_l} (A1111's 'Clip skip'; 2 = the default "
+                f"penultimate layer), got {clip_skip!r}"
+            )
+        self.clip_skip = clip_skip
+        self.cache = ChunkCache(cache_size)  # one cache; keys carry the encoder side
+        self._parts = parts
+        self._build_sides(parts)
+        self.unet = unet
+        self._hooks = None
+        self.check_devices()
+
+        self.lora_dir = lora_dir
+        self._networks = None
+        if lora_dir is not None:
+            from promptkit.sdxl.lora import LoraNetworks
+
+            self._networks = LoraNetworks(lora_dir, parts["text_encoder"], parts["text_encoder_2"], unet)
+        self._embeddings = None
+        if embeddings_dir is not None:
+            from promptkit.sdxl.embeddings import EmbeddingLibrary
+
+            self._embeddings = EmbeddingLibrary(embeddings_dir, (self.clip_l.hidden_size, self.clip_g.hidden_size))
+        if unet is not None and self._pipe is not None:
+            self.install_hooks(unet)
+
+    # -- components ---------------------------------------------------------------------------------------
+    def _pipe_parts(self) -> dict:
+        pipe = self._pipe
+        parts = {k: getattr(pipe, k, None) for k in _PIPE_PARTS}
         missing = [k for k, v in parts.items() if v is None]
         if missing:
-            raise ValueError(
-                "SDXLEncoder needs both SDXL text encoders and their tokenizers; missing: " + ", ".join(missing)
-                + (" (this pipeline has no second text encoder — is it an SDXL pipeline?)" if pipe is not None else "")
-            )
+            name = _describe(pipe)
+            if parts["text_encoder_2"] is not None and parts["text_encoder"] is None:
+                hint = " (an SDXL refiner has only the bigG encoder; promptkit needs both SDXL text encoders)"
+            elif parts["text_encoder_2"] is None and parts["tokenizer_2"] is None:
+                hint = " (this pipeline has no second text encoder — is it an SDXL pipeline?)"
+            else:
+                hint = ""
+            raise TypeError(f"SDXLEncoder: the {name} has no {', '.join(missing)}{hint}")
+        return parts
+
+    @staticmethod
+    def _check_parts(parts: dict) -> None:
+        missing = [k for k, v in parts.items() if v is None]
+        if missing:
+            raise ValueError("SDXLEncoder needs both SDXL text encoders and their tokenizers; missing: " + ", ".join(missing))
         for key in ("tokenizer", "tokenizer_2"):
             if not _is_clip_tokenizer(parts[key]):
                 raise TypeError(
@@ -323,26 +234,48 @@ class SDXLEncoder:
             model = parts[key]
             if not isinstance(model, torch.nn.Module) or not hasattr(getattr(model, "config", None), "hidden_size"):
                 raise TypeError(f"{key} is not a CLIP text encoder model ({_describe(model)})")
-        if not hasattr(text_encoder_2, "text_projection"):
+        if not hasattr(parts["text_encoder_2"], "text_projection"):
             raise TypeError(
                 f"text_encoder_2 must be a CLIPTextModelWithProjection (bigG with its pooled projection), "
-                f"got {_describe(text_encoder_2)}"
+                f"got {_describe(parts['text_encoder_2'])}"
             )
 
-        self.emphasis = emphasis
-        self.empty_negative = empty_negative
-        self.comma_backtrack = comma_backtrack
-        if force_zeros_for_empty_prompt is None:
-            config = getattr(pipe, "config", None)
-            force_zeros_for_empty_prompt = bool(getattr(config, "force_zeros_for_empty_prompt", True))
-        self.force_zeros_for_empty_prompt = force_zeros_for_empty_prompt
-        self.cache = ChunkCache(cache_size)  # one cache; keys carry the encoder name
+    def _build_sides(self, parts: dict) -> None:
+        layer_l = -self.clip_skip if self.clip_skip is not None else -2
         # CLIP-L is fed EOS padding (A1111 id_pad = id_end); bigG 0 after the first EOS (A1111; diffusers' "!")
-        self.clip_l = _Encoder("clip_l", tokenizer, text_encoder, EOS_ID, _KeyedCache(self.cache, "l"), False)
-        self.clip_g = _Encoder("clip_g", tokenizer_2, text_encoder_2, 0, _KeyedCache(self.cache, "g"), True)
-        self._tokenizers: tuple[Any, Any] | None = None
-        self._tokenizer_sizes: tuple[int, int] | None = None
-        self.check_devices()
+        self.clip_l = TextEncoderSide("clip_l", parts["tokenizer"], parts["text_encoder"], EOS_ID, False, self.cache,
+                                      layer=layer_l, clean="a1111")
+        self.clip_g = TextEncoderSide("clip_g", parts["tokenizer_2"], parts["text_encoder_2"], 0, True, self.cache,
+                                      layer=-2, clean="open_clip")
+
+    def _refresh_parts(self) -> None:
+        """Follow the pipeline's components (``pipe.text_encoder = …``, ``pipe.unet = …`` between calls)."""
+        if self._pipe is None:
+            return
+        parts = {k: getattr(self._pipe, k, None) for k in _PIPE_PARTS}
+        unet = getattr(self._pipe, "unet", None)
+        if all(parts[k] is self._parts[k] for k in _PIPE_PARTS) and unet is self.unet:
+            return
+        parts = self._pipe_parts()
+        self._check_parts(parts)
+        if any(parts[k] is not self._parts[k] for k in _PIPE_PARTS):
+            self._parts = parts
+            self._build_sides(parts)
+        if self._networks is not None:
+            from promptkit.sdxl.lora import LoraNetworks
+
+            self._networks.deactivate()  # the old components get their original weights back
+            self._networks = LoraNetworks(self.lora_dir, parts["text_encoder"], parts["text_encoder_2"], unet)
+        self.unet = unet
+        if unet is not None:
+            self.install_hooks(unet)
+
+    def install_hooks(self, unet: Any):
+        """Put promptkit's UNet hooks (``AND``, LoRA switching) on ``unet`` (once; idempotent)."""
+        from promptkit.sdxl.composable import UNetHooks
+
+        self._hooks = UNetHooks.install(unet, self._pipe)
+        return self._hooks
 
     # -- properties -------------------------------------------------------------------------------------
     @property
@@ -359,6 +292,16 @@ class SDXLEncoder:
         """Encoder forward calls made so far (both encoders)."""
         return self.clip_l.forwards + self.clip_g.forwards
 
+    @property
+    def networks(self):
+        """The :class:`~promptkit.sdxl.lora.LoraNetworks` applying ``<lora:…>`` tags (``None`` without ``lora_dir``)."""
+        return self._networks
+
+    @property
+    def embeddings(self):
+        """The :class:`~promptkit.sdxl.embeddings.EmbeddingLibrary` of ``embeddings_dir`` (or ``None``)."""
+        return self._embeddings
+
     def check_devices(self) -> torch.device:
         dev_l, dev_g = self.clip_l.device, self.clip_g.device
         if dev_l != dev_g:
@@ -372,33 +315,28 @@ class SDXLEncoder:
     def loras(prompt: str) -> list[tuple[str, float]]:
         """``(name, weight)`` of the ``<lora:name:weight>`` tags in ``prompt`` (comments ignored, as A1111).
 
-        Call it *before* encoding when a LoRA also trains the text encoders: load it, then
-        :meth:`clear_cache`, then encode.  (The same list is on ``cond.loras``.)
+        With ``lora_dir`` the encoder applies them itself; without it, load them before encoding when a LoRA
+        also trains the text encoders.  (The same list is on ``cond.loras``.)
         """
-        from promptkit.a1111 import extract_extra_networks, strip_comments
-
-        return _loras(extract_extra_networks(strip_comments(prompt))[1])
+        return [(s.name, s.te) for s in lora_specs(prompt)]
 
     def clear_cache(self) -> None:
-        """Forget cached chunk encodings (needed after changing the text encoders' weights)."""
+        """Forget cached chunk encodings (never needed for changes PyTorch or PEFT record; see ``cache_size``)."""
         self.cache.clear()
 
-    # -- tokenizers ---------------------------------------------------------------------------------------
     def tokenizers(self):
-        """The promptkit tokenizers wrapping the pipeline's own (re-wrapped when textual inversion adds tokens)."""
-        from promptkit.clip.tokenizer import ClipTokenizer
+        """The promptkit tokenizers wrapping the pipeline's own in their current state (added tokens included)."""
+        self._refresh_parts()
+        return self.clip_l.tokenizer(), self.clip_g.tokenizer()
 
-        sizes = (len(self.clip_l.hf_tokenizer), len(self.clip_g.hf_tokenizer))
-        if self._tokenizers is None or sizes != self._tokenizer_sizes:
-            # A1111 cleans CLIP-L text with ftfy and bigG text with open_clip's clean-up
-            self._tokenizers = (
-                _wrap_tokenizer(ClipTokenizer, self.clip_l.hf_tokenizer, "a1111"),
-                _wrap_tokenizer(ClipTokenizer, self.clip_g.hf_tokenizer, "open_clip"),
-            )
-            self._tokenizer_sizes = sizes
-            # a changed vocabulary can re-map ids of added tokens: cached encodings are not trustworthy
-            self.cache.clear()
-        return self._tokenizers
+    def activate_loras(self, prompt_or_specs) -> list:
+        """Apply the LoRAs a prompt names (or a list of :class:`~promptkit.sdxl.networks.LoraSpec`), taking off
+        the others — for scripts that drive the pipeline themselves.  Needs ``lora_dir``."""
+        if self._networks is None:
+            raise ValueError("activate_loras needs SDXLEncoder(..., lora_dir=...)")
+        specs = lora_specs(prompt_or_specs) if isinstance(prompt_or_specs, str) else list(prompt_or_specs)
+        self._networks.activate(specs)
+        return specs
 
     # -- public entry points ------------------------------------------------------------------------------
     def __call__(
@@ -406,307 +344,336 @@ class SDXLEncoder:
         prompt: str | Sequence[str],
         negative_prompt: str | Sequence[str] | None = None,
         *,
+        prompt_2: str | Sequence[str] | None = None,
+        negative_prompt_2: str | Sequence[str] | None = None,
         num_images_per_prompt: int = 1,
         steps: int | None = None,
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] | None = None,
+        cross_attention_kwargs: Mapping[str, Any] | None = None,
     ):
         """Conditioning for ``pipe(**cond, ...)``: a :class:`promptkit.sdxl.conditioning.Conditioning`.
 
         ``prompt`` / ``negative_prompt``: a string or a list (a string negative is used for every prompt of a
-        list).  ``steps``: the sampler step count for prompt editing (``[a:b:0.5]``) and alternation
-        (``[a|b]``); with it the result also carries ``callback_on_step_end`` that swaps the conditioning at
-        the steps A1111 switches (pass the same ``num_inference_steps`` to the pipeline).  A callback of your
-        own given here is chained after promptkit's.
+        list).  ``prompt_2`` / ``negative_prompt_2``: the text for bigG (diffusers' meaning; default the same).
+        ``steps``: the sampler step count for prompt editing (``[a:b:0.5]``) and alternation (``[a|b]``), 1–10,000;
+        with it the result also carries ``callback_on_step_end`` that swaps the conditioning at the steps A1111
+        switches (pass the same ``num_inference_steps`` to the pipeline).  A callback of your own given here is
+        chained after promptkit's; ``cross_attention_kwargs`` of your own are merged into the result's.
         """
         from promptkit.sdxl.conditioning import Conditioning
 
-        prompts, negatives = self._normalize_inputs(prompt, negative_prompt)
-        if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
-            raise ValueError(f"num_images_per_prompt must be a positive integer, got {num_images_per_prompt!r}")
-        if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
-            raise ValueError(f"steps must be a positive integer (the sampler's step count), got {steps!r}")
-
-        pos_sources, neg_sources = [], []  # plain loops: warnings point at the caller (stacklevel)
-        for i, p in enumerate(prompts):
-            pos_sources.append(self._positive_source(p, steps, i))
-        for i, neg in enumerate(negatives):
-            neg_sources.append(self._negative_source(neg, steps, i))
-        ranges, counts = self._encode_sources(pos_sources + neg_sources)
+        prompts = as_list(prompt, "prompt", allow_none=False)
         n = len(prompts)
+        negatives = as_list(negative_prompt, "negative_prompt", n)
+        prompts_2 = as_list(prompt_2, "prompt_2", n)
+        negatives_2 = as_list(negative_prompt_2, "negative_prompt_2", n)
+        if isinstance(num_images_per_prompt, bool) or not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
+            raise ValueError(f"num_images_per_prompt must be a positive integer, got {num_images_per_prompt!r}")
+        steps = self.steps if steps is None else steps
+        check_steps(steps)
+        self._refresh_parts()
+
+        parses = self.emphasis.parses
+        rows = [positive_row(p, p2, steps, i, parses=parses) for i, (p, p2) in enumerate(zip(prompts, prompts_2))]
+        negs = [
+            negative_source(t, t2, steps, i, zero_missing=self.force_zeros_for_empty_prompt,
+                            a1111_empty=self.empty_negative == "a1111", parses=parses)
+            for i, (t, t2) in enumerate(zip(negatives, negatives_2))
+        ]
+        specs = self._networks_for(rows)
+        composed = any(r.composed for r in rows)
+        hooks_ready = self.unet is not None
+        if composed and not hooks_ready:
+            self._no_composition(rows)
+            composed = False
+        if self._networks is not None:
+            self._networks.activate(specs)
+
+        # source order: first AND part of every prompt, the negatives, then the other parts
+        sources = [r.subs[0][0] for r in rows] + negs
+        owner, weights, sub_index = [], [], []
+        if composed:
+            for b, row in enumerate(rows):
+                for k, (src, w) in enumerate(row.subs):
+                    if k == 0:
+                        sub_index.append(b)
+                    else:
+                        sub_index.append(len(sources))
+                        sources.append(src)
+                    owner.append(b)
+                    weights.append(w)
+        ranges, counts = self._encode_sources(sources)
         rep = num_images_per_prompt
+        device = ranges[0][1].device
 
-        def split(embeds, pooled):
-            pe, pp = embeds[:n], pooled[:n]
-            ne, np_ = embeds[n:], pooled[n:]
-            if rep > 1:
-                pe, pp, ne, np_ = (t.repeat_interleave(rep, dim=0) for t in (pe, pp, ne, np_))
-            return pe, pp, ne, np_
-
-        loras: list[tuple[str, float]] = []
-        for src in pos_sources:
-            loras.extend(src.loras)
         done: dict[int, tuple] = {}  # shared range tensors stay shared (the callback skips no-op swaps)
-        per_range = []
+        per_range, comp_ranges = [], []
+        if composed:
+            sub_rows = to_device([i for i in sub_index for _ in range(rep)], torch.long, device)
         for end, e, p in ranges:
             if id(e) not in done:
-                done[id(e)] = split(e, p)
-            per_range.append((end,) + done[id(e)])
-        return Conditioning._from_ranges(
+                pe, pp, ne, np_ = e[:n], p[:n], e[n:2 * n], p[n:2 * n]
+                if rep > 1:
+                    pe, pp, ne, np_ = (t.repeat_interleave(rep, dim=0) for t in (pe, pp, ne, np_))
+                sub = (e.index_select(0, sub_rows), p.index_select(0, sub_rows)) if composed else None
+                done[id(e)] = (pe, pp, ne, np_, sub)
+            pe, pp, ne, np_, sub = done[id(e)]
+            per_range.append((end, pe, pp, ne, np_))
+            if composed:
+                comp_ranges.append((end, sub[0], sub[1], ne, np_))
+        owner_rep = [o * rep + r for o in owner for r in range(rep)]
+        weights_rep = [w for w in weights for _ in range(rep)]
+
+        plan = None
+        if hooks_ready and (composed or self._networks is not None):
+            from promptkit.sdxl.composable import UNetPlan
+
+            self._ensure_hooks()
+            networks = self._networks
+
+            def plan(composition):
+                return UNetPlan(networks, tuple(specs), composition)
+
+        return Conditioning.from_ranges(
             per_range,
             steps=steps,
-            loras=loras,
+            loras=[l for r in rows for l in r.loras],
+            networks=specs,
             token_counts=counts[:n],
-            negative_token_counts=counts[n:],
+            negative_token_counts=counts[n:2 * n],
             user_callback=callback_on_step_end,
             user_tensor_inputs=callback_on_step_end_tensor_inputs,
+            cross_attention_kwargs=cross_attention_kwargs,
+            composition_ranges=comp_ranges if composed else None,
+            composition_owner=owner_rep,
+            composition_weights=weights_rep,
+            unet_plan=plan,
         )
 
     def encode(self, prompts: str | Sequence[str], steps: int | None = None) -> EncodedPrompts:
-        """Lower level: positive-path conditioning of ``prompts`` without negatives or pipeline glue."""
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        sources = [self._positive_source(p, steps, i) for i, p in enumerate(prompts)]
-        ranges, counts = self._encode_sources(sources)
-        loras = [l for s in sources for l in s.loras]
-        return EncodedPrompts(ranges=ranges, token_counts=counts, loras=loras)
-
-    # -- text path ----------------------------------------------------------------------------------------
-    def _normalize_inputs(self, prompt, negative_prompt):
-        if isinstance(prompt, str):
-            prompts = [prompt]
-        elif isinstance(prompt, Sequence) and prompt and all(isinstance(p, str) for p in prompt):
-            prompts = list(prompt)
-        else:
-            raise TypeError(f"prompt must be a string or a non-empty list of strings, got {prompt!r:.80}")
-        if negative_prompt is None or isinstance(negative_prompt, str):
-            negatives = [negative_prompt] * len(prompts)
-        elif isinstance(negative_prompt, Sequence) and all(isinstance(p, str) for p in negative_prompt):
-            negatives = list(negative_prompt)
-            if len(negatives) != len(prompts):
+        """Lower level: positive-path conditioning of ``prompts`` without negatives or pipeline glue (no ``AND``)."""
+        prompts = as_list(prompts, "prompts", allow_none=False)
+        steps = self.steps if steps is None else steps
+        check_steps(steps)
+        self._refresh_parts()
+        rows = [positive_row(p, None, steps, i, parses=self.emphasis.parses) for i, p in enumerate(prompts)]
+        for row in rows:
+            if len(row.subs) > 1:
                 raise ValueError(
-                    f"negative_prompt has {len(negatives)} entries but prompt has {len(prompts)}: give one negative "
-                    f"per prompt, or a single string for all of them"
+                    f"{row.subs[0][0].where} uses AND: encode() has no composable guidance; call the encoder "
+                    f"itself (enc(prompt, ...)), which hands diffusers the AND parts"
                 )
-        else:
-            raise TypeError(f"negative_prompt must be None, a string or a list of strings, got {negative_prompt!r:.80}")
-        return prompts, negatives
+        specs = self._networks_for(rows)
+        if self._networks is not None:
+            self._networks.activate(specs)
+        ranges, counts = self._encode_sources([r.subs[0][0] for r in rows])
+        return EncodedPrompts(ranges=ranges, token_counts=counts, loras=[l for r in rows for l in r.loras])
 
-    def _positive_source(self, text: str, steps: int | None, index: int) -> _Source:
-        from promptkit import a1111 as schedule
-
-        processed = schedule.process_prompt(text, steps if steps is not None else _PROBE_STEPS)
-        subprompts = _get(processed, "subprompts")
-        where = f"prompt[{index}]" if index else "prompt"
-        if len(subprompts) != 1:
-            at = re.search(r"\bAND\b", text)
-            raise ValueError(
-                f"{where} uses AND ({len(subprompts)} subprompts, first AND at offset {at.start() if at else '?'}): "
-                f"A1111's composable diffusion has no equivalent in diffusers pipelines; remove AND or encode the "
-                f"parts separately"
-            )
-        sub = subprompts[0]
-        weight = float(_get(sub, "weight"))
-        if weight != 1.0:
-            warnings.warn(
-                f"{where} ends with a ':{_get(sub, 'weight')}' subprompt weight, which A1111 applies to the guidance "
-                f"scale (and strips from the text); diffusers has no such input, so it is ignored",
-                stacklevel=4,
-            )
-        variants = [(int(end), str(t)) for end, t in _get(sub, "schedule")]
-        _warn_diagnostics(where, _get(sub, "text"), getattr(processed, "diagnostics", ()), variants)
-        self._check_static(variants, steps, where, text)
-        return _Source(variants=variants, loras=tuple(_loras(_get(processed, "extra_networks"))))
-
-    def _negative_source(self, text: str | None, steps: int | None, index: int) -> _Source:
-        from promptkit import a1111 as schedule
-
-        if text is None:  # diffusers: zeros under force_zeros_for_empty_prompt, else "" encoded
-            return _Source(variants=[(steps or 1, "")], zeroed=self.force_zeros_for_empty_prompt)
-        processed = schedule.process_negative_prompt(text, steps if steps is not None else _PROBE_STEPS)
-        variants = [(int(end), str(t)) for end, t in _get(processed, "schedule")]
-        where = f"negative_prompt[{index}]" if index else "negative_prompt"
-        _warn_diagnostics(where, _get(processed, "after_comments"), getattr(processed, "diagnostics", ()), variants)
-        self._check_static(variants, steps, where, text)
-        zeroed = bool(_get(processed, "sdxl_zeroed")) and self.empty_negative == "a1111"
-        return _Source(variants=variants, zeroed=zeroed)
-
-    @staticmethod
-    def _check_static(variants, steps, where, text):
-        if steps is None:
-            if len(variants) > 1:
+    # -- networks and AND ---------------------------------------------------------------------------------
+    def _networks_for(self, rows: list[PromptRow]) -> list:
+        for row in rows:
+            for tag in row.other_tags:
+                where = row.subs[0][0].where
+                if tag.kind == "hypernet":
+                    message = (f"{where}: {tag.text} (offset {tag.span.start}): hypernetworks are not supported by "
+                               f"promptkit's SDXL encoder")
+                    if self._networks is not None:
+                        raise NetworkError(message)
+                    warnings.warn(message + "; it is removed from the text", UserWarning, stacklevel=4)
+                else:
+                    warnings.warn(
+                        f"{where}: {tag.text} (offset {tag.span.start}): unknown extra network <{tag.kind}:…>, removed "
+                        f"from the text as A1111 does", UserWarning, stacklevel=4,
+                    )
+        if self._networks is None:
+            return []
+        first = [s.key for s in rows[0].specs]
+        for i, row in enumerate(rows[1:], 1):
+            if [s.key for s in row.specs] != first:
                 raise ValueError(
-                    f"{where} uses prompt editing or alternation ({text!r:.60}): pass steps= (the pipeline's "
-                    f"num_inference_steps) so promptkit can schedule it"
+                    f"prompt[{i}] names other LoRAs than prompt[0]; a LoRA changes the weights for the whole batch, so "
+                    f"every prompt of one call must name the same ones (A1111 silently uses the first prompt's)"
                 )
-            variants[0] = (1, variants[0][1])
+        return list(rows[0].specs)
+
+    def _no_composition(self, rows: list[PromptRow]) -> None:
+        for row in rows:
+            if len(row.subs) > 1:
+                raise ValueError(
+                    f"{row.subs[0][0].where} uses AND (composable diffusion): build the encoder from the pipeline, "
+                    f"SDXLEncoder(pipe), or pass unet=..., so promptkit can guide the UNet with every AND part"
+                )
+            if row.subs[0][1] != 1.0:
+                warnings.warn(
+                    f"{row.subs[0][0].where} ends with a ':{row.subs[0][1]}' weight, which A1111 applies to the guidance "
+                    f"scale (and strips from the text); without the pipeline's UNet it is ignored",
+                    stacklevel=4,
+                )
+
+    def _ensure_hooks(self) -> None:
+        from promptkit.sdxl.composable import UNetHooks
+
+        if self._hooks is None or not UNetHooks.installed_on(self.unet):
+            self.install_hooks(self.unet)
 
     # -- tensors ------------------------------------------------------------------------------------------
     @torch.inference_mode()
-    def _encode_sources(self, sources: list[_Source]):
+    def _encode_sources(self, sources: list[Source]):
         """Encode every source; returns ``([(end, embeds, pooled)], token_counts)`` over all sources."""
-        from promptkit.clip.chunk import chunks_for_sdxl
+        from promptkit.clip import chunks_for_sdxl
 
         device = self.check_devices()
         dtype = self.dtype
-        tok_l, tok_g = self.tokenizers()
         L, G = self.clip_l, self.clip_g
+        tok_l, tok_g = L.tokenizer(), G.tokenizer()
+        emphasis = self.emphasis
 
-        # chunk every distinct text once
+        texts = {t for s in sources if not s.zeroed for _, t in s.variants_l + s.variants_g}
+        used = self._embeddings.used_in(texts) if self._embeddings is not None else {}
+        counts_emb = {name: e.vectors for name, e in used.items()} or None
+        extra = self._embeddings.version if self._embeddings is not None else 0
+        gen_l, gen_g = L.generation(device, extra), G.generation(device, extra)
+
+        # chunk every distinct text once (both sides at a time: the usual case is the same text on both)
         chunked: dict[str, tuple[Any, Any]] = {}
-        for src in sources:
-            if src.zeroed:
-                continue
-            for _, text in src.variants:
-                if text not in chunked:
-                    cl, cg = chunks_for_sdxl(text, tok_l, tok_g, comma_backtrack=self.comma_backtrack)
-                    if len(cl) != len(cg):  # the chunker promises equal counts; A1111 would fail in torch.cat
-                        raise RuntimeError(f"CLIP-L and bigG chunk counts differ for {text!r:.60}")
-                    chunked[text] = (cl, cg)
+        for text in texts:
+            runs = text if emphasis.parses else [(text, 1.0)]
+            cl, cg = chunks_for_sdxl(runs, tok_l, tok_g, comma_backtrack=self.comma_backtrack, embeddings=counts_emb)
+            chunked[text] = (cl, cg)
+
+        def side_chunks(text: str, side: int):
+            return chunked[text][side]
 
         counts = []
         for src in sources:
-            counts.append(0 if src.zeroed else max(chunked[t][0].token_count for _, t in src.variants))
-        n_chunks = max([1] + [len(chunked[t][0]) for t in chunked])
+            counts.append(0 if src.zeroed else max(side_chunks(t, 0).token_count for _, t in src.variants_l))
+        n_chunks = max([1] + [len(side_chunks(t, i)) for s in sources if not s.zeroed
+                              for i, var in ((0, s.variants_l), (1, s.variants_g)) for _, t in var])
 
-        # the unique chunk ids per encoder; the empty chunk only when something is padded (or comfy needs it)
-        keys_l: dict[tuple[int, ...], int] = {}
-        keys_g: dict[tuple[int, ...], int] = {}
-        for cl, cg in chunked.values():
-            for c in cl:
-                keys_l.setdefault(tuple(c.tokens), len(keys_l))
-            for c in cg:
-                keys_g.setdefault(tuple(c.tokens), len(keys_g))
-        need_empty = any(len(cl) < n_chunks for cl, _ in chunked.values()) or (
-            self.emphasis == "comfy" and any(w != 1.0 for cl, _ in chunked.values() for c in cl for w in c.weights)
-        )
-        empty_at = (
-            keys_l.setdefault(L.empty_chunk(), len(keys_l)) if need_empty else -1,
-            keys_g.setdefault(G.empty_chunk(), len(keys_g)) if need_empty else -1,
-        )
-        hid_l, _ = L.lookup(list(keys_l), device)
-        hid_g, pooled_g = G.lookup(list(keys_g), device)
-        empty_l = hid_l[empty_at[0]] if need_empty else None
-        empty_g = hid_g[empty_at[1]] if need_empty else None
+        def key(chunk) -> tuple:
+            return (tuple(chunk.tokens), tuple(tuple(f) for f in chunk.fixes))
+
+        keys: tuple[dict, dict] = ({}, {})
+        need_empty = False
+        for src in sources:
+            if src.zeroed:
+                continue
+            for side, var in ((0, src.variants_l), (1, src.variants_g)):
+                for _, t in var:
+                    cks = side_chunks(t, side)
+                    need_empty |= len(cks) < n_chunks
+                    for c in cks:
+                        keys[side].setdefault(key(c), len(keys[side]))
+                        if emphasis.needs_empty and not need_empty and any(w != 1.0 for w in c.weights):
+                            need_empty = True
+        empty_at = [-1, -1]
+        if need_empty:
+            empty_at[0] = keys[0].setdefault((L.empty_chunk(), ()), len(keys[0]))
+            empty_at[1] = keys[1].setdefault((G.empty_chunk(), ()), len(keys[1]))
+        hid_l, _ = L.lookup(list(keys[0]), device, gen_l, used)
+        hid_g, pooled_g = G.lookup(list(keys[1]), device, gen_g, used)
+        hidden = (hid_l, hid_g)
+        empties = (hid_l[empty_at[0]] if need_empty else None, hid_g[empty_at[1]] if need_empty else None)
 
         per_source: list[tuple[torch.Tensor, torch.Tensor]] = []  # (variants, 77·n, 2048), (variants, P)
         width = hid_l.shape[-1] + hid_g.shape[-1]
+        ends_all = sorted({e for s in sources for e in s.ends})
         for src in sources:
-            n_var = len(src.variants)
+            ends = src.ends
             if src.zeroed:
                 per_source.append((
-                    torch.zeros((n_var, CHUNK_LEN * n_chunks, width), dtype=dtype, device=device),
-                    torch.zeros((n_var, pooled_g.shape[-1]), dtype=dtype, device=device),
+                    torch.zeros((len(ends), CHUNK_LEN * n_chunks, width), dtype=dtype, device=device),
+                    torch.zeros((len(ends), pooled_g.shape[-1]), dtype=dtype, device=device),
                 ))
                 continue
-            texts = [t for _, t in src.variants]
-            own = max(len(chunked[t][0]) for t in texts)
-            pieces = []
-            first_g = []
-            for ci in range(n_chunks):
-                if ci >= own:  # beyond this prompt's own chunks: encoded empty chunk (A1111 pad_cond_uncond)
-                    pieces.append(torch.cat([empty_l, empty_g], dim=-1).to(dtype).expand(n_var, -1, -1))
-                    continue
-                parts = []
-                for enc, keys, hid, empty, side in ((L, keys_l, hid_l, empty_l, 0), (G, keys_g, hid_g, empty_g, 1)):
-                    rows, weights = [], []
-                    for t in texts:
-                        cks = chunked[t][side]
+            # A1111 encodes a prompt's schedule variants together (the Original mean spans them, duplicates
+            # included): each side over its own variants, picked per step range afterwards
+            per_side, first_g = [], []
+            for side, variants in ((0, src.variants_l), (1, src.variants_g)):
+                texts_side = [t for _, t in variants]
+                pieces = []
+                for ci in range(n_chunks):
+                    rows, weights, refs = [], [], []
+                    for t in texts_side:
+                        cks = side_chunks(t, side)
                         if ci < len(cks):
-                            rows.append(keys[tuple(cks[ci].tokens)])
+                            rows.append(keys[side][key(cks[ci])])
                             weights.append(cks[ci].weights)
-                        else:  # A1111 pads a shorter variant of the same prompt with empty chunks
+                            refs.append((t, cks[ci]))
+                        else:  # shorter than the longest: the encoded empty chunk (A1111 pads with empty_chunk())
                             rows.append(empty_at[side])
                             weights.append(None)
                     if side == 1 and ci == 0:
                         first_g = rows
-                    z = hid[torch.tensor(rows, device=device)] if len(set(rows)) > 1 else hid[rows[0]].expand(n_var, -1, -1)
-                    parts.append(self._emphasize(z, weights, empty, device))
-                pieces.append(torch.cat([p.to(dtype) for p in parts], dim=-1))
-            embeds = torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0]
-            pooled = pooled_g[torch.tensor(first_g, device=device)].to(dtype)
+                    hid = hidden[side]
+                    if len(set(rows)) > 1:
+                        z = hid.index_select(0, to_device(rows, torch.long, device))
+                    else:
+                        z = hid[rows[0]].expand(len(rows), -1, -1)
+                    pieces.append(self._emphasize(z, weights, empties[side], device, dtype, src.where, refs).to(dtype))
+                per_side.append(torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0])
+            pick_l = [_pick(src.variants_l, e) for e in ends]
+            pick_g = [_pick(src.variants_g, e) for e in ends]
+            z_l = _select(per_side[0], pick_l, device)
+            z_g = _select(per_side[1], pick_g, device)
+            embeds = torch.cat([z_l, z_g], dim=-1)
+            pooled_rows = [first_g[i] for i in pick_g]
+            if len(set(pooled_rows)) > 1:
+                pooled = pooled_g.index_select(0, to_device(pooled_rows, torch.long, device)).to(dtype)
+            else:
+                pooled = pooled_g[pooled_rows[0]].to(dtype).expand(len(ends), -1)
             per_source.append((embeds, pooled))
 
         # one tensor per global step range (union of every source's boundaries)
-        ends = sorted({end for src in sources for end, _ in src.variants})
         ranges = []
-        # ranges whose sources all use the same texts hold identical numbers (same z, same weights, same
-        # per-prompt mean): share the tensors (an alternation [a|b] over 28 steps keeps 2, not 28)
+        # ranges whose sources all use the same variants hold identical numbers: share the tensors (an
+        # alternation [a|b] over 28 steps keeps 2, not 28)
         shared: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
-        for end in ends:
-            picks = [_pick(src.variants, end) for src in sources]
-            key = tuple(src.variants[i][1] for src, i in zip(sources, picks))
-            if key not in shared:
+        for end in ends_all:
+            picks = [_pick_end(src.ends, end) for src in sources]
+            texts_key = tuple(
+                (src.variants_l[_pick(src.variants_l, src.ends[i])][1], src.variants_g[_pick(src.variants_g, src.ends[i])][1])
+                for src, i in zip(sources, picks)
+            )
+            if texts_key not in shared:
                 embeds = torch.stack([e[i] for (e, _), i in zip(per_source, picks)])
                 pooled = torch.stack([p[i] for (_, p), i in zip(per_source, picks)])
-                shared[key] = (embeds.contiguous(), pooled.contiguous())
-            ranges.append((end,) + shared[key])
+                shared[texts_key] = (embeds.contiguous(), pooled.contiguous())
+            ranges.append((end,) + shared[texts_key])
         return ranges, counts
 
-    def _emphasize(self, z: torch.Tensor, weights: list, empty: torch.Tensor, device) -> torch.Tensor:
-        """Apply token weights to hidden states ``z`` ``(variants, 77, C)`` of one prompt's chunk index."""
-        if all(w is None or all(x == 1.0 for x in w) for w in weights):
+    def _emphasize(self, z: torch.Tensor, weights: list, empty, device, out_dtype, where: str, chunk_refs):
+        """Token weights applied to hidden states ``z`` ``(variants, 77, C)`` of one source's chunk index."""
+        emphasis = self.emphasis
+        if not emphasis.uses_weights or all(w is None or all(x == 1.0 for x in w) for w in weights):
             return z  # every mode is the identity for weight 1
-        w = torch.tensor(
-            [[1.0] * CHUNK_LEN if ws is None else list(ws) for ws in weights], dtype=torch.float32, device=device
+        largest = max(abs(x) for w in weights if w is not None for x in w)
+        limit = min(torch.finfo(torch.float32).max, torch.finfo(out_dtype).max)
+        if not largest <= limit:  # also catches inf / nan
+            raise ValueError(self._weight_message(where, chunk_refs, largest, out_dtype, "cannot be represented in"))
+        w = to_device(
+            [[1.0] * CHUNK_LEN if ws is None else list(ws) for ws in weights], torch.float32, device
         ).unsqueeze(-1)
-        zf = z.float()
-        if self.emphasis == "a1111":
-            # A1111 EmphasisOriginal over the whole (variants, 77, C) tensor of this encoder and chunk index
-            original_mean = zf.mean()
-            zf = zf * w
-            new_mean = zf.mean()
-            return zf * (original_mean / new_mean)
-        if self.emphasis == "none":
-            return zf * w
-        # comfy: tokens with weight 1 keep their exact value
-        e = empty.float()
-        return torch.where(w == 1.0, zf, e + w * (zf - e))
+        result = emphasis.apply(z.float(), w, empty)
+        # Weights this large may push a hidden state past the dtype's range; only then is the result inspected
+        # (a device sync, never reached by real prompts).
+        if largest > torch.finfo(out_dtype).max / 4096 and not bool(torch.isfinite(result.to(out_dtype)).all()):
+            raise ValueError(self._weight_message(where, chunk_refs, largest, out_dtype, "overflows"))
+        return result
 
-
-class _KeyedCache:
-    """A view of the shared :class:`ChunkCache` with keys prefixed by the encoder."""
-
-    def __init__(self, cache: ChunkCache, prefix: str):
-        self._cache, self._prefix = cache, prefix
-
-    @property
-    def enabled(self) -> bool:
-        return self._cache.max_bytes > 0
-
-    def get(self, key):
-        return self._cache.get((self._prefix, key))
-
-    def put(self, key, value):
-        self._cache.put((self._prefix, key), value)
-
-
-def _warn_diagnostics(where: str, text: str, schedule_diags, variants) -> None:
-    """Warn (once per problem) where A1111 would disable prompt editing or abort on a weight.
-
-    promptkit still encodes such prompts the way A1111's parsers read them (editing off; an invalid
-    ``(a:.)`` weight kept as text), so a generation script keeps running; the warning names the problem
-    and its offset.
-    """
-    from promptkit.a1111.attention import weighted_runs_with_diagnostics
-
-    seen = set()
-    found = [(d, text) for d in schedule_diags]
-    for _, variant in variants:
-        found.extend((d, variant) for d in weighted_runs_with_diagnostics(variant)[1])
-    for diag, source in found:
-        if getattr(diag, "severity", "error") not in ("error", "warning"):
-            continue
-        span = getattr(diag, "span", None)
-        start = span[0] if span is not None else -1
-        key = (diag.code, diag.message, start)
-        if key in seen:
-            continue
-        seen.add(key)
-        excerpt = source[max(0, start - 15): start + 25] if start >= 0 else ""
-        warnings.warn(
-            f"{where}: {diag.code} {diag.message} (offset {start}: {excerpt!r})", UserWarning, stacklevel=5
-        )
+    def _weight_message(self, where, chunk_refs, largest, dtype, verb) -> str:
+        for text, chunk in chunk_refs:
+            for i, x in enumerate(chunk.weights):
+                if abs(x) == largest or not math.isfinite(x):
+                    tok = self.clip_l.tokenizer().id_to_token(chunk.tokens[i]) or str(chunk.tokens[i])
+                    span = chunk.spans[i]
+                    at = f" at offset {span.start}" if span is not None and span.start >= 0 else ""
+                    return (
+                        f"{where}: the weight {x!r} on token {tok!r}{at} of {text!r:.80} {verb} "
+                        f"{str(dtype).replace('torch.', '')}; use a weight within ±{torch.finfo(dtype).max:.4g}"
+                    )
+        return f"{where}: a weight of {largest!r} {verb} {dtype}"
 
 
 def _pick(variants: list[tuple[int, str]], end: int) -> int:
@@ -717,28 +684,14 @@ def _pick(variants: list[tuple[int, str]], end: int) -> int:
     return 0  # A1111's reconstruct_cond_batch falls back to the first entry
 
 
-def _get(obj: Any, name: str):
-    if isinstance(obj, dict):
-        return obj[name]
-    return getattr(obj, name)
+def _select(z: torch.Tensor, picks: list[int], device) -> torch.Tensor:
+    if picks == list(range(z.shape[0])):
+        return z
+    return z.index_select(0, to_device(picks, torch.long, device))
 
 
-def _loras(extra_networks) -> list[tuple[str, float]]:
-    """``(name, weight)`` of every ``<lora:name:w>`` (A1111 default weight 1.0)."""
-    out = []
-    if not extra_networks:
-        return out
-    items = extra_networks.get("lora", []) if isinstance(extra_networks, dict) else [
-        e for e in extra_networks if _get(e, "kind") == "lora"
-    ]
-    for item in items:
-        args = list(item if isinstance(item, (list, tuple)) else (_get(item, "args")))
-        name = str(args[0]) if args else ""
-        weight = 1.0
-        if len(args) > 1:
-            try:
-                weight = float(args[1])
-            except ValueError:
-                weight = math.nan
-        out.append((name, weight))
-    return out
+def _pick_end(ends: list[int], end: int) -> int:
+    for i, e in enumerate(ends):
+        if end <= e:
+            return i
+    return 0

@@ -8,8 +8,7 @@ use, so ``promptkit.syntax.patterns`` (A1111's regexes) imports without lark.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from promptkit._lazy import lazy_exports
 
 _EXPORTS = {
     "parse": "parser", "schedule_failure": "parser", "format": "formatting",
@@ -18,15 +17,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'promptkit.syntax' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -5,8 +5,9 @@ their categories), :mod:`~promptkit.tags.locations` (where the lists are),
 :mod:`~promptkit.tags.reader` (the CSV reader), :mod:`~promptkit.tags.columns` and
 :mod:`~promptkit.tags.index` (the loaded data and its on-disk index),
 :mod:`~promptkit.tags.db` (``TagDB``), :mod:`~promptkit.tags.completion`,
-:mod:`~promptkit.tags.keys` and :mod:`~promptkit.tags.spelling` (look-up keys and
-prompt spellings), :mod:`~promptkit.tags.splitter` (``iter_tags``),
+:mod:`~promptkit.tags.keys`, :mod:`~promptkit.tags.lookalikes` and
+:mod:`~promptkit.tags.spelling` (look-up keys, fullwidth/invisible characters and prompt
+spellings), :mod:`~promptkit.tags.cursor` (``tag_at``: the tag under the cursor), :mod:`~promptkit.tags.splitter` (``iter_tags``),
 :mod:`~promptkit.tags.normalizer` (``normalize``) and :mod:`~promptkit.tags.download`.
 The names below are imported from them on first use, so importing one small module
 (``promptkit.tags.sources``) does not load the rest.
@@ -14,8 +15,7 @@ The names below are imported from them on first use, so importing one small modu
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from promptkit._lazy import lazy_exports
 
 # public name -> module inside promptkit.tags
 _EXPORTS = {
@@ -37,27 +37,17 @@ _EXPORTS = {
     "escape": "spelling",
     "format_tag": "spelling",
     "kaomoji": "spelling",
+    "is_kaomoji": "spelling",
+    "plain_text": "lookalikes",
+    "find_lookalikes": "lookalikes",
+    "tag_at": "cursor",
+    "TagAtCursor": "cursor",
     "TagRef": "splitter",
     "iter_tags": "splitter",
     "normalize": "normalizer",
+    "cache_dir": "promptkit._cache",  # promptkit's cache folder, kept under its old address
 }
 
-__all__ = sorted(_EXPORTS) + ["cache_dir"]
+__all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name == "cache_dir":  # promptkit's cache folder, kept under its old address
-        from promptkit._cache import cache_dir
-
-        value = cache_dir
-    else:
-        module = _EXPORTS.get(name)
-        if module is None:
-            raise AttributeError(f"module 'promptkit.tags' has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"promptkit.tags.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -19,7 +19,8 @@ from promptkit.profiles import load_profile, underscore_tokens
 from .db import TagDB, default_db
 from .fastpath import ResolveMemo, is_plain, memo_for, plain_refs
 from .keys import ARTIST_PREFIXES, tag_key
-from .spelling import format_tag, kaomoji
+from .lookalikes import plain_text
+from .spelling import format_tag, is_kaomoji, kaomoji
 from .splitter import TagRef, iter_tags, parse_prompt
 
 __all__ = ["normalize"]
@@ -82,7 +83,7 @@ def _resolve(ref: TagRef, db: TagDB, prof, backend: Backend) -> _Resolved | None
         text = format_tag(tag.name, prof, backend, category=tag.category)
         movable = "artist" if tag.category == "artist" else _classify_tag(tag, prof)
         return _Resolved("tag:" + tag.name, text, movable)
-    if low in kao or value.lower() in kao:
+    if low in kao or value.lower() in kao or is_kaomoji(low):
         name = value.lower() if value.lower() in kao else low
         return _Resolved("tag:" + name, backend.escape(name), "")
     spaced = _kaomoji_by_key().get(key)
@@ -176,7 +177,10 @@ def normalize(
     the first.  ``isolate_artists`` (default: the profile's setting, on for
     RouWei) moves artist, style and quality tags into their own chunk at the
     front, ended by ``BREAK``.  Prose pieces (more than four words) and every
-    non-tag node are left as written.  ``normalize(normalize(x)) == normalize(x)``.
+    non-tag node are left as written, except that fullwidth forms (typed with a Japanese or
+    Chinese input method) become ASCII and invisible characters (zero-width spaces) are removed
+    everywhere, so ``（smile:1.2）`` becomes the weight its author typed.
+    ``normalize(normalize(x)) == normalize(x)``.
     """
     backend = get_backend(backend)
     prof = load_profile(profile) if profile is not None else None
@@ -189,8 +193,12 @@ def normalize(
     # pass only confirms the first.
     # (a parsed Prompt is normalized from its source; anything else is a TypeError from parse_prompt)
     text = prompt if isinstance(prompt, str) else parse_prompt(prompt).source
-    resolve = _memo(db, prof, backend)
     current = prompt
+    plain = plain_text(text)
+    if plain != text:
+        # fullwidth forms as ASCII, invisible characters dropped (lint PK212 reports them)
+        text = current = plain
+    resolve = _memo(db, prof, backend)
     isolating = isolate_artists if isolate_artists is not None else bool(prof and prof.isolate_artists)
     for _ in range(8):
         if isinstance(current, str) and is_plain(current):
