@@ -45,8 +45,8 @@ def register(subparsers) -> None:
     lt.add_argument("--ignore", action="append", metavar="RULES")
     lt.add_argument("--output-format", choices=("concise", "full", "json", "sarif"), default="concise")
     lt.add_argument("--statistics", action="store_true", help="a count per rule instead of the findings")
-    lt.add_argument("--fail-level", choices=("info", "warning", "error"), default="info",
-                    help="lowest severity that makes the exit code 1 (default info)")
+    lt.add_argument("--fail-level", choices=("info", "warning", "error"), default="warning",
+                    help="lowest severity that makes the exit code 1 (default warning, as prompt-lint)")
     lt.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings")
     lt.add_argument("--unsafe-fixes", action="store_true", help="count unsafe fixes as fixable")
     lt.set_defaults(func=run_lint)
