@@ -131,6 +131,27 @@ def make_corpus(n: int, seed: int = 0) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------- CPU jobs
+def _burn(n: int = 20_000_000) -> int:
+    x = 0
+    for i in range(n):
+        x += i
+    return x
+
+
+def parallel_capacity() -> float:
+    """How many cores two busy processes get right now (2.0 on an idle 2-core machine): the
+    ceiling for the 2-worker rows on a machine shared with other jobs."""
+    import multiprocessing as mp
+
+    t0 = time.perf_counter()
+    _burn()
+    one = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with mp.get_context("fork").Pool(2) as pool:
+        pool.map(_burn, [20_000_000, 20_000_000])
+    return 2 * one / (time.perf_counter() - t0)
+
+
 JOB = r"""
 import json, sys, threading, time
 import psutil
@@ -344,6 +365,7 @@ def main(argv=None) -> int:
           f"{os.getloadavg()[0]:.1f}")
 
     if not args.skip_cpu:
+        print(f"# control: two CPU-bound processes get {parallel_capacity():.2f} cores on this machine right now")
         print("\n| job | workers | captions | wall s | captions/s (wall) | per core (captions / CPU s) | wall vs 1 worker | peak RSS of the process tree, MB | target /s/core |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         def write(name, captions):
