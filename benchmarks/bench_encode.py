@@ -31,6 +31,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # tiny_sdxl builds CLIP tokenizers offline from the bundled vocabulary
+sys.path.insert(0, str(REPO / "benchmarks"))  # random_encoders
 
 TAGS = [
     ("masterpiece", 1.0), ("best quality", 1.0), ("1girl", 1.2), ("solo", 1.0), ("long hair", 1.1),
@@ -67,36 +68,10 @@ def compel_syntax(tags) -> str:
 
 
 def build_encoders():
-    """SDXL's CLIP-L and bigG text encoders with random weights (fast init on the meta device)."""
-    import torch
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+    """SDXL's CLIP-L and bigG text encoders with random weights (fp32, CPU)."""
+    from random_encoders import build_encoders as build
 
-    common = dict(vocab_size=49408, max_position_embeddings=77, layer_norm_eps=1e-5, bos_token_id=0,
-                  eos_token_id=2, pad_token_id=1)
-    config_l = CLIPTextConfig(hidden_size=768, intermediate_size=3072, num_attention_heads=12,
-                              num_hidden_layers=12, hidden_act="quick_gelu", projection_dim=768, **common)
-    config_g = CLIPTextConfig(hidden_size=1280, intermediate_size=5120, num_attention_heads=20,
-                              num_hidden_layers=32, hidden_act="gelu", projection_dim=1280, **common)
-    gen = torch.Generator().manual_seed(0)
-    models = []
-    for cls, config in ((CLIPTextModel, config_l), (CLIPTextModelWithProjection, config_g)):
-        with torch.device("meta"):
-            model = cls(config)
-        model = model.to_empty(device="cpu").eval()
-        with torch.no_grad():
-            for module in model.modules():
-                if isinstance(module, torch.nn.LayerNorm):
-                    module.weight.fill_(1.0)
-                    module.bias.zero_()
-                elif isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
-                    module.weight.normal_(0.0, 0.02, generator=gen)
-                    if getattr(module, "bias", None) is not None:
-                        module.bias.zero_()
-            for name, buf in model.named_buffers():
-                if name.endswith("position_ids"):
-                    buf.copy_(torch.arange(buf.shape[-1]).view_as(buf))
-        models.append(model)
-    return models
+    return build("cpu")
 
 
 def best(fn, repeats: int) -> float:

@@ -32,6 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # tiny_sdxl builds CLIP tokenizers offline from the bundled vocabulary
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))  # random_encoders
 
 TAGS = [
     "masterpiece", "best quality", "(1girl:1.2)", "solo", "(long hair:1.1)", "blue eyes", "smile",
@@ -41,43 +42,11 @@ TAGS = [
     "(watercolor:1.1)", "soft lighting", "bangs", "hair between eyes",
 ]
 NEGATIVE = "worst quality, low quality, lowres, bad anatomy, bad hands, jpeg artifacts, signature, watermark"
-SIZES = {  # (hidden, intermediate, heads, layers, activation)
-    "sdxl": ((768, 3072, 12, 12, "quick_gelu"), (1280, 5120, 20, 32, "gelu")),
-    "tiny": ((32, 37, 4, 3, "quick_gelu"), (48, 61, 4, 4, "gelu")),
-}
-
-
 def build_encoders(torch, device, dtype, size: str):
     """CLIP-L and bigG with random weights, created directly on ``device`` in ``dtype`` (no CPU copy)."""
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+    from random_encoders import build_encoders as build
 
-    common = dict(vocab_size=49408, max_position_embeddings=77, layer_norm_eps=1e-5, bos_token_id=49406,
-                  eos_token_id=2, pad_token_id=1)
-    (hl, il, nl, ll, al), (hg, ig, ng, lg, ag) = SIZES[size]
-    config_l = CLIPTextConfig(hidden_size=hl, intermediate_size=il, num_attention_heads=nl, num_hidden_layers=ll,
-                              hidden_act=al, projection_dim=hl, **common)
-    config_g = CLIPTextConfig(hidden_size=hg, intermediate_size=ig, num_attention_heads=ng, num_hidden_layers=lg,
-                              hidden_act=ag, projection_dim=hg, **common)
-    gen = torch.Generator(device=device).manual_seed(0)
-    models = []
-    for cls, config in ((CLIPTextModel, config_l), (CLIPTextModelWithProjection, config_g)):
-        with torch.device("meta"):
-            model = cls(config)
-        model = model.to_empty(device=device).to(dtype).eval()
-        with torch.no_grad():
-            for module in model.modules():
-                if isinstance(module, torch.nn.LayerNorm):
-                    module.weight.fill_(1.0)
-                    module.bias.zero_()
-                elif isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
-                    module.weight.normal_(0.0, 0.02, generator=gen)
-                    if getattr(module, "bias", None) is not None:
-                        module.bias.zero_()
-            for name, buf in model.named_buffers():
-                if name.endswith("position_ids"):
-                    buf.copy_(torch.arange(buf.shape[-1], device=device).view_as(buf))
-        models.append(model)
-    return models
+    return build(device, dtype, size)
 
 
 class Timer:

@@ -15,6 +15,9 @@ _TEST_HOME = Path(tempfile.mkdtemp(prefix="promptkit-tests-"))
 os.environ["PROMPTKIT_CACHE_DIR"] = str(_TEST_HOME / "cache")
 os.environ["PROMPTKIT_CONFIG"] = str(_TEST_HOME / "config.toml")
 os.environ.pop("PROMPTKIT_TAGS", None)
+# the once-per-command "built-in starter list" warning is tested explicitly (test_starter_warning.py),
+# not repeated in every command's stderr
+os.environ["PROMPTKIT_STARTER_WARNING"] = "0"
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("PROMPTKIT_SHARED", REPO.parent / "shared"))

@@ -45,17 +45,21 @@ def test_exact_then_prefix_then_word_then_alias(db):
     assert names(hits) == ["hat", "hatsune_miku", "hatsune_miku_(cosplay)", "hats_off"]
     assert [h.kind for h in hits] == ["exact", "prefix", "prefix", "prefix"]
     hits = db.complete("hair", limit=10, fuzzy=False)
-    # prefix first (hair_ornament), then word-start hits by post count
-    assert names(hits) == ["hair_ornament", "long_hair", "very_long_hair", "long_hair_between_eyes"]
-    assert [h.kind for h in hits] == ["prefix", "word", "word", "word"]
+    # the query at the start of the tag or of a word inside it: one class, by post count
+    # (tagcomplete's word-boundary search)
+    assert names(hits) == ["long_hair", "very_long_hair", "hair_ornament", "long_hair_between_eyes"]
+    assert [h.kind for h in hits] == ["word", "word", "prefix", "word"]
+    hits = db.complete("miku", limit=3, fuzzy=False)
+    assert names(hits) == ["hatsune_miku", "hatsune_miku_(cosplay)"] and hits[0].kind == "word"
+    assert names(db.complete("karin", limit=1)) == ["karin_(blue_archive)"]
     hits = db.complete("longh", limit=5, fuzzy=False)
     assert names(hits) == ["long_hair"] and hits[0].kind == "alias" and hits[0].alias == "longhair"
     assert "longhair → long_hair" in hits[0].display()
 
 
 def test_query_normalisation(db):
-    for q in ("long ha", "long_ha", "Long-Ha", "  long   ha"):
-        assert names(db.complete(q, limit=2, fuzzy=False)) == ["long_hair", "long_hair_between_eyes"], q
+    for q in ("long ha", "long_ha", "Long-Ha", "  long   ha", "ｌｏｎｇ　ｈａ", "long\u200b ha"):
+        assert names(db.complete(q, limit=2, fuzzy=False)) == ["long_hair", "very_long_hair"], q
     assert names(db.complete("close up", limit=1)) == ["close-up"]
     assert names(db.complete("karin \\(blue", limit=1)) == ["karin_(blue_archive)"]
     assert names(db.complete("blue arch", limit=1, fuzzy=False)) == ["karin_(blue_archive)"]  # word start after "("
@@ -136,15 +140,19 @@ def test_cli_does_not_import_torch(tmp_path):
 def test_full_list_completions(tmp_path, monkeypatch):
     monkeypatch.setenv("PROMPTKIT_CACHE_DIR", str(tmp_path))
     db = TagDB.load(DANBOORU_CSV)
-    assert names(db.complete("long ha", limit=2)) == ["long_hair", "long_hair_between_eyes"]
+    assert names(db.complete("long ha", limit=2)) == ["long_hair", "very_long_hair"]
     assert db.complete("hatsune mku", limit=1)[0].tag == "hatsune_miku"
+    assert db.complete("miku", limit=1)[0].tag == "hatsune_miku"
+    assert [h.tag for h in db.complete("karin", limit=2)] == ["karin_(blue_archive)", "karin_(bunny)_(blue_archive)"]
+    assert db.complete("blue_ar", limit=1)[0].tag == "blue_archive"
+    assert db.complete("t_t", limit=1)[0].insert_text == "t_t"  # a kaomoji keeps its underscore
     assert db.complete("/lav", limit=1)[0].tag == "looking_at_viewer"
     top = db.complete("s", limit=5)
     assert [h.post_count for h in top] == sorted((h.post_count for h in top), reverse=True)
     assert top[0].tag == "solo"
     # the completion index is cached: a second DB object loads it instead of rebuilding
     db2 = TagDB.load(DANBOORU_CSV)
-    assert names(db2.complete("long ha", limit=2)) == ["long_hair", "long_hair_between_eyes"]
+    assert names(db2.complete("long ha", limit=2)) == ["long_hair", "very_long_hair"]
     assert list((tmp_path / "index").glob("*.complete"))
 
 

@@ -12,7 +12,8 @@ from lint_fixtures import excerpt_db, excerpt_tag_files, offline_db, offline_tag
 import promptkit as pk
 from promptkit.lint import FixResult, LintError, fix, lint
 from promptkit.lint.config import ConfigError, load_config
-from promptkit.lint.infotext import InfotextError, parse_infotext, read_png_text, write_png_text
+from promptkit.lint.images import read_png_text, write_png_text
+from promptkit.lint.infotext import InfotextError, parse_infotext
 from promptkit.lint.inputs import InputError, Source, read_path
 from promptkit.lint.reporters import Result, render
 from promptkit.profiles import available_profiles
@@ -123,8 +124,12 @@ def test_severity_override(db):
 
 
 def test_fix_applies_safe_only_and_iterates_over_overlaps(db):
-    # PK202 (escape) and PK201 (underscores) touch the same item: two passes
+    # PK202's fix escapes and turns the underscores into spaces (one finding, one pass)
     res = fix("karin_(blue_archive), long_hair", db=db)
+    assert res.text == "karin \\(blue archive\\), long hair"
+    assert res.passes == 1 and not res.remaining
+    # PK212 (a zero-width space) inside PK201's item (underscores): overlapping fixes, two passes
+    res = fix("karin_(blue_archive), long_\u200bhair", db=db)
     assert res.text == "karin \\(blue archive\\), long hair"
     assert res.passes >= 2 and not res.remaining
     # unsafe fixes stay unless asked

@@ -12,7 +12,7 @@ import pytest
 from lint_fixtures import excerpt_tag_files, offline_tag_files  # noqa: F401  (pytest fixtures)
 
 from promptkit.cli import lint_main, main
-from promptkit.lint.infotext import write_png_text
+from promptkit.lint.images import write_png_text
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_negative_option_and_field_note(capsys):
 
 def test_select_ignore_extend_by_name(capsys):
     code, out, _ = run(["lint", "1girl,, long_hair", "--select", "underscore-tag"], capsys)
-    assert code == 1 and "PK201" in out and "PK111" not in out
+    assert code == 0 and "PK201" in out and "PK111" not in out  # an info finding: shown, exit 0
     code, out, _ = run(["lint", "1girl,, long_hair", "--ignore", "PK2", "--extend-select", "PK111"], capsys)
     assert "PK111" in out and "PK201" not in out
 
@@ -119,7 +119,7 @@ def test_files_txt_lines_json_jsonl_png(tmp_path, capsys):
     assert "b.json[0]:1:1: PK601" in out
     assert "c.png:1:8: PK102" in out and "c.png:3:" in out and "PK703" in out
     code, out, _ = run(["lint", "--lines", "many.txt"], capsys)
-    assert code == 1 and "many.txt:3:1: PK201" in out
+    assert code == 0 and "many.txt:3:1: PK201" in out  # info only
 
 
 def test_directory_input(tmp_path, capsys):
@@ -127,7 +127,7 @@ def test_directory_input(tmp_path, capsys):
     d.mkdir()
     (d / "x.txt").write_text("long_hair", encoding="utf-8")
     code, out, _ = run(["lint", "prompts"], capsys)
-    assert code == 1 and "x.txt:1:1: PK201" in out
+    assert code == 0 and "x.txt:1:1: PK201" in out  # info only
 
 
 def test_fix_rewrites_text_files_and_relints(tmp_path, capsys):

@@ -138,7 +138,7 @@ def test_options_table_in_the_docs_comes_from_the_declarations():
 
 
 def test_profile_severity_and_config_severity():
-    # RouWei's [rules.severity] makes underscore-tag a warning there (info elsewhere); config still wins
+    # RouWei's [lint.severity] makes underscore-tag a warning there (info elsewhere); config still wins
     assert lint("long_hair", select=["PK201"], db=DB)[0].severity == "info"
     assert lint("long_hair", select=["PK201"], db=DB, profile="rouwei")[0].severity == "warning"
     assert lint("long_hair", select=["PK201"], db=DB, profile="rouwei", severity={"PK201": "error"})[0].severity == "error"

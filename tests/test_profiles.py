@@ -122,9 +122,9 @@ def _write(tmp_path, name, text):
         ('name = "x"\n[generation]\nresolutions = [[1024, 1024], [896]]\n', 3, "list of [width, height]"),
         ('name = "x"\n[generation]\nclip_skip = true\n', 3, "generation.clip_skip must be an integer"),
         ('name = "x"\nquality = 3\n', 2, "'quality' must be a table"),
-        ('name = "x"\n[rules]\nseverity = "warning"\n', 3, "rules.severity must be a table"),
-        ('name = "x"\n[rules.severity]\nPK201 = "loud"\n', 3, "rules.severity.PK201 must be one of error, warning, info"),
-        ('name = "x"\n[rules]\nseverity = { PK201 = "warning", PK207 = "loud" }\n', 3, "rules.severity.PK207"),
+        ('name = "x"\n[lint]\nseverity = "warning"\n', 3, "lint.severity must be a table"),
+        ('name = "x"\n[lint.severity]\nPK201 = "loud"\n', 3, "lint.severity.PK201 must be one of error, warning, info"),
+        ('name = "x"\n[lint]\nseverity = { PK201 = "warning", PK207 = "loud" }\n', 3, "lint.severity.PK207"),
         ('name = "x"\n[prompt]\nnegative = """a,\nb"""\nexample = 5\n', 5, "prompt.example must be a string"),
         ('name = "x"\ncfg = [1,,]\n', 2, "invalid TOML"),
     ],
@@ -168,9 +168,9 @@ positive = ["masterpiece", "best quality"]
 strict = true
 [vocabulary]
 keep_underscore = ["score_9"]
-[rules]
+[lint]
 ignore = ["PK207"]
-[rules.severity]
+[lint.severity]
 PK201 = "warning"
 PK207 = "warning"
 [generation]
@@ -183,9 +183,9 @@ extends = "base.toml"
 positive = ["masterpiece"]
 [vocabulary]
 keep_underscore = ["score_8_up"]
-[rules]
+[lint]
 ignore = ["PK204"]
-[rules.severity]
+[lint.severity]
 PK201 = "error"
 """))
     assert child.extends == "base.toml" and child.family == "fam" and child.artist_prefix == "by "

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from conftest import DANBOORU_CSV, needs_tags
 
-pytest.importorskip("starlette", reason="the server extra is not installed (pip install 'promptkit[server]')")
-uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is not installed (pip install 'promptkit[server]')")
+pytest.importorskip("starlette", reason="the server extra is not installed (pip install 'sdxl-promptkit[server]')")
+uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is not installed (pip install 'sdxl-promptkit[server]')")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install 'promptkit[test]')")
 
 from selenium.webdriver.chrome.service import Service  # noqa: E402

@@ -144,3 +144,49 @@ def test_download_e621_drops_its_nameless_row_and_loads_strict(server, capsys):
     db = TagDB.load()  # both downloaded lists, strict
     assert db.sources == ("danbooru", "e621") and db.source_info.origin == "downloaded"
     assert db.get("hi_res").source == "e621"
+
+
+# -- local mirrors and header rows ----------------------------------------------------------
+
+HEADER = b"name,category,count,alias\n"
+
+
+def test_download_from_a_local_mirror_with_file_url(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PROMPTKIT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("PROMPTKIT_TAGS", raising=False)
+    monkeypatch.setenv("PROMPTKIT_CONFIG", str(tmp_path / "none.toml"))
+    mirror = tmp_path / "mirror" / "danbooru.csv"
+    mirror.parent.mkdir()
+    mirror.write_bytes(HEADER + SYNTH)  # a mirror exported with a header row
+    assert main(["tags", "download", "--no-progress", "--url", mirror.as_uri()]) == 0
+    assert "saved 3000 tags" in capsys.readouterr().out
+    db = TagDB.load()
+    assert db.source_info.origin == "downloaded" and len(db) == 3000 and db.get("tag_0").post_count == 100000
+    # a missing file is an error naming it; the list already downloaded is kept
+    code = main(["tags", "download", "--no-progress", "--url", (tmp_path / "nope.csv").as_uri()])
+    err = capsys.readouterr().err
+    assert code == 2 and "nope.csv" in err and "previous list kept" in err
+    assert len(TagDB.load()) == 3000
+
+
+def test_a_plain_path_gets_the_file_url_to_write(tmp_path):
+    with pytest.raises(DownloadError, match=r"file:///"):
+        download_tags(url=str(tmp_path / "danbooru.csv"), dest=tmp_path / "out.csv")
+
+
+@pytest.mark.parametrize("header", [HEADER, b"Name,Category,Post_Count,Aliases\r\n", b'"tag","type","count"\n'])
+def test_a_header_row_is_recognised(header, tmp_path):
+    f = tmp_path / "tags.csv"
+    f.write_bytes(header + b'long_hair,0,100,"longhair,/lh"\nsmile,0,50,\n')
+    db = TagDB.load(f)
+    assert len(db) == 2 and db.get("name") is None and db.resolve("longhair").name == "long_hair"
+    # a malformed row after the header is still named by its line in the file
+    f.write_bytes(header + b"long_hair,0,100,\nsmile,zero,50,\n")
+    with pytest.raises(Exception, match=r"tags\.csv:3"):
+        TagDB.load(f)
+
+
+def test_a_tag_named_like_a_column_is_only_skipped_in_the_first_row(tmp_path):
+    f = tmp_path / "tags.csv"
+    f.write_bytes(b"smile,0,50,\nname,0,10,\n")  # no header: "name" is a tag (data row with numbers)
+    assert len(TagDB.load(f)) == 2

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 import promptkit.textio as textio
 from promptkit.cli import main
-from promptkit.lint.infotext import InfotextError, read_png_text, write_png_text
+from promptkit.lint.images import read_png_text, write_png_text
+from promptkit.lint.infotext import InfotextError
 from promptkit.textio import TextFileError, is_regular_file, read_text, write_text
 
 REPO = Path(__file__).resolve().parent.parent
@@ -136,7 +137,7 @@ def test_a_bad_jsonl_in_a_folder_does_not_stop_the_others(tmp_path, capsys):
 
 def test_a_lone_surrogate_from_json_never_breaks_the_output(tmp_path):
     f = tmp_path / "s.jsonl"
-    f.write_text('{"prompt": "long_hair, a\\ud800_b, (x"}\n', encoding="utf-8")
+    f.write_text('{"prompt": "long_hair, blue\\ud800 eyes, (x"}\n', encoding="utf-8")
     for fmt in ("concise", "full", "json", "sarif"):
         proc = subprocess.run([sys.executable, "-m", "promptkit", "lint", str(f), "--output-format", fmt],
                               capture_output=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -237,22 +238,25 @@ def test_fix_rewrites_an_infotext_file_and_points_at_the_right_lines(tmp_path, c
 
 
 def test_png_text_inflation_is_capped():
-    import promptkit.lint.infotext as infotext
+    from PIL import PngImagePlugin
 
-    bomb = b"a" * (infotext.MAX_PNG_TEXT_BYTES + 10)
+    import promptkit.lint.images as images
+
+    assert images.MAX_PNG_TEXT_BYTES == PngImagePlugin.MAX_TEXT_CHUNK  # the limit documented is Pillow's
+    bomb = b"a" * (64 * images.MAX_PNG_TEXT_BYTES)
     payload = b"parameters\0\0" + zlib.compress(bomb, 9)
     import struct
 
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    png = write_png_text("x")
-    iend = png.rindex(b"IEND") - 4
-    data = png[:iend] + chunk(b"zTXt", payload) + png[iend:]
-    data = data.replace(chunk(b"tEXt", b"parameters\0x"), b"")
-    assert len(data) < 100_000  # a small file ...
-    with pytest.raises(InfotextError, match="inflates to more than"):
-        read_png_text(data, where="bomb.png")  # ... refused, not inflated
+    png = write_png_text("x").replace(chunk(b"tEXt", b"parameters\0x"), b"")
+    for marker in (b"IDAT", b"IEND"):  # read when the file is opened, and read after the image data
+        at = png.index(marker) - 4
+        data = png[:at] + chunk(b"zTXt", payload) + png[at:]
+        assert len(data) < 100_000  # a small file ...
+        with pytest.raises(InfotextError, match="bomb.png: a PNG text chunk inflates to more than 1,048,576 bytes"):
+            read_png_text(data, where="bomb.png")  # ... refused, not inflated
 
 
 def test_truncated_compressed_png_text_is_an_error():

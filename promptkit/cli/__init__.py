@@ -13,7 +13,7 @@ import importlib
 import sys
 
 # subcommand modules, in the order they appear in --help
-_SUBCOMMANDS = ("parse", "chunks", "normalize", "complete", "tags", "lint", "rule", "serve")
+_SUBCOMMANDS = ("parse", "chunks", "normalize", "complete", "tags", "lint", "rule", "serve", "dataset")
 
 
 class StdinError(ValueError):
@@ -41,6 +41,23 @@ def read_stdin() -> str:
         raise StdinError(str(exc)) from None
     # universal newlines, as text-mode stdin would give
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+_told_starter = False
+
+
+def note_tag_list(db) -> None:
+    """Say once per process, on stderr, that the built-in starter list is in use (every
+    command that reads tags calls this).  ``PROMPTKIT_STARTER_WARNING=0`` silences it."""
+    global _told_starter
+    import os
+
+    info = getattr(db, "source_info", None)
+    notice = info.starter_notice() if info is not None else None
+    if notice is None or _told_starter or os.environ.get("PROMPTKIT_STARTER_WARNING", "1") == "0":
+        return
+    _told_starter = True
+    print(f"promptkit: warning: {notice}", file=sys.stderr)
 
 
 def build_parser(lint_prog: str | None = None) -> argparse.ArgumentParser:

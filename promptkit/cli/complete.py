@@ -15,12 +15,14 @@ def register(subparsers) -> None:
         "complete",
         help="autocomplete a Danbooru tag",
         description=(
-            "Autocomplete a tag: exact, prefix, word-start and alias matches by post count, then fuzzy "
-            "matches. Prints the text to insert, the category and the post count. Exit status: 0 matches, "
-            "1 no match, 2 usage or data error."
+            "Autocomplete a tag: the exact tag, then tags with a word starting with the query (by post "
+            "count), aliases, then fuzzy matches. QUERY may be a whole prompt: the tag at its end is "
+            "completed ('long hair, blu' completes 'blu'). Prints the text to insert, the category and the "
+            "post count. Exit status: 0 matches, 1 no match, 2 usage or data error."
         ),
     )
-    p.add_argument("query", help="what was typed so far (spaces, underscores and dashes are equivalent)")
+    p.add_argument("query", help="what was typed so far: a tag or a prompt (spaces, underscores and dashes are "
+                                  "equivalent; with --profile rouwei, 'by kan' asks for artists)")
     p.add_argument("-n", "--limit", type=int, default=10, help="number of suggestions (default 10)")
     p.add_argument("--profile", help="model profile for the inserted text (rouwei, illustrious, …)")
     p.add_argument("--backend", choices=backend_names(), default="a1111",
@@ -37,7 +39,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from promptkit.profiles import ProfileError
-    from promptkit.tags import TagDataError, TagDB
+    from promptkit.tags import TagDataError
 
     if not args.query.strip():
         print("promptkit complete: error: the query is empty: give the start of a tag (e.g. 'long ha')", file=sys.stderr)

@@ -1,6 +1,7 @@
 """``promptkit lint`` / ``prompt-lint``: lint prompts from arguments, files, stdin, infotext or PNGs.
 
-Exit codes (ruff): 0 no problems (or all fixed), 1 problems found, 2 usage,
+Exit codes (like ruff and ESLint): 0 no problems (or all fixed, or only info findings),
+1 errors or warnings found (``--fail-level info`` counts info findings too), 2 usage,
 configuration or data error.  Nothing here imports torch.
 """
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from promptkit.backends import backend_names
 
-_SUFFIXES = (".txt", ".json", ".jsonl", ".png", ".prompt")
+_SUFFIXES = (".txt", ".json", ".jsonl", ".prompt", ".png", ".jpg", ".jpeg", ".webp")
 _LEVELS = {"info": 0, "warning": 1, "error": 2}
 
 
@@ -22,7 +23,7 @@ def register(subparsers) -> None:
         description=(
             "Lint A1111 prompts for an SDXL anime model profile.  INPUT is a prompt text, a file "
             "(.txt: one prompt, or one per line with --lines; .json/.jsonl with prompt/negative_prompt; "
-            "A1111 infotext in .txt or .png) or '-' for stdin."
+            "A1111 infotext in .txt, pasted as the argument, or read from a .png/.jpg/.webp image) or '-' for stdin."
         ),
     )
     p.add_argument("inputs", nargs="*", metavar="INPUT",
@@ -48,7 +49,9 @@ def register(subparsers) -> None:
     p.add_argument("--config", metavar="PYPROJECT", help="config file (default: nearest pyproject.toml with [tool.promptkit])")
     p.add_argument("--isolated", action="store_true", help="ignore configuration files")
     p.add_argument("--exit-zero", action="store_true", help="exit 0 even when problems are found")
-    p.add_argument("--fail-level", choices=("info", "warning", "error"), default="info", help="lowest severity that makes the exit code 1 (default info)")
+    p.add_argument("--fail-level", choices=("info", "warning", "error"), default="warning",
+                   help="lowest severity that makes the exit code 1 (default warning: info findings are shown "
+                        "but do not fail)")
     p.add_argument("--statistics", action="store_true", help="print a count per rule instead of the diagnostics")
     p.add_argument("--quiet", "-q", action="store_true", help="no summary line")
     p.set_defaults(func=run)
@@ -108,7 +111,7 @@ def _read_folder(folder: str, args, sources: list, errors: list) -> None:
     p = Path(folder)
     files = sorted(f for f in p.rglob("*") if f.suffix.lower() in _SUFFIXES and f.is_file())
     if not files:
-        errors.append(InputError(f"{p}: no prompt files (.txt .json .jsonl .png) in this folder"))
+        errors.append(InputError(f"{p}: no prompt files (.txt .json .jsonl .png .jpg .webp) in this folder"))
     for f in files:
         _read_file(str(f), args, sources, errors)
 
@@ -116,12 +119,12 @@ def _read_folder(folder: str, args, sources: list, errors: list) -> None:
 def _gather(args, cfg, errors: list):
     """The sources to lint; unreadable files and records go to ``errors`` (the others are still
     linted)."""
-    from promptkit.lint.inputs import InputError, Source, from_text
+    from promptkit.lint.inputs import InputError, Source, from_arguments, from_text
     from promptkit.textio import is_regular_file
 
     sources: list[Source] = []
     for text in args.prompt:
-        sources.append(Source("<prompt>", text, args.negative))
+        sources.append(from_arguments(text, args.negative))
     for path in args.file:
         if _is_dir(path):
             _read_folder(path, args, sources, errors)
@@ -150,7 +153,7 @@ def _gather(args, cfg, errors: list):
             if _looks_like_path(item):
                 print(f"promptkit lint: note: {_shown(item)} is not a file; linting it as prompt text"
                       " (use -f PATH to read a file)", file=sys.stderr)
-            sources.append(Source("<prompt>", item, args.negative))
+            sources.append(from_arguments(item, args.negative))
     if not sources and not errors:
         data = _stdin_text(InputError) if sys.stdin is not None and not sys.stdin.isatty() else ""
         if data.strip():
@@ -201,7 +204,6 @@ def run(args) -> int:
         db = _load_db(args.tags, args.skip_bad_rows)
     except Exception as exc:  # TagDataError and OSError carry file/line
         return _err(str(exc))
-
     select = _flat(args.select) if args.select else cfg.select
     extend = (cfg.extend_select or []) + _flat(args.extend_select)
     base_ignore = (cfg.ignore or []) + _flat(args.ignore)

@@ -39,7 +39,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from promptkit.profiles import ProfileError
-    from promptkit.tags import TagDataError, TagDB
+    from promptkit.tags import TagDataError
     from promptkit.tags import normalize
 
     text = args.prompt

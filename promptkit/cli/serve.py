@@ -1,4 +1,4 @@
-"""``promptkit serve``: the prompt workbench page and its JSON API on a local port (needs ``promptkit[server]``)."""
+"""``promptkit serve``: the prompt workbench page and its JSON API on a local port (needs ``sdxl-promptkit[server]``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "serve",
         help=_HELP,
-        description=_HELP + ". Binds 127.0.0.1 unless --host says otherwise. Needs: pip install 'promptkit[server]'.",
+        description=_HELP + ". Binds 127.0.0.1 unless --host says otherwise. Needs: pip install 'sdxl-promptkit[server]'.",
     )
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only; anything else is reachable "
@@ -54,7 +54,7 @@ def run(args) -> int:
         from promptkit.server.app import create_app, is_loopback
     except ModuleNotFoundError as exc:
         print(f"promptkit serve: error: {exc.name} is not installed; install the server extra: "
-              "pip install 'promptkit[server]'", file=sys.stderr)
+              "pip install 'sdxl-promptkit[server]'", file=sys.stderr)
         return 2
     from promptkit.profiles import ProfileError
     from promptkit.server import Workbench
@@ -71,6 +71,9 @@ def run(args) -> int:
     except (TagDataError, ProfileError) as exc:
         print(f"promptkit serve: error: {exc}", file=sys.stderr)
         return 2
+    from promptkit.cli import note_tag_list
+
+    note_tag_list(bench.db)
     try:
         sock = _bind(args.host, args.port)
     except OSError as exc:

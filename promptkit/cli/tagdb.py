@@ -28,6 +28,9 @@ def load_tags(paths, command: str, skip_bad_rows: bool):
         if skip_bad_rows or "tag file not found" in str(exc) or "names no file" in str(exc):
             raise
         raise TagDataError(f"{exc} (--skip-bad-rows skips malformed rows)") from None
+    from promptkit.cli import note_tag_list
+
+    note_tag_list(db)  # the starter-list notice, once per process
     info = db.source_info
     if info.skipped_rows:
         print(f"promptkit {command}: note: skipped {info.skipped_rows:,} malformed row"

@@ -15,10 +15,11 @@ def register(subparsers) -> None:
         "'info' shows which list TagDB.load() uses.",
     )
     sub = p.add_subparsers(dest="tags_command", metavar="ACTION")
-    d = sub.add_parser("download", help="download the tagcomplete CSV into the user cache (HTTPS)")
+    d = sub.add_parser("download", help="download the tagcomplete CSV into the user cache (HTTPS or file://)")
     d.add_argument("--source", choices=downloadable_sources(), default="danbooru",
                    help="which list to download (default danbooru)")
-    d.add_argument("--url", help="download from this URL instead of the tagcomplete repository")
+    d.add_argument("--url", help="download from this URL instead of the tagcomplete repository "
+                                 "(https://…, or file:///path/to/danbooru.csv for a local mirror)")
     d.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default 60)")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     d.set_defaults(func=run_download)
@@ -55,7 +56,7 @@ def run_download(args) -> int:
 def run_info(args) -> int:
     from collections import Counter
 
-    from promptkit.tags import TagDataError, TagDB, cache_dir, downloaded_path
+    from promptkit.tags import TagDataError, cache_dir, downloaded_path
     from promptkit.tags.download import download_info
 
     from promptkit.cli.tagdb import load_tags

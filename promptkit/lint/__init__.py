@@ -188,7 +188,25 @@ def _run(ctx: LintContext, codes: Iterable[str], severity_overrides: dict[str, s
 
                 diag = replace(diag, severity=sev)
             out.append(diag)
+    out = _one_per_problem(out, rules)
     out.sort(key=lambda d: (_FIELD_ORDER.get(d.field, 9), d.span.start, d.span.end, d.code))
+    return out
+
+
+def _one_per_problem(diags: list[Diagnostic], rules) -> list[Diagnostic]:
+    """Drop a finding that a rule declaring ``supersedes`` reports on overlapping text of the
+    same field (its message and fix cover both)."""
+    over = [d for d in diags if rules[d.code].supersedes]
+    if not over:
+        return diags
+    out = []
+    for d in diags:
+        if any(
+            d.code in rules[o.code].supersedes and o.field == d.field and o.span.start < d.span.end and d.span.start < o.span.end
+            for o in over
+        ):
+            continue
+        out.append(d)
     return out
 
 
@@ -221,7 +239,7 @@ def lint(
 
 
 def _severities(severity: dict[str, str] | None, profile=None) -> dict[str, str]:
-    """Severity overrides by rule code: the profile's ``[rules.severity]`` (codes of rules
+    """Severity overrides by rule code: the profile's ``[lint.severity]`` (codes of rules
     promptkit lacks are skipped), then the caller's, which win."""
     out = {}
     for ref, sev in (profile.severity if profile is not None else {}).items():

@@ -50,10 +50,13 @@ class TagInfo:
         return self.category == "artist"
 
     resolved: Any = None  # the tag after following an unambiguous alias
+    known_canonical: str | None = None  # canonical, when already computed for this tag text
 
     @property
     def canonical(self) -> str:
         """Canonical key: the database name (alias resolved) or the bare key."""
+        if self.known_canonical is not None:
+            return self.known_canonical
         if self.tag is None and self.in_vocab:
             return self.key
         tag = self.tag if self.tag is not None else self.resolved
@@ -76,9 +79,18 @@ class FieldView:
         self.source_map = source_map  # TextMap back into the field as written (None: the same)
 
     @cached_property
+    def plain(self) -> bool:
+        """A plain tag list (promptkit.tags.fastpath.is_plain): one Text leaf, tags = comma pieces."""
+        from promptkit.tags.fastpath import is_plain
+
+        return is_plain(self.text)
+
+    @cached_property
     def tree(self):
         from promptkit.syntax import parse
 
+        if self.plain:
+            return plain_tree(self.text)
         return parse(self.text)
 
     @cached_property
@@ -89,13 +101,18 @@ class FieldView:
 
     @cached_property
     def tags(self) -> list:
+        if self.plain:
+            from promptkit.tags.fastpath import plain_refs
+
+            return plain_refs(self.text)
         from promptkit.tags import iter_tags
 
         return list(iter_tags(self.tree, db=self.ctx.db))
 
     @cached_property
     def infos(self) -> list[TagInfo]:
-        return [self.ctx.info(ref) for ref in self.tags]
+        info = self.ctx.info
+        return [info(ref) for ref in self.tags]
 
     @cached_property
     def encoded(self):
@@ -145,6 +162,24 @@ class FieldView:
 def node_children(node) -> tuple:
     """A node's children, Edit / Alternate branches included."""
     return _children(node)
+
+
+def plain_tree(text: str):
+    """The parse tree of a plain tag list without parsing: one ``Text`` leaf (or none for ``""``),
+    as :func:`promptkit.syntax.parse` builds it (tests/test_fastpath.py checks the equality)."""
+    from promptkit.backends import A1111
+    from promptkit.syntax import Prompt
+    from promptkit.syntax.nodes import Text
+
+    if not text:
+        return parse_empty()
+    return Prompt(text, (Text(Span(0, len(text)), text, A1111.unescape(text)),))
+
+
+def parse_empty():
+    from promptkit.syntax import parse
+
+    return parse("")
 
 
 def _children(node) -> tuple:
@@ -300,6 +335,57 @@ class LintContext:
         return key in keys.vocabulary or keys.is_date(key)
 
     def info(self, ref) -> TagInfo:
+        """The tag classified; what it says depends only on the tag's text, so it is remembered per
+        text for this database and profile (tags.fastpath.memo_for)."""
+        memo = self._info_memo
+        if memo is None:
+            return self._classify(ref)
+        hit = memo.get(ref.text)
+        if hit is None:
+            full = self._classify(ref)
+            hit = (full.prefix, full.key, full.tag, full.in_vocab, full.natural, full.resolved, full.canonical)
+            if len(memo) > 50_000:
+                memo.clear()
+            memo[ref.text] = hit
+            return full
+        return TagInfo(ref, *hit)
+
+    def sources_of(self, key: str) -> tuple:
+        """``db.sources_of(key)``, remembered per key for this database."""
+        memo = self._sources_memo
+        if memo is None:
+            return self.db.sources_of(key)
+        hit = memo.get(key)
+        if hit is None:
+            if len(memo) > 50_000:
+                memo.clear()
+            hit = memo[key] = self.db.sources_of(key)
+        return hit
+
+    @cached_property
+    def _sources_memo(self) -> dict | None:
+        from promptkit.tags.fastpath import enabled, memo_for
+
+        if self.db is None or not enabled():
+            return None
+        try:
+            return memo_for(self.db, ("lint-sources",), dict)
+        except TypeError:
+            return None
+
+    @cached_property
+    def _info_memo(self) -> dict | None:
+        from promptkit.tags.fastpath import enabled, memo_for
+
+        db = self.db
+        if db is None or not enabled():
+            return None
+        try:
+            return memo_for(db, (self.profile, "lint-info"), dict)
+        except TypeError:  # a database object that cannot be weakly referenced: no memo
+            return None
+
+    def _classify(self, ref) -> TagInfo:
         key = ref.key
         prefix = ""
         tag = self.lookup(key)

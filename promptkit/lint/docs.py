@@ -12,13 +12,23 @@ _FIX_TEXT = {
 }
 
 
+def default_state(cls) -> str:
+    """``on``, ``off``, or ``off (on for pony)`` when bundled profiles turn the rule on."""
+    if cls.default:
+        return "on"
+    from promptkit.profiles import available_profiles, load_profile
+
+    by = [name for name in available_profiles() if cls.enabled_by(load_profile(name))]
+    return f"off (on for {', '.join(by)})" if by else "off"
+
+
 def rule_text(ref: str) -> str:
     """Plain-text documentation of one rule: header, explanation, examples, fix safety."""
     cls = get_rule(ref)
     lines = [
         f"{cls.code} {cls.name}",
         "",
-        f"Default severity: {cls.severity}    On by default: {'yes' if cls.default else 'no'}"
+        f"Default severity: {cls.severity}    On by default: {'yes' if cls.default else default_state(cls).replace('off', 'no')}"
         + (f"    Backends: {', '.join(cls.backends)}" if cls.backends else ""),
         f"Fix: {_FIX_TEXT[cls.fix]}",
         "",
@@ -48,7 +58,7 @@ def rules_table_markdown() -> str:
     rows = ["| code | name | severity | default | fix | what it catches |", "|---|---|---|---|---|---|"]
     for code, cls in all_rules().items():
         summary = cls.summary().replace("|", "\\|")
-        rows.append(f"| {code} | {cls.name} | {cls.severity} | {'on' if cls.default else 'off'} | {cls.fix} | {summary} |")
+        rows.append(f"| {code} | {cls.name} | {cls.severity} | {default_state(cls)} | {cls.fix} | {summary} |")
     return "\n".join(rows)
 
 

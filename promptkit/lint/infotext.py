@@ -8,23 +8,19 @@ Layout (one text block)::
 
 The last line is the settings line when it holds at least three ``Key: value``
 pairs.  :func:`parse_infotext` keeps the offset of every part in the original
-text so diagnostics can point at file lines.  :func:`read_png_text` reads the
-``parameters`` text chunk (``tEXt``, ``zTXt`` or ``iTXt``) straight from PNG
-bytes with ``struct`` and ``zlib``.
+text so diagnostics can point at file lines.  Reading it out of PNG, JPEG and WebP
+files is :mod:`promptkit.lint.images` (Pillow).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import struct
-import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from promptkit.diagnostics import Span
 
-__all__ = ["Infotext", "Settings", "InfotextError", "parse_infotext", "parse_settings", "read_png_text", "looks_like_infotext"]
+__all__ = ["Infotext", "Settings", "InfotextError", "parse_infotext", "parse_settings", "looks_like_infotext"]
 
 NEGATIVE_PREFIX = "Negative prompt:"
 
@@ -33,7 +29,7 @@ _PAIR = re.compile(r'\s*([A-Za-z][\w \-/().+]*?):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:
 
 
 class InfotextError(ValueError):
-    """Unreadable infotext or PNG (the message names the file and the problem)."""
+    """Unreadable infotext or image (the message names the file and the problem)."""
 
 
 @dataclass(frozen=True)
@@ -140,106 +136,3 @@ def parse_infotext(text: str) -> Infotext:
     else:
         prompt = body
     return Infotext(prompt, negative, settings, 0, negative_offset, settings_offset)
-
-
-_PNG_SIG = b"\x89PNG\r\n\x1a\n"
-
-#: the most text a compressed PNG text chunk may inflate to (a 1 MB file can hold a "zip bomb"
-#: chunk that inflates to gigabytes); an infotext is a few KB
-MAX_PNG_TEXT_BYTES = 16 * 1024 * 1024
-
-
-def _inflate(data: bytes, what: str) -> bytes:
-    d = zlib.decompressobj()
-    out = d.decompress(data, MAX_PNG_TEXT_BYTES + 1)
-    if len(out) > MAX_PNG_TEXT_BYTES or d.unconsumed_tail:
-        raise InfotextError(f"{what} inflates to more than {MAX_PNG_TEXT_BYTES:,} bytes (the limit for a PNG text chunk)")
-    if not d.eof:
-        raise InfotextError(f"{what}: truncated compressed text")
-    return out
-
-
-def read_png_text(data: bytes, *, where: str = "<png>", keyword: str = "parameters") -> str:
-    """The ``parameters`` text of a PNG (tEXt, zTXt or iTXt); raises :class:`InfotextError`."""
-    if not data.startswith(_PNG_SIG):
-        raise InfotextError(f"{where}: not a PNG file (bad signature)")
-    pos = len(_PNG_SIG)
-    found_chunks = []
-    ended = False
-    while pos + 8 <= len(data):
-        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
-        start = pos + 8
-        end = start + length
-        if end + 4 > len(data):
-            raise InfotextError(f"{where}: truncated PNG chunk {ctype!r} at byte {pos}")
-        chunk = data[start:end]
-        crc = struct.unpack(">I", data[end : end + 4])[0]
-        if zlib.crc32(ctype + chunk) & 0xFFFFFFFF != crc:
-            raise InfotextError(f"{where}: corrupt PNG chunk {ctype.decode('latin-1')} at byte {pos} (CRC mismatch)")
-        name = ctype.decode("latin-1")
-        if name in ("tEXt", "zTXt", "iTXt"):
-            key, text = _text_chunk(name, chunk, where, pos)
-            found_chunks.append(key)
-            if key == keyword:
-                return text
-        if name == "IEND":
-            ended = True
-            break
-        pos = end + 4
-    if not ended:
-        raise InfotextError(f"{where}: truncated PNG (ends at byte {len(data)} without an IEND chunk)")
-    have = f" (text chunks found: {', '.join(found_chunks)})" if found_chunks else " (no text chunks)"
-    raise InfotextError(f"{where}: PNG has no {keyword!r} text chunk{have}")
-
-
-def _text_chunk(kind: str, chunk: bytes, where: str, pos: int) -> tuple[str, str]:
-    nul = chunk.find(b"\0")
-    if nul < 0:
-        raise InfotextError(f"{where}: malformed {kind} chunk at byte {pos} (no keyword terminator)")
-    key = chunk[:nul].decode("latin-1")
-    rest = chunk[nul + 1 :]
-    what = f"{where}: {kind} chunk {key!r} at byte {pos}"
-    try:
-        if kind == "tEXt":
-            return key, rest.decode("latin-1")
-        if kind == "zTXt":
-            return key, _inflate(rest[1:], what).decode("latin-1")
-        # iTXt: compression flag, method, language tag\0, translated keyword\0, text
-        flag = rest[0]
-        rest = rest[2:]
-        rest = rest[rest.index(b"\0") + 1 :]
-        rest = rest[rest.index(b"\0") + 1 :]
-        raw = _inflate(rest, what) if flag else rest
-        return key, raw.decode("utf-8")
-    except (IndexError, ValueError, zlib.error) as exc:
-        raise InfotextError(f"{where}: malformed {kind} chunk {key!r} at byte {pos}: {exc}") from None
-
-
-def read_png_file(path: str | Path) -> str:
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise InfotextError(f"{p}: cannot read: {exc.strerror or exc}") from None
-    return read_png_text(data, where=str(p))
-
-
-def write_png_text(text: str, *, keyword: str = "parameters", compressed: bool = False, itxt: bool = False) -> bytes:
-    """A minimal valid 1×1 PNG carrying ``text`` (used by tests and examples)."""
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
-    idat = zlib.compress(b"\x00\x00")
-    if itxt:
-        body = text.encode("utf-8")
-        payload = keyword.encode("latin-1") + b"\0" + bytes([1 if compressed else 0, 0]) + b"\0\0" + (
-            zlib.compress(body) if compressed else body
-        )
-        tchunk = chunk(b"iTXt", payload)
-    elif compressed:
-        tchunk = chunk(b"zTXt", keyword.encode("latin-1") + b"\0\0" + zlib.compress(text.encode("latin-1")))
-    else:
-        tchunk = chunk(b"tEXt", keyword.encode("latin-1") + b"\0" + text.encode("latin-1"))
-    return _PNG_SIG + chunk(b"IHDR", ihdr) + tchunk + chunk(b"IDAT", idat) + chunk(b"IEND", b"")

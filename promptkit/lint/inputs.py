@@ -1,4 +1,4 @@
-"""Where prompts come from: arguments, text files, JSON/JSONL, stdin, A1111 infotext, PNGs.
+"""Where prompts come from: arguments, text files, JSON/JSONL, stdin, A1111 infotext, images (PNG, JPEG, WebP).
 
 Every input becomes one or more :class:`Source` objects that remember where
 each field starts in the file, so diagnostics get file lines and columns.
@@ -14,14 +14,15 @@ from pathlib import Path
 from promptkit.diagnostics import Span, line_col
 from promptkit.textio import MAX_TEXT_BYTES, TextFile, TextFileError, describe_os_error, read_text
 
-from .infotext import InfotextError, Settings, looks_like_infotext, parse_infotext, read_png_text
+from .images import IMAGE_SUFFIXES, read_image_text
+from .infotext import InfotextError, Settings, looks_like_infotext, parse_infotext
 
-__all__ = ["Source", "InputError", "read_path", "from_text", "from_arguments", "MAX_PNG_BYTES"]
+__all__ = ["Source", "InputError", "read_path", "from_text", "from_arguments", "MAX_IMAGE_BYTES"]
 
-PROMPT_SUFFIXES = (".txt", ".json", ".jsonl", ".png", ".prompt")
+PROMPT_SUFFIXES = (".txt", ".json", ".jsonl", ".prompt", *IMAGE_SUFFIXES)
 
-#: the largest PNG read for its infotext (a generated 4096x4096 PNG is ~40 MB)
-MAX_PNG_BYTES = 256 * 1024 * 1024
+#: the largest image read for its infotext (a generated 4096x4096 PNG is ~40 MB)
+MAX_IMAGE_BYTES = 256 * 1024 * 1024
 
 
 class InputError(ValueError):
@@ -100,8 +101,16 @@ def from_text(text: str, label: str, *, path: str | None = None, infotext: bool 
     return Source(label, prompt, None, None, path, text, {"positive": 0}, writable=origin is not None, origin=origin)
 
 
-def from_arguments(prompt: str, negative: str | None) -> Source:
-    return Source("<prompt>", prompt, negative)
+def from_arguments(prompt: str, negative: str | None, label: str = "<prompt>") -> Source:
+    """A prompt given on the command line; a pasted infotext block (with its ``Negative
+    prompt:`` and settings lines) is split like one read from a file.  ``negative`` (the
+    ``--negative`` option) is used when the block has no negative prompt of its own."""
+    if looks_like_infotext(prompt):
+        src = from_text(prompt, label, infotext=True)
+        if src.negative is None and negative is not None:
+            src.negative = negative
+        return src
+    return Source(label, prompt, negative)
 
 
 def _read_text(p: Path) -> TextFile:
@@ -136,13 +145,13 @@ def _json_record(obj, where: str, line: int | None, path: str, label: str) -> So
     return Source(label, prompt, negative, settings, path, line=line, json_keys=keys)
 
 
-def _read_png(p: Path) -> bytes:
+def _read_image(p: Path) -> bytes:
     try:
         size = os.stat(p).st_size
-        if size > MAX_PNG_BYTES:
-            raise InputError(f"{p}: {size:,} bytes is larger than the {MAX_PNG_BYTES:,}-byte limit for a PNG")
+        if size > MAX_IMAGE_BYTES:
+            raise InputError(f"{p}: {size:,} bytes is larger than the {MAX_IMAGE_BYTES:,}-byte limit for an image")
         with open(p, "rb") as fh:
-            return fh.read(MAX_PNG_BYTES + 1)
+            return fh.read(MAX_IMAGE_BYTES + 1)
     except FileNotFoundError:
         raise InputError(f"{p}: file not found") from None
     except OSError as exc:
@@ -150,17 +159,18 @@ def _read_png(p: Path) -> bytes:
 
 
 def read_path(path: str, *, lines: bool = False, errors: list | None = None) -> list[Source]:
-    """Sources of one file, by suffix: .png, .json, .jsonl, else text (infotext detected).
+    """Sources of one file, by suffix: an image (.png .jpg .jpeg .webp: its infotext), .json,
+    .jsonl, else text (infotext detected).
 
     A JSON Lines record that cannot be read raises :class:`InputError`; with ``errors`` (a
     list) the error is appended there instead and the other records are still read.
     """
     p = Path(path)
     suffix = p.suffix.lower()
-    if suffix == ".png":
-        data = _read_png(p)
+    if suffix in IMAGE_SUFFIXES:
+        data = _read_image(p)
         try:
-            text = read_png_text(data, where=str(p))
+            text = read_image_text(data, where=str(p))
         except InfotextError as exc:
             raise InputError(str(exc)) from None
         src = from_text(text, str(p), path=str(p), infotext=True)

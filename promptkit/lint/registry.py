@@ -22,6 +22,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SEVERITIES = ("error", "warning", "info")
 FIX_KINDS = ("safe", "unsafe", "sometimes", "none")
+#: what a finding means: the image differs from what the author meant ("image": on by default,
+#: or turned on by the profiles of the models it concerns), or the prompt is only untidy
+#: ("style") or spends tokens ("efficiency"): those are opt-in
+IMPACTS = ("image", "style", "efficiency")
 
 
 @dataclass(frozen=True)
@@ -101,13 +105,33 @@ class Rule:
     severity: ClassVar[str] = "warning"
     fix: ClassVar[str] = "none"
     default: ClassVar[bool] = False
+    impact: ClassVar[str] = "image"  # one of IMPACTS
     backends: ClassVar[tuple[str, ...] | None] = None  # None: every backend
     options: ClassVar[tuple[Option, ...]] = ()
     examples: ClassVar[tuple[Example, ...]] = ()
+    #: rules whose finding on the same text this rule's finding replaces (one finding per
+    #: problem: PK202's fix of ``karin_(blue_archive)`` also turns the underscores into spaces,
+    #: so PK201 has nothing left to say there)
+    supersedes: ClassVar[tuple[str, ...]] = ()
+
+    #: the rule is about one model family: it applies only under a profile whose
+    #: ``[lint] extend_select`` turns it on (PK315 "artists are not usable" means nothing off Pony)
+    model_specific: ClassVar[bool] = False
 
     def applies(self, ctx) -> bool:  # ctx: promptkit.lint.context.LintContext
         """Whether the rule has anything to say for this profile/backend."""
+        if self.model_specific and not self.enabled_by(ctx.profile):
+            return False
         return self.backends is None or ctx.backend.name in self.backends
+
+    @classmethod
+    def enabled_by(cls, profile) -> bool:
+        """Whether ``profile``'s ``[lint] extend_select`` names this rule (code, prefix or name)."""
+        for ref in getattr(profile, "extend_select", ()) or ():
+            ref = ref.strip()
+            if ref.lower() == cls.name or (ref.upper().startswith("PK") and cls.code.startswith(ref.upper())):
+                return True
+        return False
 
     @classmethod
     def option(cls, name: str) -> Option:
@@ -176,6 +200,10 @@ def register(cls: type[Rule]) -> type[Rule]:
         raise ValueError(f"{cls.code}: bad severity {cls.severity!r}")
     if cls.fix not in FIX_KINDS:
         raise ValueError(f"{cls.code}: bad fix kind {cls.fix!r}")
+    if cls.impact not in IMPACTS:
+        raise ValueError(f"{cls.code}: bad impact {cls.impact!r} (expected one of {', '.join(IMPACTS)})")
+    if cls.default and cls.impact != "image":
+        raise ValueError(f"{cls.code}: only rules whose finding changes the image are on by default")
     if not (cls.__doc__ or "").strip():
         raise ValueError(f"{cls.code}: a rule needs a docstring")
     for name in cls.backends or ():
@@ -183,6 +211,9 @@ def register(cls: type[Rule]) -> type[Rule]:
             get_backend(name)
         except BackendError as exc:
             raise ValueError(f"{cls.code}: {exc}") from None
+    for code in cls.supersedes:
+        if not (isinstance(code, str) and code.startswith("PK") and code != cls.code):
+            raise ValueError(f"{cls.code}: supersedes takes other rules' codes, got {code!r}")
     seen = set()
     for opt in cls.options:
         if opt.name in seen or opt.name != opt.name.lower() or "_" in opt.name:

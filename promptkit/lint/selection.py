@@ -4,7 +4,7 @@ A selector is a full code (``PK301``), a code prefix (``PK3``, ``PK``), a rule
 name (``artist-missing-by``) or ``ALL``.  Order of resolution:
 
 1. the start set is ``select`` when given, else the default-on rules adjusted
-   by the profile's ``[rules]`` table (``select`` replaces, ``extend_select``
+   by the profile's ``[lint]`` table (``select`` replaces, ``extend_select``
    adds, ``ignore`` removes; codes of rules promptkit lacks are skipped there);
 2. ``extend_select`` adds rules;
 3. ``ignore`` removes rules.
@@ -64,7 +64,7 @@ def expand_all(selectors: Iterable[str] | str | None, *, lenient: bool = False) 
 
 
 def default_codes(profile=None) -> set[str]:
-    """Default-on rules, adjusted by the profile's ``[rules]`` table."""
+    """Default-on rules, adjusted by the profile's ``[lint]`` table."""
     codes = {c for c, r in all_rules().items() if r.default}
     if profile is not None:
         if _split(getattr(profile, "select", None)):

@@ -87,6 +87,8 @@ class _Checker:
         where = f"in [{table}]" if table else "at the top level"
         if not table and name == "base":
             return self.fail("'base' is no longer read: write extends = \"<profile>\" to inherit a profile", name)
+        if not table and name == "rules":
+            return self.fail("the [rules] table is now [lint] (select, extend_select, ignore, severity)", name)
         valid = keys_of(table) + ([t for t in TABLES if t] if not table else [])
         close = _closest(name, valid)
         if close is not None:

@@ -98,11 +98,12 @@ SCHEMA: tuple[Key, ...] = (
     _k("prompt", "negative", "negative_prompt", "text", "", "the card's recommended negative prompt"),
     _k("prompt", "template", "template", "words", (), "the card's tag order (documentation)"),
     _k("prompt", "example", "example_prompt", "text", "", "an example prompt that lints clean"),
-    # -- [rules] -------------------------------------------------------------------
-    _k("rules", "select", "select", "words", (), "replace the default lint rules (codes, prefixes, names)"),
-    _k("rules", "ignore", "ignore", "words", (), "lint rules this family turns off", merge="extend"),
-    _k("rules", "extend_select", "extend_select", "words", (), "lint rules this family turns on", merge="extend"),
-    _k("rules", "severity", "rule_severity", "severities", (),
+    # -- [lint] --------------------------------------------------------------------
+    _k("lint", "select", "select", "words", (), "replace the default lint rules (codes, prefixes, names)"),
+    _k("lint", "ignore", "ignore", "words", (), "lint rules this family turns off", merge="extend"),
+    _k("lint", "extend_select", "extend_select", "words", (),
+       "lint rules this family turns on (its card says the problem matters on this model)", merge="extend"),
+    _k("lint", "severity", "rule_severity", "severities", (),
        "severity this family gives a rule's diagnostics (config severities still win)", merge="merge"),
     # -- [generation] --------------------------------------------------------------
     _k("generation", "cfg_eps", "cfg_eps", "range", (4.0, 7.0), "CFG scale range, eps-prediction (PK701)"),

@@ -1,4 +1,4 @@
-"""``promptkit serve``: a local prompt workbench page over a JSON API (needs ``promptkit[server]``).
+"""``promptkit serve``: a local prompt workbench page over a JSON API (needs ``sdxl-promptkit[server]``).
 
 :class:`Workbench` holds the tag database and the profiles;
 :func:`create_app` builds the Starlette app (the API, the page in
@@ -9,7 +9,7 @@ so the rest of promptkit never needs it.
 from __future__ import annotations
 
 from .chunkview import describe_chunks
-from .cursor import TagAtCursor, tag_at
+from promptkit.tags.cursor import TagAtCursor, tag_at  # the library's; re-exported for the API's users
 from .state import Workbench
 
 __all__ = ["Workbench", "create_app", "describe_chunks", "tag_at", "TagAtCursor", "MAX_BODY"]

@@ -20,7 +20,6 @@ from promptkit.profiles import Profile
 from promptkit.tags import CATEGORIES, format_tag, normalize
 
 from .chunkview import describe_chunks
-from .cursor import tag_at
 from .params import ApiError, Param
 from .preview import text_changes
 from .state import BACKENDS, Workbench
@@ -150,7 +149,6 @@ def profiles(bench: Workbench, f: dict) -> dict:
 
 def complete(bench: Workbench, f: dict) -> dict:
     prof = bench.profile(f["profile"])
-    at = tag_at(f["q"], None, prof.artist_prefix)
     cats = None
     if f["category"]:
         cats = [c.strip() for c in f["category"].split(",") if c.strip()]
@@ -158,8 +156,11 @@ def complete(bench: Workbench, f: dict) -> dict:
         if bad:
             raise ApiError(400, f"unknown category {bad[0]!r}; expected one of {', '.join(CATEGORIES)}", "category")
     items = []
+    # the library reads the tag at the end of q (and that "by " asks for an artist)
+    at, hits = bench.db.complete_at(f["q"], None, limit=f["limit"], categories=cats, profile=prof,
+                                    backend=f["backend"])
     if at.query.strip():
-        for s in bench.db.complete(at.query, limit=f["limit"], categories=cats, profile=prof, backend=f["backend"]):
+        for s in hits:
             items.append({
                 "tag": s.tag,
                 "insert_text": s.insert_text,

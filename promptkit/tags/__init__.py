@@ -5,8 +5,9 @@ their categories), :mod:`~promptkit.tags.locations` (where the lists are),
 :mod:`~promptkit.tags.reader` (the CSV reader), :mod:`~promptkit.tags.columns` and
 :mod:`~promptkit.tags.index` (the loaded data and its on-disk index),
 :mod:`~promptkit.tags.db` (``TagDB``), :mod:`~promptkit.tags.completion`,
-:mod:`~promptkit.tags.keys` and :mod:`~promptkit.tags.spelling` (look-up keys and
-prompt spellings), :mod:`~promptkit.tags.splitter` (``iter_tags``),
+:mod:`~promptkit.tags.keys`, :mod:`~promptkit.tags.lookalikes` and
+:mod:`~promptkit.tags.spelling` (look-up keys, fullwidth/invisible characters and prompt
+spellings), :mod:`~promptkit.tags.cursor` (``tag_at``: the tag under the cursor), :mod:`~promptkit.tags.splitter` (``iter_tags``),
 :mod:`~promptkit.tags.normalizer` (``normalize``) and :mod:`~promptkit.tags.download`.
 The names below are imported from them on first use, so importing one small module
 (``promptkit.tags.sources``) does not load the rest.
@@ -36,6 +37,11 @@ _EXPORTS = {
     "escape": "spelling",
     "format_tag": "spelling",
     "kaomoji": "spelling",
+    "is_kaomoji": "spelling",
+    "plain_text": "lookalikes",
+    "find_lookalikes": "lookalikes",
+    "tag_at": "cursor",
+    "TagAtCursor": "cursor",
     "TagRef": "splitter",
     "iter_tags": "splitter",
     "normalize": "normalizer",

@@ -14,6 +14,8 @@ from collections import Counter
 from itertools import accumulate, chain, compress, count, repeat
 from typing import Iterator, Sequence
 
+from .keys import tag_key
+
 __all__ = ["Names", "SortedKeyView", "SortedMap", "SparseColumn", "TagColumns", "starts_of"]
 
 _KEYS_AS_LIST_AFTER = 300  # look-ups on the one-string sorted keys before they are split into a list
@@ -254,6 +256,10 @@ class TagColumns:
                           or joined[-1:] == " " or not joined.replace("\n", " ").isprintable())
         if not from_names:
             keys = [" ".join(k.split()) for k in keys]  # as tag_key() does
+        if not joined.isascii():
+            # fullwidth forms and invisible characters read as tag_key() reads a look-up
+            keys = [k if k.isascii() else tag_key(k) for k in keys]
+            from_names = False
         order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: first-loaded first
         skeys = list(operator.itemgetter(*order)(keys)) if len(order) > 1 else [keys[o] for o in order]
         first: dict[int, int] = {}  # index of a duplicate → index of the first tag with its key
@@ -355,6 +361,8 @@ def _alias_map(aliases: dict, first: dict, srcs) -> dict:
                if not k or k[0] == " " or k[-1] == " " or "  " in k or not k.isprintable()]
     for n in odd:
         keys[n] = " ".join(keys[n].split())
+    if not blob.isascii():
+        keys = [k if k.isascii() else tag_key(k) for k in keys]
     tgt = list(chain.from_iterable(map(repeat, targets, per_row)))
     src = list(chain.from_iterable(map(repeat, (srcs[i] for i in idxs), per_row)))
     alias: dict[str, object] = dict(zip(reversed(keys), reversed(tgt)))  # first definition wins

@@ -26,6 +26,7 @@ from typing import Iterable
 from promptkit._cache import read_record, write_record
 
 from .index import index_path, pack_names, pack_strings, unpack_names, unpack_strings
+from .cursor import tag_at
 from .keys import fold_query, unescape
 from .records import Suggestion, Tag
 from .sources import CATEGORIES
@@ -306,18 +307,32 @@ class CompletionIndex:
         return pools
 
     # ------------------------------------------------------------------
-    def complete(self, query, limit=10, categories=None, profile=None, backend=None, fuzzy=True):
-        """See :meth:`TagDB.complete` (``backend`` a :class:`~promptkit.backends.Backend`)."""
+    def complete_at(self, text, cursor=None, limit=10, categories=None, profile=None, backend=None, fuzzy=True):
+        """See :meth:`TagDB.complete_at` (``backend`` a :class:`~promptkit.backends.Backend`)."""
         if backend is None:
             from promptkit.backends import A1111 as backend
-        if limit <= 0:
-            return []
-        q = fold_query(query)
-        if not q.strip():
-            return []
         from promptkit.profiles import load_profile
 
         prof = load_profile(profile) if profile is not None else None
+        at = tag_at(text, cursor, profile=prof)
+        if limit <= 0:
+            return at, []
+        hits = self._complete(at, limit, categories, prof, backend, fuzzy)
+        if "(" in at.query and not any(h.kind != "fuzzy" for h in hits):
+            # "1girl (smile": not a qualifier after all — the "(" is emphasis, complete "smile"
+            inner = tag_at(text, cursor, profile=prof, qualifiers=False)
+            if inner.start != at.start:
+                more = self._complete(inner, limit, categories, prof, backend, fuzzy)
+                if any(h.kind != "fuzzy" for h in more) or not hits:
+                    return inner, more
+        return at, hits
+
+    def _complete(self, at, limit, categories, prof, backend, fuzzy) -> list[Suggestion]:
+        q = fold_query(at.query)
+        if not q.strip():
+            return []
+        if at.artist and categories is None:
+            categories = ["artist"]  # "by kan" on RouWei: the prefix says an artist is wanted
         cols = self._cols
         cats = cols.cats
         accept = None
@@ -363,14 +378,31 @@ class CompletionIndex:
                                       f"profile:{prof.name}", kind))
                 if len(out) >= limit:
                     return out
-        for p in main.best(q, lo, hi, limit + 1, accept):
-            if main.keys[p] != q and emit(main.idx[p], "prefix"):
-                return out
+        # one class: the query at the start of the tag or of a word inside it ("miku" finds
+        # "hatsune miku" next to "miku day"), by post count — as tagcomplete's word-boundary search
+        want = limit + len(seen) + 1
+        heads = main.best(q, lo, hi, want, accept)[:want] if lo < hi else ()
         words = self.words
-        lo, hi = words.range(q)
-        if lo < hi:
-            for p in words.best(q, lo, hi, limit + len(seen), accept):
-                if emit(words.idx[p], "word"):
+        wlo, whi = words.range(q)
+        inner = words.best(q, wlo, whi, want, accept)[:want] if wlo < whi else ()
+        # both lists are in post-count order: merge them
+        if inner:
+            hcnt, wcnt, nh, nw = main.cnt, words.cnt, len(heads), len(inner)
+            a = b = 0
+            while a < nh or b < nw:
+                if b >= nw or (a < nh and hcnt[heads[a]] >= wcnt[inner[b]]):
+                    p = heads[a]
+                    a += 1
+                    if main.keys[p] != q and emit(main.idx[p], "prefix"):
+                        return out
+                else:
+                    p = inner[b]
+                    b += 1
+                    if emit(words.idx[p], "word"):
+                        return out
+        else:
+            for p in heads:
+                if main.keys[p] != q and emit(main.idx[p], "prefix"):
                     return out
         al = self.aliases
         lo, hi = al.range(q)

@@ -19,7 +19,7 @@ import csv
 import io
 import os
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence, Union
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence, Union
 
 from promptkit.backends import Backend, get_backend
 
@@ -32,6 +32,9 @@ from .records import SourceInfo, Suggestion, Tag, TagDataError
 from .sources import CATEGORIES, DANBOORU, SOURCES, category_code, source_for_path
 
 __all__ = ["TagDB", "default_db"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .cursor import TagAtCursor
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -286,13 +289,38 @@ class TagDB:
         backend: str | Backend = "a1111",
         fuzzy: bool = True,
     ) -> list[Suggestion]:
-        """Autocomplete ``query``: exact, prefix, word-start, then alias hits (each by post
-        count), then a fuzzy fallback when there are fewer than ``limit``."""
-        if not isinstance(query, str):
-            raise TypeError(f"complete() needs a str query, got {type(query).__name__}")
+        """Autocomplete the tag being typed at the end of ``query``.
+
+        ``query`` may be a whole prompt: the tag under the cursor is completed
+        (:func:`~promptkit.tags.cursor.tag_at`: ``long hair, blu`` completes ``blu``,
+        ``(smile`` ``smile``, ``[cat:do`` ``do``).  Hits: the exact tag, then tags with a
+        word starting with the query (``miku`` → ``hatsune miku``, ``karin`` → the
+        ``karin \\(blue archive\\)`` family) by post count, then aliases, then a fuzzy
+        fallback when there are fewer than ``limit``.  With a ``profile`` the inserted text is
+        written its way (escapes, kaomoji, RouWei's ``by `` for artists) and a query starting
+        with its artist prefix (``by kan``) asks for artists.  Fullwidth and zero-width
+        characters in the query are read as their plain forms."""
+        return self.complete_at(query, None, limit, categories, profile, backend, fuzzy)[1]
+
+    def complete_at(
+        self,
+        text: str,
+        cursor: int | None = None,
+        limit: int = 10,
+        categories: Iterable[str] | None = None,
+        profile=None,
+        backend: str | Backend = "a1111",
+        fuzzy: bool = True,
+    ) -> tuple["TagAtCursor", list[Suggestion]]:
+        """:meth:`complete` for an editor: the tag at ``cursor`` in ``text`` (default: the end)
+        and its suggestions.  The :class:`~promptkit.tags.cursor.TagAtCursor` says which text a
+        suggestion's ``insert_text`` replaces (``start`` to ``end``): for ``1girl, karin (blue``
+        that is ``karin (blue``, for ``1girl (smile`` just ``smile``."""
+        if not isinstance(text, str):
+            raise TypeError(f"complete() needs a str query, got {type(text).__name__}")
         if isinstance(limit, bool) or not isinstance(limit, int):
             raise TypeError(f"complete() limit must be an int, got {limit!r}")
-        return self._completer().complete(query, limit, categories, profile, get_backend(backend), fuzzy)
+        return self._completer().complete_at(text, cursor, limit, categories, profile, get_backend(backend), fuzzy)
 
     def suggest(self, name: str, limit: int = 3) -> list[Tag]:
         """Close known tags for an unknown ``name`` (alias targets first, then fuzzy matches)."""

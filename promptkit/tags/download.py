@@ -1,5 +1,7 @@
 """``promptkit tags download``: fetch the public tagcomplete CSV into the user cache.
 
+The list comes from its HTTPS address or from a local mirror (``--url file:///…``).
+
 The download is read into memory, validated (size against ``Content-Length``,
 every row's columns and numbers, a minimum row count), and only then replaces
 the previous list with :func:`promptkit._cache.atomic_write` (a temporary file
@@ -121,8 +123,10 @@ def download_tags(
     if source not in DEFAULT_URLS:
         raise DownloadError(f"unknown source {source!r}; expected one of {', '.join(DEFAULT_URLS)}")
     url = url or DEFAULT_URLS[source]
-    if not url.startswith(("https://", "http://")):
-        raise DownloadError(f"unsupported URL {url!r} (expected https://…)")
+    local = url.startswith("file://")
+    if not (local or url.startswith(("https://", "http://"))):
+        hint = f"; for a local file write file://{Path(url).expanduser().resolve()}" if "://" not in url else ""
+        raise DownloadError(f"unsupported URL {url!r} (expected https://… or file://…{hint})")
     dest = Path(dest) if dest is not None else downloaded_path(source)
     if progress is None:
         progress = sys.stderr.isatty()
@@ -132,7 +136,7 @@ def download_tags(
     chunks = []
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
-            status = getattr(resp, "status", 200)
+            status = getattr(resp, "status", None) or 200  # (a file:// response has no status)
             if status != 200:
                 raise DownloadError(f"{url}: HTTP {status}")
             length = resp.headers.get("Content-Length")

@@ -21,7 +21,7 @@ __all__ = ["INDEX_VERSION", "source_fingerprint", "index_path", "save_columns", 
            "pack_strings", "unpack_strings", "pack_names", "unpack_names"]
 
 _KIND = "promptkit.tagdb"
-INDEX_VERSION = 12   # bump when TagColumns or the reader's output changes meaning
+INDEX_VERSION = 13   # bump when TagColumns or the reader's output changes meaning
 _KEEP = 8            # lists whose indexes are kept (the most recently written)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from promptkit.backends import A1111
 
+from .lookalikes import plain_text
+
 __all__ = ["tag_key", "fold_key", "fold_query", "unescape", "tag_lookup_key", "ARTIST_PREFIXES"]
 
 #: artist conventions of other model families (spec §2.3), stripped before a look-up
@@ -17,7 +19,11 @@ ARTIST_PREFIXES = ("by ", "by_", "artist:", "@")
 
 
 def tag_key(text: str) -> str:
-    """Look-up key: lowercase, ``_`` → space, whitespace collapsed (no unescaping)."""
+    """Look-up key: lowercase, ``_`` → space, whitespace collapsed (no unescaping);
+    fullwidth forms read as ASCII and invisible characters dropped (``ｌｏｎｇ＿ｈａｉｒ`` is
+    ``long hair``, :mod:`promptkit.tags.lookalikes`)."""
+    if not text.isascii():
+        text = plain_text(text)
     key = text.lower().replace("_", " ")
     # (tabs, newlines and other separators are not printable: collapsed like spaces)
     if "  " in key or key[:1] == " " or key[-1:] == " " or not key.isprintable():
@@ -37,7 +43,10 @@ def fold_key(text: str) -> str:
 
 def fold_query(query: str) -> str:
     """A typed autocomplete query as a completion key (escapes resolved, ``_`` and ``-``
-    as spaces); one trailing space is kept, since it ends the last word."""
+    as spaces, fullwidth and invisible characters as :func:`tag_key` reads them); one
+    trailing space is kept, since it ends the last word."""
+    if not query.isascii():
+        query = plain_text(query)
     q = unescape(query).lower().replace("_", " ").replace("-", " ")
     trailing = q[-1:] == " " and q.strip() != ""
     q = " ".join(q.split())

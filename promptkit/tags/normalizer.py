@@ -8,6 +8,7 @@ editing, LoRA nodes, separators) survives byte for byte.
 from __future__ import annotations
 
 import re
+import weakref
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -17,9 +18,11 @@ from promptkit.profiles import load_profile, underscore_tokens
 
 from .aliases import SPELLING, alias_kind
 from .db import TagDB, default_db
+from .fastpath import ResolveMemo, is_plain, memo_for, plain_refs
 from .keys import ARTIST_PREFIXES, tag_key
-from .spelling import format_tag, kaomoji
+from .lookalikes import plain_text
 from .moves import apply_edits, leading_debris, map_edits, removal_span, trailing_debris
+from .spelling import format_tag, is_kaomoji, kaomoji
 from .splitter import TagRef, iter_tags, parse_prompt
 
 __all__ = ["normalize"]
@@ -82,7 +85,7 @@ def _resolve(ref: TagRef, db: TagDB, prof, backend: Backend) -> _Resolved | None
         text = format_tag(tag.name, prof, backend, category=tag.category)
         movable = "artist" if tag.category == "artist" else _classify_tag(tag, prof)
         return _Resolved("tag:" + tag.name, text, movable)
-    if low in kao or value.lower() in kao:
+    if low in kao or value.lower() in kao or is_kaomoji(low):
         name = value.lower() if value.lower() in kao else low
         return _Resolved("tag:" + name, backend.escape(name), "")
     spaced = _kaomoji_by_key().get(key)
@@ -164,7 +167,7 @@ def normalize(
     """Normalize the tags of a prompt for a model profile and a backend.
 
     Each tag: unambiguous alias → canonical tag when the alias is a spelling of the same
-    concept (:func:`~promptkit.tags.aliases.alias_is_safe`), lowercase, underscores →
+    concept (:func:`~promptkit.tags.aliases.alias_kind`), lowercase, underscores →
     spaces (kaomoji, ``score_9``-style model tokens and ``__wildcards__`` keep theirs),
     escaped once for the backend (A1111 ``( ) [ ] \\``, ComfyUI ``( )``), the profile's
     artist prefix (RouWei ``by ``; other conventions such as ``@name`` or ``artist:name``
@@ -175,7 +178,11 @@ def normalize(
     (``((kantoku))`` → ``((by kantoku))``); tags inside a bracket with other text, inside
     prompt editing, or in a prompt with ``AND`` stay where they are.  ``#`` comments (A1111
     strips them) are neither read nor changed.  Prose pieces (more than four words) and
-    every non-tag node are left as written.  ``normalize(normalize(x)) == normalize(x)``.
+    every non-tag node are left as written, except that fullwidth forms (typed with a
+    Japanese or Chinese input method) become ASCII and invisible characters (zero-width
+    spaces) are removed outside comments, so ``（smile:1.2）`` becomes the weight its author
+    typed (a fullwidth ``＃`` stays: as ``#`` it would start a comment).
+    ``normalize(normalize(x)) == normalize(x)``.
     """
     backend = get_backend(backend)
     prof = load_profile(profile) if profile is not None else None
@@ -187,15 +194,82 @@ def normalize(
     # ``karin_(blue_archive)kantoku`` leaves ``karin (blue archive)`` at the end),
     # so passes repeat until the text is stable; almost always the second
     # pass only confirms the first.
+    text = _fold_lookalikes(text, backend)
+    resolve = _memo(db, prof, backend)
+    isolating = isolate_artists if isolate_artists is not None else bool(prof and prof.isolate_artists)
     for _ in range(8):
-        out = _normalize_once(text, db, prof, backend, isolate_artists)
+        if not isolating and is_plain(text):
+            # a plain tag list (most captions): no parse, each piece resolved once per dataset
+            out, settled = _plain_once(text, resolve)
+            if settled and out != text and is_plain(out):
+                return out  # the next pass is known to change nothing (see _plain_once)
+        else:
+            out = _normalize_once(text, db, backend, resolve, isolating)
         if out == text:
             return out
         text = out
     return text
 
 
-def _normalize_once(text, db, prof, backend, isolate_artists) -> str:
+def _fold_lookalikes(text: str, backend: Backend) -> str:
+    """Fullwidth forms as ASCII, invisible characters dropped (lint PK212 reports them) —
+    outside A1111 comments, and never turning a fullwidth ``＃`` into a comment."""
+    if text.isascii():
+        return text
+    if not backend.text_path:
+        return plain_text(text)
+    lines = []
+    for line in text.split("\n"):
+        cut = line.find("#")
+        body, comment = (line, "") if cut < 0 else (line[:cut], line[cut:])
+        lines.append("＃".join(plain_text(piece) for piece in body.split("＃")) + comment)
+    return "\n".join(lines)
+
+
+def _memo(db, prof, backend) -> ResolveMemo:
+    """``_resolve`` for this database, profile and backend, remembered per tag text."""
+    dbref = weakref.ref(db)  # the memo must not keep the database alive
+
+    def make() -> ResolveMemo:
+        return ResolveMemo(lambda ref: _resolve(ref, dbref(), prof, backend))
+
+    return memo_for(db, (prof, backend), make)
+
+
+def _plain_once(source: str, resolve: ResolveMemo) -> tuple[str, bool]:
+    """One pass of :func:`_normalize_once` over a plain tag list (fastpath.is_plain), with the
+    same edits: the pieces are the comma-separated parts, all at depth 0, weight 1, one part.
+
+    Also says whether a second pass would change nothing: true when every replacement, trimmed
+    as the next pass would read it, resolves to itself with the same canonical tag and holds no
+    comma — then the output's pieces resolve as this pass's did and their canonical tags are
+    still all different.
+    """
+    edits: list[tuple[int, int, str]] = []
+    seen: set = set()
+    known = resolve.pieces.get
+    lookup = resolve.text
+    settled = True
+    pos = 0
+    for raw in source.split(","):
+        piece = raw.strip()
+        if piece:
+            hit = known(piece) or lookup(piece)
+            res = hit[0]
+            if res is not None:
+                a = pos + len(raw) - len(raw.lstrip())
+                if res.canon in seen:
+                    edits.append((*removal_span(source, Span(a, a + len(piece))), ""))
+                else:
+                    seen.add(res.canon)
+                    if res.text != piece:
+                        edits.append((a, a + len(piece), res.text))
+                        settled = settled and hit[1]
+        pos += len(raw) + 1
+    return (apply_edits(source, edits) if edits else source), settled
+
+
+def _normalize_once(text: str, db, backend: Backend, resolve: ResolveMemo, isolate_artists: bool) -> str:
     if backend.text_path and "#" in text:
         from promptkit.a1111.textpath import comments_map
 
@@ -205,12 +279,8 @@ def _normalize_once(text, db, prof, backend, isolate_artists) -> str:
 
         m = TextMap.identity(text)
     source = m.text
-    tree = parse_prompt(source)
-    refs = iter_tags(tree, db)
-    if isolate_artists is None:
-        isolate_artists = bool(prof and prof.isolate_artists)
-
-    resolved = [_resolve(r, db, prof, backend) for r in refs]
+    refs = plain_refs(source) if is_plain(source) else iter_tags(parse_prompt(source), db)
+    resolved = [resolve(r) for r in refs]
     removed: set[int] = set()
     seen: dict[tuple, float] = {}
     for n, (ref, res) in enumerate(zip(refs, resolved)):

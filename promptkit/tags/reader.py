@@ -1,4 +1,8 @@
-"""Reading a tag CSV (``name,category,post_count,"alias1,alias2"``, no header) into columns.
+"""Reading a tag CSV (``name,category,post_count,"alias1,alias2"``) into columns.
+
+The tagcomplete lists have no header; a first row that names the columns
+(``name,category,count,alias``, the way spreadsheet exports write it) is recognised and
+skipped.
 
 :func:`read_csv` tries a column-wise fast path that handles well-formed files (the
 full Danbooru list in a fraction of the time a row loop takes) and falls back to
@@ -20,10 +24,33 @@ from .columns import Names, starts_of
 from .records import TagDataError
 from .sources import TagSource
 
-__all__ = ["Table", "read_csv", "read_rows", "decode"]
+__all__ = ["Table", "read_csv", "read_rows", "decode", "is_header"]
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 _MAX_COUNT = 2**63 - 1  # post counts are stored as signed 64-bit integers
+
+# a header row: name,category,count[,alias] (spellings of each column people use; quoted or not)
+_HEADER = re.compile(
+    r'^\s*"?(?:name|tag|tag_?name)"?\s*,\s*"?(?:category|type|cat)"?\s*,'
+    r'\s*"?(?:post_?count|count|posts|post count)"?\s*(?:,\s*"?(?:alias|aliases)"?\s*)?$',
+    re.I,
+)
+_HEADER_B = re.compile(_HEADER.pattern.encode(), re.I)
+
+
+def is_header(line: str) -> bool:
+    """Whether a CSV line is a header naming the columns (``name,category,count,alias``)."""
+    return bool(_HEADER.match(line))
+
+
+def _without_header(data: bytes) -> bytes:
+    """``data`` without a header row (a blank first line becomes the row's place)."""
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    end = data.find(b"\n", start)
+    first = data[start:] if end < 0 else data[start:end]
+    if _HEADER_B.match(first.rstrip(b"\r")):
+        return b"" if end < 0 else data[end + 1:]
+    return data
 
 
 class Table(NamedTuple):
@@ -52,7 +79,7 @@ def decode(data: bytes, path: str) -> str:
 
 def read_csv(data: bytes, path: str, source: TagSource, strict: bool) -> Table:
     """Parse one tag file (see module docs)."""
-    fast = _read_columns(data, source)
+    fast = _read_columns(_without_header(data), source)
     if fast is not None:
         return fast
     return read_rows(decode(data, path), path, source, strict)
@@ -151,9 +178,14 @@ def read_rows(text: str, path: str, source: TagSource, strict: bool) -> Table:
     classify = source.classify
     # lines end at \n, \r\n or \r, as for the csv module (str.splitlines would also
     # split at form feeds and other Unicode separators inside a name)
+    first = True
     for lineno, line in enumerate(_LINE_END.split(text), 1):
         if not line.strip():
             continue
+        if first:
+            first = False
+            if _HEADER.match(line):
+                continue  # name,category,count,alias
         problem = None
         if '"' in line:
             try:

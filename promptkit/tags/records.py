@@ -71,6 +71,21 @@ class SourceInfo:
     from_cache: bool = False
     per_source: dict = field(default_factory=dict)
 
+    @property
+    def is_starter(self) -> bool:
+        """True when no full tag list was found and the built-in starter list is in use."""
+        return self.origin == "builtin"
+
+    def starter_notice(self) -> str | None:
+        """What to tell the user when the starter list is in use (None otherwise)."""
+        if not self.is_starter:
+            return None
+        return (
+            f"using the built-in starter list ({self.tag_count} common tags): no full tag list was found, so "
+            "unknown-tag and artist checks and post counts are meaningless; run 'promptkit tags download' "
+            "(or point PROMPTKIT_TAGS at a danbooru.csv)"
+        )
+
     def describe(self) -> str:
         what = {
             "path": "explicit path",

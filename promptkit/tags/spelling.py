@@ -14,7 +14,7 @@ from promptkit.backends import Backend, get_backend
 
 from .keys import tag_key
 
-__all__ = ["escape", "format_tag", "kaomoji"]
+__all__ = ["escape", "format_tag", "kaomoji", "is_kaomoji"]
 
 _KAOMOJI: frozenset[str] | None = None
 
@@ -33,6 +33,31 @@ def kaomoji() -> frozenset[str]:
     return _KAOMOJI
 
 
+def is_kaomoji(name: str, category: str | None = None) -> bool:
+    """Whether a tag (underscore form) is an emoticon that keeps its underscore: the
+    :func:`kaomoji` list, or a general tag that is two faces of at most four characters
+    with at most one letter each around one underscore (``t_t``, ``o_x``, ``;_;``, but not
+    the artist ``m_k``).  A tag the list does not know (``category`` None) must also look
+    like a face: both halves the same or a symbol in it (``t_t``, ``;_;``; not ``m_k``).
+
+    >>> [is_kaomoji(t) for t in ("^_^", "t_t", ";_;", "long_hair", "1_2", "m_k")]
+    [True, True, True, False, False, False]
+    >>> is_kaomoji("o_x", "general"), is_kaomoji("m_k", "artist")
+    (True, False)
+    """
+    low = name.strip().lower()
+    if low in kaomoji():
+        return True
+    if category not in (None, "general"):
+        return False
+    parts = low.split("_")
+    if len(parts) != 2 or not all(
+        0 < len(p) <= 4 and sum(c.isalpha() for c in p) <= 1 and not p.isdigit() and " " not in p for p in parts
+    ):
+        return False
+    return category == "general" or parts[0] == parts[1] or not low.replace("_", "").isalnum()
+
+
 def escape(text: str, backend: Union[str, Backend] = "a1111") -> str:
     """Escape literal text for a backend (A1111 and diffusers: ``( ) [ ] \\``; ComfyUI: ``( )``)."""
     return get_backend(backend).escape(text)
@@ -48,7 +73,7 @@ def format_tag(name: str, profile=None, backend: Union[str, Backend] = "a1111", 
 
         prof = load_profile(profile)
     low = name.lower()
-    keep = low in kaomoji() or (prof is not None and tag_key(low) in prof.keep_underscore_keys)
+    keep = is_kaomoji(low, category) or (prof is not None and tag_key(low) in prof.keep_underscore_keys)
     if prof is not None and prof.tag_format == "underscores":
         text = low.replace(" ", "_")
     elif keep:

@@ -89,6 +89,7 @@ class TooManyChunks(Rule):
     code = "PK402"
     name = "too-many-chunks"
     severity = "info"
+    impact = "efficiency"  # only chunk 1 feeds the pooled vector; more chunks are legal
     options = (
         Option("max", "integer", 3, "chunks allowed before the rule reports (info)", minimum=1),
         Option("warn", "integer", 4, "above this many chunks the report is a warning", minimum=1),

@@ -27,6 +27,8 @@ def variant_layouts(field) -> list[tuple[str, list[tuple[int, int, int]]]]:
     backend = field.ctx.backend
     if backend.chunker == "words":
         out = [("", sorted(_word_layout(field, backend.max_word_length)))]
+    elif (fast := _plain_layout(field)) is not None:  # one text, encoded as it is
+        out = [("", fast)]
     else:
         out = []
         for v in field.encoded:
@@ -55,6 +57,36 @@ def longest_variant(field) -> tuple[str, list[tuple[int, int, int]]]:
 
 
 CHUNK_TOKENS = 75
+
+
+def _plain_layout(field) -> list[tuple[int, int, int]] | None:
+    """The same layout for a plain tag list (one weighted run): each token's source span straight
+    from the run's offset map, laid over the chunks in order — without the per-chunk span tuples
+    (tests/test_fastpath.py checks it against the general path)."""
+    if not field.plain:
+        return None
+    runs = field.runs
+    if len(runs) != 1 or not runs[0].segs:
+        return None
+    run = runs[0]
+    from promptkit.clip.tokenizer import ClipTokenizer
+
+    offs = ClipTokenizer.bundled().offsets(run.text)
+    identity = all(i == src for i, src in run.segs)
+    out = []
+    k = 0
+    for ci, ch in enumerate(field.chunks):
+        n = ch.n_content
+        if k + n > len(offs):
+            return None
+        for a, b in offs[k : k + n]:
+            if identity:
+                out.append((a, b if b > a else a, ci))
+            else:
+                sp = run.source_span(a, b)
+                out.append((sp.start, sp.end, ci))
+        k += n
+    return out if k == len(offs) else None
 
 
 def _word_layout(field, max_word: int) -> list[tuple[int, int, int]]:

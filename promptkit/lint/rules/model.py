@@ -9,14 +9,15 @@ from promptkit.tags.moves import apply_edits, leading_debris, removal_span, trai
 from ..registry import Example, Option, Rule, register
 from .helpers import kind, removal_fix
 from .layout import chunk_of, variant_layouts
-from .vocabulary import foreign_vocabulary, quality_universe
+from .vocabulary import RESOLUTION_META, foreign_vocabulary, quality_universe
 
 def _artist_infos(field):
     return [i for i in field.infos if i.is_artist and not i.in_vocab]
 
 
 def _is_style(info, ctx) -> bool:
-    return info.key in ctx.keys.style or info.key in ctx.keys.special or info.key in quality_universe()
+    return (info.key in ctx.keys.style or info.key in ctx.keys.special or info.key in quality_universe()
+            or info.key in RESOLUTION_META)
 
 
 @register
@@ -355,6 +356,10 @@ class ArtistPrefixConvention(Rule):
     **What it catches.** NoobAI/Illustrious/Animagine use the plain Danbooru
     tag; RouWei uses `by x`; NovelAI writes `artist:x`; Anima `@x`.  Only
     fires when the name after the prefix is an artist in the database.
+    `by x` on a model trained with plain artist tags is `info`: the common
+    habit mostly still finds the style (the golden sample's Danbooru-style
+    prompts write it often: see the measurement in the docs), while
+    `artist:` and `@` are warnings.
 
     **Why.** The foreign prefix is a token the model never saw next to
     artists.
@@ -366,7 +371,7 @@ class ArtistPrefixConvention(Rule):
     name = "artist-prefix-convention"
     severity = "warning"
     fix = "safe"
-    default = False
+    default = True
     examples = (
         Example(bad="artist:wlop, @ciloranko, 1girl", good="wlop, ciloranko, 1girl", fixed="wlop, ciloranko, 1girl", profile="noobai"),
         Example(bad="@wlop BREAK 1girl", good="by wlop BREAK 1girl", fixed="by wlop BREAK 1girl", profile="rouwei"),
@@ -385,10 +390,12 @@ class ArtistPrefixConvention(Rule):
                     continue
                 start = info.span.start
                 shown = want.strip() or "no prefix"
+                habit = not want and info.prefix.lower() in ("by ", "by_")
                 yield ctx.diag(
                     self, Span(start, start + len(info.prefix)),
                     f"artist prefix {quoted(info.prefix.strip())} is not {ctx.profile.name}'s convention ({shown})",
                     field=field.name, fix=Fix(Span(start, start + len(info.prefix)), want, True, f"write '{want}{info.key}'" if want else "drop the prefix"),
+                    severity="info" if habit else None,
                 )
 
 
@@ -479,6 +486,7 @@ class NegativeStyleSuppression(Rule):
     code = "PK313"
     name = "negative-style-suppression"
     severity = "info"
+    model_specific = True
     TAGS = ("greyscale", "monochrome")
     examples = (
         Example(bad="1girl", negative="monochrome, greyscale, worst quality", good="1girl", good_negative="worst quality", profile="rouwei"),
@@ -512,6 +520,7 @@ class PonyArtist(Rule):
     code = "PK315"
     name = "pony-artist"
     severity = "info"
+    model_specific = True
     examples = (
         Example(
             bad="score_9, score_8_up, score_7_up, score_6_up, score_5_up, score_4_up, wlop, 1girl",
@@ -521,7 +530,7 @@ class PonyArtist(Rule):
     )
 
     def applies(self, ctx):
-        return ctx.db is not None
+        return super().applies(ctx) and ctx.db is not None
 
     def check(self, ctx):
         for info in _artist_infos(ctx.field("positive")):

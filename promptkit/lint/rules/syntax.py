@@ -297,6 +297,7 @@ class EmptyChunkBreak(Rule):
     name = "empty-chunk-break"
     severity = "warning"
     fix = "safe"
+    default = True
     backends = BREAK_KEYWORD
     examples = (
         Example(bad="BREAK 1girl BREAK BREAK smile", good="1girl BREAK smile", fixed="1girl BREAK smile"),
@@ -406,6 +407,7 @@ class BracketNumberIsSchedule(Rule):
     name = "bracket-number-is-schedule"
     severity = "warning"
     fix = "unsafe"
+    default = True
     backends = A1111_LIKE
     examples = (
         Example(bad="1girl, [blurry:0.8]", good="1girl, (blurry:0.8)", fixed="1girl, (blurry:0.8)", unsafe=True),
@@ -450,6 +452,7 @@ class BareWeightSuffix(Rule):
     name = "bare-weight-suffix"
     severity = "warning"
     fix = "unsafe"
+    default = True
     backends = COMPOSABLE_AND
     examples = (
         Example(bad="1girl, smile:1.3", good="1girl, (smile:1.3)", fixed="1girl, (smile:1.3)", unsafe=True),
@@ -547,6 +550,7 @@ class EmptyGroupOrSeparator(Rule):
     name = "empty-group-or-separator"
     severity = "info"
     fix = "safe"
+    impact = "style"  # an empty group or a doubled comma costs a token, not a meaning
     examples = (
         Example(bad="1girl,, (), smile ,", good="1girl, smile", fixed="1girl, smile"),
         Example(bad="1girl,  smile", good="1girl, smile", fixed="1girl, smile"),

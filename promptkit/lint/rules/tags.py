@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from promptkit.diagnostics import Fix, Span, quoted
 from promptkit.profiles import underscore_token_keys, vocab_key
-from promptkit.tags import kaomoji
+from promptkit.tags import is_kaomoji, kaomoji
 from promptkit.tags.aliases import NARROWER, SPELLING, alias_kind
 
 from ..registry import Example, Option, Rule, register
@@ -55,13 +55,10 @@ class UnderscoreTag(Rule):
         return ctx.profile.tag_format == "spaces"
 
     def check(self, ctx):
-        kao = kaomoji()
         for field in ctx.fields:
             for info in field.infos:
                 text = info.ref.text
-                if "_" not in text or _is_special(info, ctx) or text.strip() in kao:
-                    continue
-                if text.strip().lower().replace(" ", "_") in kao:
+                if "_" not in text or _is_special(info, ctx) or is_kaomoji(text, info.category):
                     continue
                 fixed = text.replace("_", " ")
                 yield ctx.diag(
@@ -82,7 +79,9 @@ class UnescapedTagParens(Rule):
     **Why.** The character/artist is not recognised and a stray emphasis
     appears.
 
-    **Fix.** Safe: escape the parentheses, `karin \\(blue archive\\)`.
+    **Fix.** Safe: escape the parentheses, `karin \\(blue archive\\)`; on a profile that
+    writes spaces, underscores become spaces in the same edit (`karin_(blue_archive)` is one
+    finding, not a PK201 and a PK202).
     """
 
     code = "PK202"
@@ -91,15 +90,19 @@ class UnescapedTagParens(Rule):
     fix = "safe"
     default = True
     backends = ("a1111", "comfy")
+    supersedes = ("PK201",)
     examples = (
         Example(
             bad="1girl, karin (blue archive), hoshimachi suisei (1st costume)",
             good="1girl, karin \\(blue archive\\), hoshimachi suisei \\(1st costume\\)",
             fixed="1girl, karin \\(blue archive\\), hoshimachi suisei \\(1st costume\\)",
         ),
+        Example(bad="1girl, karin_(blue_archive)", good="1girl, karin \\(blue archive\\)",
+                fixed="1girl, karin \\(blue archive\\)"),
     )
 
     def check(self, ctx):
+        spaces = ctx.profile.tag_format == "spaces"
         for field in ctx.fields:
             for info in field.infos:
                 ref = info.ref
@@ -107,12 +110,16 @@ class UnescapedTagParens(Rule):
                     continue
                 # only the parentheses: the text has no escapes yet
                 fixed = ref.text.replace("(", "\\(").replace(")", "\\)")
+                what = "escape the parentheses"
+                if spaces and "_" in fixed and not _is_special(info, ctx):
+                    fixed = fixed.replace("_", " ")
+                    what = "escape the parentheses, underscores to spaces"
                 tag = info.tag or info.resolved
                 name = tag.name if tag is not None else ref.key
                 yield ctx.diag(
                     self, ref.span,
-                    f"{quoted(ref.text)} is read as emphasis; the tag {quoted(name)} needs escaped parentheses",
-                    field=field.name, fix=Fix(ref.span, fixed, True, "escape the parentheses"),
+                    f"{quoted(ref.text)} is read as emphasis; the tag {quoted(name)} is written {quoted(fixed)}",
+                    field=field.name, fix=Fix(ref.span, fixed, True, what),
                 )
             for node, _ in field.walk():
                 if kind(node) != "Weighted" or node.bracket != "(":
@@ -175,7 +182,7 @@ class UnknownTag(Rule):
                     continue
                 if ctx.db.resolve(info.key) is not None or ctx.db.alias_targets(info.key):
                     continue  # an alias: PK205's business
-                if info.key.replace(" ", "_") in kaomoji():
+                if is_kaomoji(info.key.replace(" ", "_")) and "_" in info.ref.text:
                     continue
                 if info.key in quality_universe():
                     continue  # a quality spell: PK304 says whether this model knows it
@@ -301,7 +308,7 @@ class E621OnlyTag(Rule):
             for info in field.infos:
                 if _is_special(info, ctx) or info.in_vocab:
                     continue
-                srcs = ctx.db.sources_of(info.key) if info.tag is not None else ()
+                srcs = ctx.sources_of(info.key) if info.tag is not None else ()
                 e621_only = "e621" in srcs and "danbooru" not in srcs
                 curated = info.key in E621_TO_DANBOORU
                 if not e621_only and not (curated and info.tag is None and not ctx.db.is_alias(info.key)):
@@ -338,8 +345,8 @@ class BrokenKaomoji(Rule):
     name = "broken-kaomoji"
     severity = "info"
     fix = "safe"
-    default = False
-    examples = (Example(bad="1girl, ^ ^, o o", good="1girl, ^_^, o_o", fixed="1girl, ^_^, o_o"),)
+    default = True
+    examples = (Example(bad="1girl, ^ ^, o o", good="1girl, ^_^, o_o, t_t", fixed="1girl, ^_^, o_o"),)
 
     def check(self, ctx):
         kao = kaomoji()
@@ -349,7 +356,12 @@ class BrokenKaomoji(Rule):
                 if " " not in text:
                     continue
                 cand = "_".join(text.split(" "))
-                if cand in kao and text not in kao:
+                # beyond the list, a face the tag list has as a general tag (t_t)
+                listed = cand in kao or (
+                    info.category == "general" and is_kaomoji(cand, "general")
+                    and info.tag is not None and info.tag.name == cand
+                )
+                if listed and text not in kao:
                     yield ctx.diag(
                         self, info.span, f"{quoted(text)} is the emoticon tag {quoted(cand)} with its underscore removed",
                         field=field.name, fix=Fix(info.span, cand, True, f"write {quoted(cand)}"),

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from promptkit.profiles import available_profiles, load_profile, vocab_key
 
-__all__ = ["quality_universe", "foreign_vocabulary"]
+__all__ = ["quality_universe", "foreign_vocabulary", "RESOLUTION_META"]
 
 # quality "spells" in common use that no profile lists (catalogue PK304 examples)
 _COMMON_QUALITY = (
@@ -19,14 +19,21 @@ _COMMON_QUALITY = (
 )
 
 
+# Danbooru's resolution meta tags: several profiles list them with their quality tags, but they
+# describe the image file, every booru-trained model has seen them, and they are not quality spells
+# (PK304 must not call `lowres` a non-standard quality tag on Pony; PK303 handles RouWei's removal)
+RESOLUTION_META = ("lowres", "highres", "absurdres", "incredibly absurdres")
+
+
 @lru_cache(maxsize=1)
 def quality_universe() -> frozenset[str]:
-    """Every quality tag any bundled profile knows, plus common quality spells."""
+    """Every quality tag any bundled profile knows, plus common quality spells (not the
+    resolution meta tags, :data:`RESOLUTION_META`)."""
     words = set(vocab_key(w) for w in _COMMON_QUALITY)
     for name in available_profiles():
         prof = load_profile(name)
         words.update(vocab_key(w) for w in prof.quality_positive + prof.quality_negative + prof.score_chain)
-    return frozenset(words)
+    return frozenset(words - {vocab_key(w) for w in RESOLUTION_META})
 
 
 
