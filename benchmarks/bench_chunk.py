@@ -229,7 +229,11 @@ mode, data_file = sys.argv[1], sys.argv[2]
 data = json.load(open(data_file, encoding="utf-8"))
 prompts, warmup = data["prompts"], data["warmup"]
 t_start = time.process_time()
-from promptkit.clip import ClipTokenizer, chunks, chunks_for_sdxl
+try:
+    from promptkit.clip import ClipTokenizer, chunks, chunks_for_sdxl
+except ImportError:  # a checkout from before the package layout (issue 9): the same functions
+    from promptkit.chunk import chunks, chunks_for_sdxl
+    from promptkit.tokenizer import ClipTokenizer
 out = {}
 if mode == "cold":
     for p in prompts:
@@ -329,8 +333,9 @@ def main(argv=None) -> int:
     from promptkit.clip import chunks
 
     for tree in args.compare:
-        if not (tree / "promptkit" / "clip").is_dir():
-            print(f"error: --compare {tree}: not a promptkit checkout (no promptkit/clip there)", file=sys.stderr)
+        if not ((tree / "promptkit" / "clip").is_dir() or (tree / "promptkit" / "chunk.py").is_file()):
+            print(f"error: --compare {tree}: not a promptkit checkout (no promptkit/clip or promptkit/chunk.py)",
+                  file=sys.stderr)
             return 2
     prompts = make_prompts(n)
     warmup = make_prompts(n, seed=99)  # a different set: warm caches never hold a timed prompt whole

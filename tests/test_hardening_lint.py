@@ -255,6 +255,21 @@ def test_deep_nesting_keeps_a1111s_exact_weights(shape, monkeypatch):
     assert [d.code for d in diags] == ["PK117"] and "exact" in diags[0].message
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(piece=st.text(alphabet="()[]:.,12 \\abBREAK", max_size=30), repeat=st.sampled_from([1, 3, 400]))
+def test_long_prompts_keep_a1111s_multiplication_order(piece, repeat, monkeypatch):
+    """A long prompt keeps its closers' multiplications for the end (the cost bound of the scan);
+    it must give exactly the weights of multiplying at each closer, as A1111 does."""
+    text = piece * repeat
+    monkeypatch.setattr(attention, "MAX_MULTIPLICATIONS", 10**12)  # every closer multiplies at once
+    at_once = weighted_runs_with_diagnostics(text)
+    monkeypatch.setattr(attention, "MAX_MULTIPLICATIONS", 2_000_000)
+    kept = weighted_runs_with_diagnostics(text)
+    if not any(d.code == "PK117" for d in kept[1]):
+        assert [(r.text, r.weight, r.segs) for r in kept[0]] == [(r.text, r.weight, r.segs) for r in at_once[0]]
+        assert [d.code for d in kept[1]] == [d.code for d in at_once[1]]
+
+
 def test_deep_mixed_nesting_is_bounded_and_says_so(monkeypatch):
     text = "(a [b " * 1500 + "]c)" * 1500
     monkeypatch.setattr(attention, "MAX_MULTIPLICATIONS", 10**12)

@@ -260,11 +260,22 @@ def _scan(text: str) -> tuple[list[Run], list[Diagnostic]]:
     t_append = texts.append
     w_append = weights.append
     s_append = srcs.append
-    ops: list[tuple[int, int, float]] = []  # (first piece, end piece, factor) per closer, in order
-    ops_append = ops.append
-
     pos = 0
     parts = ATTENTION_SPECIAL.split(text)  # text, special, text, ..., text (odd length)
+    # A closer multiplies every piece since its opener now, as A1111 does, unless the prompt could
+    # need more than MAX_MULTIPLICATIONS of them (closers x pieces bounds the work): then each
+    # (first piece, end piece, factor) is kept, in order, for _apply.
+    ops: list[tuple[int, int, float]] = []
+    if (len(parts) // 2 + 1) * (len(parts) + len(text)) <= MAX_MULTIPLICATIONS:
+        def ops_append(op, weights=weights):
+            start, end, f = op
+            if end - start == 1:
+                weights[start] *= f
+            else:
+                for p in range(start, end):
+                    weights[p] *= f
+    else:
+        ops_append = ops.append
     it = iter(parts)
     weight_of = _WEIGHT_OF
     for part, sp in zip(it, it):
