@@ -144,17 +144,7 @@ def _schedule(text, steps, hires_steps, use_old_scheduling, max_chars=None):
             bounds.add(e.when)
     if alts:
         bounds.update(range(1, total + 1))
-    out = []
-    used = 0
-    for t in sorted(bounds):
-        buf: list = []
-        _render(pieces, t, buf)
-        used += sum(len(p) for p, _ in buf)
-        if max_chars is not None and used > max_chars and out:
-            out[-1] = (total, out[-1][1])
-            break
-        out.append((t, buf))
-    return out, out_diags
+    return _per_step(bounds, total, max_chars, lambda t, buf: _render(pieces, t, buf)), out_diags
 
 
 def seed_dependent(text: str) -> bool:
@@ -441,14 +431,20 @@ def _earley_schedules(text, steps, int_offset, flt_offset, old, max_chars=None):
         for c in node.children:
             render(c, step, buf)
 
-    out = []
+    return _per_step(bounds, steps, max_chars, lambda t, buf: render(tree, t, buf)), diags
+
+
+def _per_step(bounds, total: int, max_chars: int | None, render) -> list:
+    """``(last step, pieces)`` for each step bound in order, ``render(step, buf)`` filling the
+    pieces; past ``max_chars`` characters rendered in all, the last text kept runs to ``total``."""
+    out: list = []
     used = 0
     for t in sorted(bounds):
         buf: list = []
-        render(tree, t, buf)
+        render(t, buf)
         used += sum(len(p) for p, _ in buf)
         if max_chars is not None and used > max_chars and out:
-            out[-1] = (steps, out[-1][1])
+            out[-1] = (total, out[-1][1])
             break
         out.append((t, buf))
-    return out, diags
+    return out

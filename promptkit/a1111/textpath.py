@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from promptkit.syntax.patterns import AND, AND_SUBPROMPT, COMMENT_LINE, COMMENT_TAIL, EXTRA_NETWORK
 
-from .schedule import MAX_STEPS, check_steps, check_text, schedule_maps, schedules_with_diagnostics
+from .schedule import check_steps, check_text, schedule_maps, schedules_with_diagnostics
 from .textmap import TextMap
 
 __all__ = [

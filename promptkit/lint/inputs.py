@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from promptkit.diagnostics import Span, line_col
-from promptkit.textio import MAX_TEXT_BYTES, TextFile, TextFileError, describe_os_error, read_text
+from promptkit.textio import TextFile, TextFileError, describe_os_error, read_text
 
 from .images import IMAGE_SUFFIXES, read_image_text
 from .infotext import InfotextError, Settings, looks_like_infotext, parse_infotext

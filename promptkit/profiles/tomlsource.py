@@ -12,7 +12,6 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 if sys.version_info >= (3, 11):  # pragma: no cover - depends on interpreter
     import tomllib as _toml
@@ -152,13 +151,7 @@ class _Scanner:
                 self.spaces()
                 self.advance(2 if double else 1)
             else:
-                line = self.line
-                key = table + self.key()
-                self.record(key, line)
-                self.spaces()
-                self.advance()  # "="
-                self.spaces()
-                self.value(key)
+                self.key_value(table)
             self.spaces()
             if self.peek() == "#":
                 self.blanks()
@@ -201,6 +194,16 @@ class _Scanner:
                 return raw
         return raw
 
+    def key_value(self, prefix: tuple[str, ...]) -> None:
+        """``key = value`` under ``prefix``, the key's line recorded."""
+        line = self.line
+        key = prefix + self.key()
+        self.record(key, line)
+        self.spaces()
+        self.advance()  # "="
+        self.spaces()
+        self.value(key)
+
     def value(self, path: tuple[str, ...]) -> None:
         text = self.text
         if text.startswith('"""', self.pos) or text.startswith("'''", self.pos):
@@ -233,13 +236,7 @@ class _Scanner:
                 if self.peek() == "}":
                     self.advance()
                     return
-                line = self.line
-                key = path + self.key()
-                self.record(key, line)
-                self.spaces()
-                self.advance()  # "="
-                self.spaces()
-                self.value(key)
+                self.key_value(path)
                 self.spaces()
                 if self.peek() == ",":
                     self.advance()
