@@ -17,7 +17,7 @@ DB = TagDB.from_rows([("smile", 0, 100, ""), ("1girl", 0, 1000, ""), ("lowres", 
                       ("jpeg_artifacts", 5, 10, "")], source="danbooru")
 
 READS = {"PK204": {"phrase-similarity", "known"}, "PK303": {"tags"}, "PK401": {"comma-backtrack"},
-         "PK402": {"max", "warn"}, "PK601": {"max", "min", "error-max"}}
+         "PK402": {"max", "warn"}, "PK601": {"max", "min", "error-max"}, "PK801": {"lora-dir"}}
 
 
 def test_rules_declare_exactly_the_options_they_read():

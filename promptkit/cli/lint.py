@@ -43,6 +43,8 @@ def register(subparsers) -> None:
     p.add_argument("--output-format", choices=("concise", "full", "json", "sarif"), help="diagnostics format (default concise)")
     p.add_argument("--lines", action="store_true", help="text files hold one prompt per line ('#' lines skipped)")
     p.add_argument("--tags", metavar="CSV", action="append", help="tag list(s) to use instead of TagDB.load()'s default")
+    p.add_argument("--lora-dir", metavar="DIR",
+                   help="LoRA folder: report <lora:name> tags with no such file there (PK801's lora-dir option)")
     from promptkit.cli.tagdb import add_skip_option
 
     add_skip_option(p)
@@ -184,6 +186,10 @@ def run(args) -> int:
         cfg = LintConfig() if args.isolated else load_config(args.config)
     except ConfigError as exc:
         return _err(str(exc))
+    if args.lora_dir is not None:
+        if not Path(args.lora_dir).expanduser().is_dir():
+            return _err(f"--lora-dir {_shown(args.lora_dir)}: no such folder")
+        cfg.options.setdefault("PK801", {})["lora-dir"] = args.lora_dir
     profile = args.profile or cfg.profile or "illustrious"
     backend = args.backend or cfg.backend or "a1111"
     fmt = args.output_format or cfg.output_format or "concise"

@@ -207,7 +207,11 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
             def option_error(name, message, _at=at):
                 return r.error(message, *_at, str(name))
 
-            cfg.options.setdefault(rule.code, {}).update(rule.check_options(value, option_error))
+            checked = rule.check_options(value, option_error)
+            for name, got in checked.items():
+                if rule.option(name).type == "path" and got and not Path(got).expanduser().is_absolute():
+                    checked[name] = str(cfg_path.parent / got)  # relative to the file that says it
+            cfg.options.setdefault(rule.code, {}).update(checked)
         else:
             raise r.error(_unknown_key(raw_key), *at)
     return cfg

@@ -45,7 +45,8 @@ class Example:
 
 
 #: option value types: what a config value must be
-OPTION_TYPES = {"number": "a number", "integer": "an integer", "strings": "a list of strings"}
+OPTION_TYPES = {"number": "a number", "integer": "an integer", "strings": "a list of strings",
+                "path": "a path (a string; relative to the config file that sets it)"}
 
 
 class OptionError(ValueError):
@@ -67,6 +68,10 @@ class Option:
 
     def check(self, value: Any) -> Any:
         """``value`` converted to the option's type; :class:`OptionError` when it is not one."""
+        if self.type == "path":
+            if not isinstance(value, str) or "\0" in value:
+                raise OptionError(f"expected {OPTION_TYPES[self.type]}, got {value!r}")
+            return value
         if self.type == "strings":
             if isinstance(value, str):
                 return (value,)
@@ -94,6 +99,8 @@ class Option:
     def shown_default(self) -> str:
         if self.type == "strings":
             return "[" + ", ".join(f'"{v}"' for v in self.default) + "]"
+        if self.type == "path":
+            return f'"{self.default}"'
         return repr(self.default)
 
 

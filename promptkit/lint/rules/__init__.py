@@ -1,3 +1,3 @@
 """The rule modules; importing this package registers every rule."""
 
-from . import characters, chunks, conflicts, model, settings, syntax, tags, weights  # noqa: F401
+from . import characters, chunks, conflicts, model, networks, settings, syntax, tags, weights  # noqa: F401
