@@ -41,3 +41,23 @@ def test_emoji_joiners_stay_and_lookups_fold():
 def test_pk212_fixes_leave_nothing_to_report(text):
     res = pk.fix("1girl, " + text, unsafe=True, select="PK212", db=TagDB.from_rows([("smile", 0, 5, "")]))
     assert not [d for d in res.remaining if d.code == "PK212"]
+
+
+def test_normalize_folds_outside_comments_and_never_makes_one():
+    db = TagDB.from_rows([("smile", 0, 100, ""), ("1girl", 0, 1000, ""), ("long_hair", 0, 500, "")], source="danbooru")
+    assert pk.normalize("ｓｍｉｌｅ, 1girl # ｌｏｎｇ ｈａｉｒ", db=db) == "smile, 1girl # ｌｏｎｇ ｈａｉｒ"
+    assert pk.normalize("（smile:1.2）, 1girl\n# （x）\nlong_hair", db=db) == "(smile:1.2), 1girl\n# （x）\nlong hair"
+    # a fullwidth '#' is text to A1111; as '#' it would comment out what follows
+    assert pk.normalize("smile ＃ long_hair", db=db) == "smile ＃ long hair"
+    assert pk.normalize("smile ＃ long_hair", db=db, backend="comfy") == "smile # long hair"  # no comments there
+
+
+@given(st.text(alphabet="ａｂ（）＃# \n,smile", max_size=30))
+def test_normalize_never_adds_a_comment(text):
+    from promptkit.a1111 import strip_comments
+
+    db = TagDB.from_rows([("smile", 0, 100, "")], source="danbooru")
+    out = pk.normalize(text, db=db)
+    assert out.count("#") == text.count("#")
+    assert pk.normalize(out, db=db) == out
+    assert strip_comments(out).count("＃") <= strip_comments(text).count("＃")
