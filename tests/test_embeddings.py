@@ -16,7 +16,7 @@ import tiny_sdxl  # noqa: E402
 
 from promptkit import SDXLEncoder  # noqa: E402
 from promptkit.sdxl.embeddings import load_embedding  # noqa: E402
-from promptkit.sdxl.networks import NetworkError, check_network_files  # noqa: E402
+from promptkit.a1111.networks import NetworkError, check_network_files  # noqa: E402
 
 WIDTHS = (tiny_sdxl.L_HIDDEN, tiny_sdxl.G_HIDDEN)
 

@@ -16,7 +16,7 @@ import tiny_sdxl  # noqa: E402
 
 from promptkit import SDXLEncoder  # noqa: E402
 from promptkit.sdxl.lora import LoraNetworks, kohya_module_names, read_lora_file  # noqa: E402
-from promptkit.sdxl.networks import LoraSpec, NetworkError, lora_specs  # noqa: E402
+from promptkit.a1111.networks import LoraSpec, NetworkError, lora_specs  # noqa: E402
 
 PX = tiny_sdxl.PIXELS
 

@@ -21,7 +21,7 @@ import tiny_sdxl  # noqa: E402
 
 from promptkit import SDXLEncoder  # noqa: E402
 from promptkit.sdxl.emphasis import EMPHASIS_NAMES, get_emphasis  # noqa: E402
-from promptkit.sdxl.networks import NetworkError, check_network_files, lora_specs  # noqa: E402
+from promptkit.a1111.networks import NetworkError, check_network_files, lora_specs  # noqa: E402
 
 KEYS = ("prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds")
 L = tiny_sdxl.L_HIDDEN
@@ -264,7 +264,7 @@ def test_no_host_read_from_promptkit_code_on_cpu(monkeypatch, pipe):
 
 # ------------------------------------------------------------------------------------ torch-free parts
 def test_network_checks_import_no_torch():
-    code = ("import sys, promptkit.sdxl.networks as n; n.check_network_files('<lora:x:1> a'); "
+    code = ("import sys, promptkit.a1111.networks as n; n.check_network_files('<lora:x:1> a'); "
             "n.lora_specs('<lora:x:0.5:te=1>'); import promptkit.sdxl; "
             "print(','.join(m for m in ('torch', 'transformers', 'diffusers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -1,4 +1,5 @@
-"""A1111's own readings of a prompt: weighted runs, editing schedules, the whole text path."""
+"""A1111's own readings of a prompt: weighted runs, editing schedules, the whole text path, and the
+``<lora:…>`` tags with the files they name (:mod:`promptkit.a1111.networks`)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """SDXL conditioning for diffusers.
 
-Importing this package loads nothing heavy: names resolve lazily.  ``promptkit.sdxl.networks`` (LoRA tags and
-files) is torch-free, so ``promptkit.lint`` can use it; every other module imports torch.
+Importing this package loads nothing heavy: names resolve lazily.  The ``<lora:…>`` tags and the files they
+name are read by :mod:`promptkit.a1111.networks` (torch-free, so ``promptkit.lint`` checks them too); the
+modules here import torch.
 
 =====================  =====================================================================================
 module                 one job
@@ -17,7 +18,6 @@ module                 one job
 ``composable``         ``AND`` (composable diffusion) and LoRA switching through UNet hooks
 ``lora``               kohya/A1111 LoRA files patched into the text encoders and UNet, undone exactly
 ``embeddings``         SDXL textual-inversion files (``clip_l`` / ``clip_g``)
-``networks``           ``<lora:…>`` tags and the files they name (no torch)
 =====================  =====================================================================================
 """
 
@@ -36,10 +36,10 @@ _EXPORTS = {
     "get_emphasis": "emphasis",
     "LoraNetworks": "lora",
     "EmbeddingLibrary": "embeddings",
-    "LoraSpec": "networks",
-    "NetworkError": "networks",
-    "lora_specs": "networks",
-    "check_network_files": "networks",
+    "LoraSpec": "promptkit.a1111.networks",
+    "NetworkError": "promptkit.a1111.networks",
+    "lora_specs": "promptkit.a1111.networks",
+    "check_network_files": "promptkit.a1111.networks",
 }
 
 __all__ = sorted(_EXPORTS)

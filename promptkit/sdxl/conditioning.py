@@ -36,7 +36,7 @@ class Conditioning(Mapping):
     encoder applies LoRAs, ``cross_attention_kwargs`` (for promptkit's UNet hooks).
 
     Other attributes: ``loras`` (``[(name, weight)]`` from ``<lora:…>``), ``networks`` (the
-    :class:`~promptkit.sdxl.networks.LoraSpec` list applied), ``schedule`` (list of :class:`StepConditioning`,
+    :class:`~promptkit.a1111.networks.LoraSpec` list applied), ``schedule`` (list of :class:`StepConditioning`,
     one per step range; the first one is what the keys hold), ``composition`` (the ``AND`` sub-prompts, or
     ``None``), ``steps``, ``token_counts`` / ``negative_token_counts`` (A1111's token counter per prompt).
     """

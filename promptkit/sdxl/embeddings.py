@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from promptkit.sdxl.networks import NetworkError, embedding_files, embeddings_in
+from promptkit.a1111.networks import NetworkError, embedding_files, embeddings_in
 
 __all__ = ["Embedding", "EmbeddingLibrary", "load_embedding"]
 

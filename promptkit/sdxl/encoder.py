@@ -37,7 +37,7 @@ import torch
 from promptkit.sdxl.chunk_cache import ChunkCache
 from promptkit.sdxl.device import to_device
 from promptkit.sdxl.emphasis import EMPHASIS_NAMES, get_emphasis
-from promptkit.sdxl.networks import NetworkError, lora_specs
+from promptkit.a1111.networks import NetworkError, lora_specs
 from promptkit.sdxl.prompts import MAX_STEPS, PromptRow, Source, as_list, check_steps, negative_source, positive_row
 from promptkit.sdxl.text_encoder import BOS_ID, CHUNK_LEN, EOS_ID, TextEncoderSide
 
@@ -330,7 +330,7 @@ class SDXLEncoder:
         return self.clip_l.tokenizer(), self.clip_g.tokenizer()
 
     def activate_loras(self, prompt_or_specs) -> list:
-        """Apply the LoRAs a prompt names (or a list of :class:`~promptkit.sdxl.networks.LoraSpec`), taking off
+        """Apply the LoRAs a prompt names (or a list of :class:`~promptkit.a1111.networks.LoraSpec`), taking off
         the others — for scripts that drive the pipeline themselves.  Needs ``lora_dir``."""
         if self._networks is None:
             raise ValueError("activate_loras needs SDXLEncoder(..., lora_dir=...)")

@@ -35,7 +35,7 @@ import torch
 
 from promptkit._cache import LRUCache
 from promptkit.sdxl.device import host_to_device
-from promptkit.sdxl.networks import LoraSpec, NetworkError, find_lora_file
+from promptkit.a1111.networks import LoraSpec, NetworkError, find_lora_file
 
 __all__ = ["LoraFile", "LoraNetworks", "read_lora_file", "kohya_module_names"]
 
@@ -281,7 +281,7 @@ class LoraNetworks:
     """The LoRAs applied to one SDXL pipeline's text encoders and UNet, switched as prompts ask for them.
 
     ``lora_dir``: the folder with the files (searched recursively, by file stem, as A1111 does).
-    :meth:`activate` makes exactly the given :class:`~promptkit.sdxl.networks.LoraSpec` list active (an empty
+    :meth:`activate` makes exactly the given :class:`~promptkit.a1111.networks.LoraSpec` list active (an empty
     list takes everything off); it is a no-op when that list is already active.  ``max_files`` LoRA files are
     kept in memory (CPU), read again when a file changes on disk.
     """

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from promptkit._cache import LRUCache
-from promptkit.sdxl.networks import LORA_KINDS, LoraSpec, NetworkError, NetworkTag, network_tags, parse_lora_tag
+from promptkit.a1111.networks import LORA_KINDS, LoraSpec, NetworkError, NetworkTag, network_tags, parse_lora_tag
 
 __all__ = ["Source", "PromptRow", "MAX_STEPS", "check_steps", "positive_row", "negative_source"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from promptkit.diagnostics import quoted
-from promptkit.sdxl.networks import LORA_KINDS, NetworkError, NetworkTag, find_lora_file, network_tags, parse_lora_tag
+from promptkit.a1111.networks import LORA_KINDS, NetworkError, NetworkTag, find_lora_file, network_tags, parse_lora_tag
 
 from ..registry import Example, Option, Rule, register
 

@@ -78,7 +78,7 @@ class LoraSpec:
 
 def network_tags(prompt: str) -> list[NetworkTag]:
     """Every extra-network tag of a positive prompt, in order, as A1111 finds them (comments removed first)."""
-    from promptkit.a1111 import extract_extra_networks, strip_comments
+    from .textpath import extract_extra_networks, strip_comments
 
     if not isinstance(prompt, str):
         raise TypeError(f"prompt must be a string, got {type(prompt).__name__}")
